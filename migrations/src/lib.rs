@@ -1,0 +1,20 @@
+//! Database migrations for seatbridge. The same migrations run on SQLite and PostgreSQL.
+//! Files are named `mYYYYMMDD_NNNNNN_verb_noun.rs` and never edited once landed.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_core_tables;
+mod m20261125_000002_seed_plans;
+
+/// Runs every migration in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261125_000001_create_core_tables::Migration),
+            Box::new(m20261125_000002_seed_plans::Migration),
+        ]
+    }
+}

@@ -1,0 +1,2 @@
+pub mod scim;
+pub mod store;

@@ -1,0 +1,80 @@
+//! A small SQL text builder that numbers placeholders for the backend (`?` on SQLite, `$n` on
+//! PostgreSQL). Values are always bound, never spliced into the text.
+
+use sea_orm::{DbBackend, Statement, Value};
+
+/// Accumulates SQL text and bound values.
+#[derive(Debug)]
+pub struct SqlBuilder {
+    backend: DbBackend,
+    sql: String,
+    values: Vec<Value>,
+}
+
+impl SqlBuilder {
+    /// Starts an empty statement for a backend.
+    pub fn new(backend: DbBackend) -> Self {
+        SqlBuilder { backend, sql: String::with_capacity(256), values: Vec::new() }
+    }
+
+    /// The backend this statement is for.
+    pub fn backend(&self) -> DbBackend {
+        self.backend
+    }
+
+    /// Appends SQL text. Callers pass only text they wrote themselves, never client input.
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.sql.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder bound to `value`.
+    pub fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
+        self.values.push(value.into());
+        match self.backend {
+            DbBackend::Postgres => {
+                self.sql.push('$');
+                self.sql.push_str(&self.values.len().to_string());
+            }
+            _ => self.sql.push('?'),
+        }
+        self
+    }
+
+    /// Appends `(?, ?, …)` for a list of values.
+    pub fn bind_list<V: Into<Value>>(&mut self, values: impl IntoIterator<Item = V>) -> &mut Self {
+        self.push("(");
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(v);
+        }
+        self.push(")")
+    }
+
+    /// Finishes the statement.
+    pub fn build(self) -> Statement {
+        Statement::from_sql_and_values(self.backend, self.sql, self.values)
+    }
+
+    /// The SQL text so far (for tests).
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_placeholders_per_backend() {
+        let mut pg = SqlBuilder::new(DbBackend::Postgres);
+        pg.push("a = ").bind(1).push(" AND b IN ").bind_list(["x", "y"]);
+        assert_eq!(pg.sql(), "a = $1 AND b IN ($2, $3)");
+        let mut lite = SqlBuilder::new(DbBackend::Sqlite);
+        lite.push("a = ").bind(1);
+        assert_eq!(lite.sql(), "a = ?");
+    }
+}

@@ -1,0 +1,162 @@
+//! Tenants, SCIM tokens, plans and licenses.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+};
+
+use super::entities::{license, plan, scim_token, tenant};
+use super::{now, StoreError};
+
+/// Finds a tenant by slug.
+pub async fn find_by_slug(conn: &impl ConnectionTrait, slug: &str) -> Result<Option<tenant::Model>, StoreError> {
+    Ok(tenant::Entity::find().filter(tenant::Column::Slug.eq(slug)).one(conn).await?)
+}
+
+/// Finds a tenant by id.
+pub async fn find(conn: &impl ConnectionTrait, id: &str) -> Result<Option<tenant::Model>, StoreError> {
+    Ok(tenant::Entity::find_by_id(id.to_string()).one(conn).await?)
+}
+
+/// Inserts a tenant.
+pub async fn insert_tenant(conn: &impl ConnectionTrait, slug: &str, name: &str) -> Result<tenant::Model, StoreError> {
+    Ok(tenant::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        slug: Set(slug.to_string()),
+        name: Set(name.to_string()),
+        created_at: Set(now()),
+    }
+    .insert(conn)
+    .await?)
+}
+
+/// Inserts a token row for a tenant; `token_hash` is the SHA-256 of the secret.
+pub async fn insert_token(conn: &impl ConnectionTrait, tenant_id: &str, name: &str, token_hash: &str) -> Result<scim_token::Model, StoreError> {
+    Ok(scim_token::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        tenant_id: Set(tenant_id.to_string()),
+        name: Set(name.to_string()),
+        token_hash: Set(token_hash.to_string()),
+        created_at: Set(now()),
+        last_used_at: Set(None),
+        revoked_at: Set(None),
+    }
+    .insert(conn)
+    .await?)
+}
+
+/// Finds an unrevoked token by the hash of its secret.
+pub async fn find_token_by_hash(conn: &impl ConnectionTrait, token_hash: &str) -> Result<Option<scim_token::Model>, StoreError> {
+    Ok(scim_token::Entity::find()
+        .filter(scim_token::Column::TokenHash.eq(token_hash))
+        .filter(scim_token::Column::RevokedAt.is_null())
+        .one(conn)
+        .await?)
+}
+
+/// Revokes a token. Returns false when no unrevoked token has that id.
+pub async fn revoke_token(conn: &impl ConnectionTrait, id: &str) -> Result<bool, StoreError> {
+    let res = scim_token::Entity::update_many()
+        .col_expr(scim_token::Column::RevokedAt, sea_orm::sea_query::Expr::value(now()))
+        .filter(scim_token::Column::Id.eq(id))
+        .filter(scim_token::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected > 0)
+}
+
+/// Records that a token was used.
+pub async fn touch_token(conn: &impl ConnectionTrait, id: &str) -> Result<(), StoreError> {
+    scim_token::Entity::update_many()
+        .col_expr(scim_token::Column::LastUsedAt, sea_orm::sea_query::Expr::value(now()))
+        .filter(scim_token::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Every plan, by name.
+pub async fn list_plans(conn: &impl ConnectionTrait) -> Result<Vec<plan::Model>, StoreError> {
+    Ok(plan::Entity::find().order_by_asc(plan::Column::Name).all(conn).await?)
+}
+
+/// Finds a plan by name.
+pub async fn find_plan(conn: &impl ConnectionTrait, name: &str) -> Result<Option<plan::Model>, StoreError> {
+    Ok(plan::Entity::find_by_id(name.to_string()).one(conn).await?)
+}
+
+/// Inserts or replaces a plan.
+pub async fn upsert_plan(
+    conn: &impl ConnectionTrait,
+    name: &str,
+    features_json: String,
+    seats_default: i64,
+    grace_days: i32,
+) -> Result<plan::Model, StoreError> {
+    let t = now();
+    match find_plan(conn, name).await? {
+        Some(existing) => {
+            let mut active: plan::ActiveModel = existing.into();
+            active.features = Set(features_json);
+            active.seats_default = Set(seats_default);
+            active.grace_days = Set(grace_days);
+            active.updated_at = Set(t);
+            Ok(active.update(conn).await?)
+        }
+        None => Ok(plan::ActiveModel {
+            name: Set(name.to_string()),
+            features: Set(features_json),
+            seats_default: Set(seats_default),
+            seat_pools: Set("{}".into()),
+            grace_days: Set(grace_days),
+            overage: Set(1.0),
+            created_at: Set(t),
+            updated_at: Set(t),
+        }
+        .insert(conn)
+        .await?),
+    }
+}
+
+/// A tenant's license.
+pub async fn find_license(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<Option<license::Model>, StoreError> {
+    Ok(license::Entity::find_by_id(tenant_id.to_string()).one(conn).await?)
+}
+
+/// The fields of a license write.
+#[derive(Debug, Clone)]
+pub struct LicenseFields {
+    pub plan_name: String,
+    pub seats: i64,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Creates or updates a tenant's license, bumping its version.
+pub async fn put_license(conn: &impl ConnectionTrait, tenant_id: &str, fields: LicenseFields) -> Result<license::Model, StoreError> {
+    let t = now();
+    match find_license(conn, tenant_id).await? {
+        Some(existing) => {
+            let version = existing.version + 1;
+            let mut active: license::ActiveModel = existing.into();
+            active.plan_name = Set(fields.plan_name);
+            active.seats = Set(fields.seats);
+            active.expires_at = Set(fields.expires_at);
+            active.version = Set(version);
+            active.updated_at = Set(t);
+            Ok(active.update(conn).await?)
+        }
+        None => Ok(license::ActiveModel {
+            tenant_id: Set(tenant_id.to_string()),
+            plan_name: Set(fields.plan_name),
+            seats: Set(fields.seats),
+            starts_at: Set(t),
+            expires_at: Set(fields.expires_at),
+            status: Set("active".into()),
+            policy: Set("block_new".into()),
+            version: Set(1),
+            updated_at: Set(t),
+        }
+        .insert(conn)
+        .await?),
+    }
+}

@@ -1,0 +1,163 @@
+//! User rows and their email index.
+
+use std::collections::HashMap;
+
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use serde_json::Value;
+
+use super::entities::{user, user_email};
+use super::sql::SqlBuilder;
+use super::{now, StoreError};
+
+/// The indexed columns derived from a user document: the document is the truth, these
+/// columns exist so filters, sorting and uniqueness run on indexes.
+struct UserColumns {
+    user_name: String,
+    external_id: Option<String>,
+    display_name: Option<String>,
+    active: bool,
+}
+
+fn columns(doc: &Value) -> UserColumns {
+    let text = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_string);
+    UserColumns {
+        user_name: text("userName").unwrap_or_default(),
+        external_id: text("externalId"),
+        display_name: text("displayName"),
+        // RFC 7643 leaves the default to the provider; a user created without `active` is active.
+        active: doc.get("active").and_then(Value::as_bool).unwrap_or(true),
+    }
+}
+
+/// Reads the `active` flag of a user document (absent means active).
+pub fn doc_active(doc: &Value) -> bool {
+    columns(doc).active
+}
+
+/// Inserts a new user with its emails.
+pub async fn insert(conn: &impl ConnectionTrait, tenant_id: &str, id: &str, doc: &Value) -> Result<user::Model, StoreError> {
+    let c = columns(doc);
+    let t = now();
+    let model = user::ActiveModel {
+        id: Set(id.to_string()),
+        tenant_id: Set(tenant_id.to_string()),
+        user_name_norm: Set(c.user_name.to_lowercase()),
+        user_name: Set(c.user_name),
+        external_id: Set(c.external_id),
+        display_name_norm: Set(c.display_name.as_deref().map(str::to_lowercase)),
+        display_name: Set(c.display_name),
+        active: Set(c.active),
+        doc: Set(doc.to_string()),
+        version: Set(1),
+        created_at: Set(t),
+        updated_at: Set(t),
+    }
+    .insert(conn)
+    .await?;
+    replace_emails(conn, tenant_id, id, doc).await?;
+    Ok(model)
+}
+
+/// Replaces a user's document, bumping its version.
+pub async fn update(conn: &impl ConnectionTrait, row: &user::Model, doc: &Value) -> Result<user::Model, StoreError> {
+    let c = columns(doc);
+    let mut active: user::ActiveModel = row.clone().into();
+    active.user_name_norm = Set(c.user_name.to_lowercase());
+    active.user_name = Set(c.user_name);
+    active.external_id = Set(c.external_id);
+    active.display_name_norm = Set(c.display_name.as_deref().map(str::to_lowercase));
+    active.display_name = Set(c.display_name);
+    active.active = Set(c.active);
+    active.doc = Set(doc.to_string());
+    active.version = Set(row.version + 1);
+    active.updated_at = Set(now());
+    let model = active.update(conn).await?;
+    replace_emails(conn, &row.tenant_id, &row.id, doc).await?;
+    Ok(model)
+}
+
+/// Finds a user of a tenant by id.
+pub async fn find(conn: &impl ConnectionTrait, tenant_id: &str, id: &str) -> Result<Option<user::Model>, StoreError> {
+    Ok(user::Entity::find_by_id(id.to_string())
+        .filter(user::Column::TenantId.eq(tenant_id))
+        .one(conn)
+        .await?)
+}
+
+/// Deletes a user and its memberships. Returns false when no such user exists in the tenant.
+pub async fn delete(conn: &impl ConnectionTrait, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
+    let backend = conn.get_database_backend();
+    let mut b = SqlBuilder::new(backend);
+    b.push("DELETE FROM group_members WHERE tenant_id = ").bind(tenant_id.to_string()).push(" AND member_id = ").bind(id.to_string());
+    conn.execute_raw(b.build()).await?;
+    user_email::Entity::delete_many()
+        .filter(user_email::Column::UserId.eq(id))
+        .exec(conn)
+        .await?;
+    let res = user::Entity::delete_many()
+        .filter(user::Column::Id.eq(id))
+        .filter(user::Column::TenantId.eq(tenant_id))
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected > 0)
+}
+
+/// Keeps `user_emails` equal to the document's `emails`.
+async fn replace_emails(conn: &impl ConnectionTrait, tenant_id: &str, user_id: &str, doc: &Value) -> Result<(), StoreError> {
+    user_email::Entity::delete_many()
+        .filter(user_email::Column::UserId.eq(user_id))
+        .exec(conn)
+        .await?;
+    let Some(emails) = doc.get("emails").and_then(Value::as_array) else {
+        return Ok(());
+    };
+    let rows: Vec<user_email::ActiveModel> = emails
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let value = e.get("value")?.as_str()?;
+            Some(user_email::ActiveModel {
+                user_id: Set(user_id.to_string()),
+                position: Set(i32::try_from(i).unwrap_or(i32::MAX)),
+                tenant_id: Set(tenant_id.to_string()),
+                value_norm: Set(value.to_lowercase()),
+                kind: Set(e.get("type").and_then(Value::as_str).map(str::to_string)),
+                is_primary: Set(e.get("primary").and_then(Value::as_bool).unwrap_or(false)),
+            })
+        })
+        .collect();
+    if !rows.is_empty() {
+        user_email::Entity::insert_many(rows).exec(conn).await?;
+    }
+    Ok(())
+}
+
+/// A group a user belongs to (the reverse `groups` attribute).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRef {
+    pub id: String,
+    pub display_name: String,
+}
+
+/// The direct groups of each of the given users.
+pub async fn groups_of(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    user_ids: &[&str],
+) -> Result<HashMap<String, Vec<GroupRef>>, StoreError> {
+    let mut out: HashMap<String, Vec<GroupRef>> = HashMap::new();
+    if user_ids.is_empty() {
+        return Ok(out);
+    }
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push("SELECT m.member_id, g.id, g.display_name FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.tenant_id = ")
+        .bind(tenant_id.to_string())
+        .push(" AND m.member_id IN ")
+        .bind_list(user_ids.iter().map(|s| s.to_string()))
+        .push(" ORDER BY g.display_name_norm, g.id");
+    for row in conn.query_all_raw(b.build()).await? {
+        let member: String = row.try_get_by_index(0)?;
+        out.entry(member).or_default().push(GroupRef { id: row.try_get_by_index(1)?, display_name: row.try_get_by_index(2)? });
+    }
+    Ok(out)
+}
