@@ -1,2 +1,14 @@
+//! seatbridge: a multi-tenant SCIM 2.0 provisioning bridge that enforces software licenses at
+//! the moment identities are provisioned.
+//!
+//! Layout: [`scim`] (protocol), [`provisioning`] (the write path), [`store`] (database),
+//! [`auth`] (SCIM bearer tokens), [`app`] (routes), [`cli`], [`config`], [`telemetry`].
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod provisioning;
 pub mod scim;
 pub mod store;
+pub mod telemetry;

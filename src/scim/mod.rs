@@ -1,9 +1,15 @@
 //! The SCIM 2.0 protocol (RFC 7643/7644): schemas, resources, filters, PATCH, list parameters,
-//! errors and the HTTP handlers. No database types in here: handlers call `provisioning`.
+//! projection, errors and the HTTP handlers. No database types in here: handlers call
+//! `provisioning`.
 
+pub mod bulk;
+pub mod discovery;
 pub mod error;
 pub mod filter;
+pub mod http;
+pub mod list;
 pub mod patch;
+pub mod projection;
 pub mod resource;
 pub mod schema;
 

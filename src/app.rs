@@ -1,0 +1,143 @@
+//! Building the actix application. Tests start the real server through [`Application::build`]
+//! on port 0, exactly as `seatbridge serve` does.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpResponse, HttpServer};
+use sea_orm::DatabaseConnection;
+use tracing::Instrument;
+
+use crate::auth::TokenUsage;
+use crate::config::Config;
+use crate::scim::schema::SchemaRegistry;
+use crate::{scim, store};
+
+/// Shared state of every request.
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub schemas: Arc<SchemaRegistry>,
+    pub config: Arc<Config>,
+    pub token_usage: TokenUsage,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not open the database ({url}): {source}. Check DATABASE_URL / --database-url")]
+    Database { url: String, source: sea_orm::DbErr },
+    #[error("could not apply database migrations: {0}")]
+    Migrate(sea_orm::DbErr),
+    #[error("could not listen on {addr}: {source}. Pick another address with --listen / SEATBRIDGE_LISTEN")]
+    Listen { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Schemas(#[from] scim::schema::SchemaLoadError),
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects to the database, applies migrations and binds the listener.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let db = store::connect(&config.db_settings()).await.map_err(|source| StartError::Database {
+            url: crate::config::redact_url(&config.database_url),
+            source,
+        })?;
+        store::migrate(&db).await.map_err(StartError::Migrate)?;
+        Self::build_with_db(config, db).await
+    }
+
+    /// Binds the listener over an already migrated database.
+    pub async fn build_with_db(config: Config, db: DatabaseConnection) -> Result<Self, StartError> {
+        let listener = TcpListener::bind(&config.listen).map_err(|source| StartError::Listen { addr: config.listen.clone(), source })?;
+        let port = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen.clone(), source })?.port();
+        let state = web::Data::new(AppState {
+            db,
+            schemas: Arc::new(SchemaRegistry::builtin()?),
+            config: Arc::new(config),
+            token_usage: TokenUsage::default(),
+        });
+        let server = HttpServer::new(move || App::new().configure(|cfg| configure(cfg, state.clone())))
+            .listen(listener)
+            .map_err(|source| StartError::Listen { addr: "listener".into(), source })?
+            .shutdown_timeout(30)
+            .run();
+        Ok(Application { port, server })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs until the server stops (SIGINT/SIGTERM drain in-flight requests first).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The route table: SCIM under `/scim/v2`, health endpoints at the root.
+pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
+    cfg.app_data(state)
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .service(
+            web::scope("/scim/v2")
+                .wrap(from_fn(request_context))
+                .configure(scim::http::configure)
+                .default_service(web::to(scim::http::not_found)),
+        );
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match store::migrations_current(&state.db).await {
+        Ok(true) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+        Ok(false) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "migrations pending"})),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "database unreachable"}))
+        }
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Gives every request an id (the client's `X-Request-Id` when it is sane, else a new UUID),
+/// a tracing span carrying it and the tenant, and one log line with status and latency.
+async fn request_context(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.path(),
+        tenant = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let mut res = next.call(req).instrument(span.clone()).await?;
+    let status = res.status().as_u16();
+    span.in_scope(|| tracing::info!(status, elapsed_ms = started.elapsed().as_secs_f64() * 1000.0, "handled"));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(REQUEST_ID, v);
+    }
+    Ok(res)
+}

@@ -1,0 +1,381 @@
+//! The `seatbridge` command line (see design.md "CLI").
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+
+use crate::app::{Application, StartError};
+use crate::auth::{generate_token, hash_token};
+use crate::config::{Config, LogFormat, DEFAULT_DATABASE_URL, DEFAULT_LISTEN};
+use crate::store::{self, tenants, StoreError};
+use crate::telemetry;
+
+/// seatbridge — a SCIM 2.0 provisioning bridge that enforces software licenses.
+#[derive(Debug, Parser)]
+#[command(name = "seatbridge", version, about)]
+pub struct Cli {
+    /// Database URL: sqlite://FILE?mode=rwc (default) or postgres://USER@HOST/DB.
+    #[arg(long, global = true, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (applies migrations first).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage the plan catalog.
+    #[command(subcommand)]
+    Plan(PlanCommand),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage a tenant's license.
+    #[command(subcommand)]
+    License(LicenseCommand),
+    /// Manage SCIM bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SEATBRIDGE_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: String,
+    /// Public base URL used in `meta.location` (e.g. https://scim.example.com).
+    #[arg(long, env = "SEATBRIDGE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Log format.
+    #[arg(long, env = "SEATBRIDGE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Largest page a list returns (filter.maxResults).
+    #[arg(long, env = "SEATBRIDGE_MAX_RESULTS", default_value_t = 1000)]
+    pub max_results: u64,
+    /// Largest request body in bytes.
+    #[arg(long, env = "SEATBRIDGE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Answer PATCH with 204 No Content instead of 200 and the resource.
+    #[arg(long, env = "SEATBRIDGE_PATCH_NO_CONTENT")]
+    pub patch_no_content: bool,
+    /// Create a demo tenant and print its SCIM base URL and a bearer token.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// `plan …`.
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// List plans as JSON.
+    List,
+    /// Create or update a plan.
+    Set {
+        name: String,
+        #[arg(long)]
+        seats_default: i64,
+        /// Comma-separated features, e.g. scim.users,scim.groups.
+        #[arg(long, value_delimiter = ',')]
+        features: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        grace_days: i32,
+    },
+}
+
+/// `tenant …`.
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant with a license; prints the tenant as JSON.
+    Create {
+        slug: String,
+        #[arg(long)]
+        plan: String,
+        #[arg(long)]
+        seats: i64,
+        /// License expiry (RFC 3339); omit for a perpetual license.
+        #[arg(long)]
+        expires: Option<String>,
+        /// Display name (defaults to the slug).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+/// `license …`.
+#[derive(Debug, Subcommand)]
+pub enum LicenseCommand {
+    /// Change a tenant's license.
+    Set {
+        slug: String,
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long)]
+        seats: Option<i64>,
+        /// RFC 3339 timestamp, or `never`.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+}
+
+/// `token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a SCIM bearer token; it is printed once and stored only as a hash.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+/// A command failed; the message says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("database error: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("server stopped with an error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<sea_orm::DbErr> for CliError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        CliError::Store(e.into())
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Serve(args) => serve(cli.database_url, args).await,
+        command => {
+            telemetry::init(LogFormat::Text);
+            let db = open(&cli.database_url).await?;
+            match command {
+                Command::Migrate => {
+                    println!("migrations applied");
+                    Ok(())
+                }
+                Command::Plan(c) => plan(&db, c).await,
+                Command::Tenant(c) => tenant(&db, c).await,
+                Command::License(c) => license(&db, c).await,
+                Command::Token(c) => token(&db, c).await,
+                Command::Serve(_) => Ok(()),
+            }
+        }
+    }
+}
+
+async fn open(url: &str) -> Result<DatabaseConnection, CliError> {
+    let config = Config { database_url: url.to_string(), ..Config::default() };
+    let db = store::connect(&config.db_settings()).await.map_err(|source| StartError::Database {
+        url: crate::config::redact_url(url),
+        source,
+    })?;
+    store::migrate(&db).await.map_err(StartError::Migrate)?;
+    Ok(db)
+}
+
+async fn serve(database_url: String, args: ServeArgs) -> Result<(), CliError> {
+    telemetry::init(args.log_format);
+    let mut config = Config {
+        listen: args.listen,
+        database_url,
+        public_url: args.public_url,
+        log_format: args.log_format,
+        ..Config::default()
+    };
+    config.scim.max_results = args.max_results.max(1);
+    config.scim.max_body_bytes = args.max_body_bytes;
+    config.scim.patch_returns_resource = !args.patch_no_content;
+    tracing::info!(config = ?config, "starting seatbridge");
+    let db = open(&config.database_url).await?;
+    let demo = if args.demo { Some(create_demo(&db).await?) } else { None };
+    let app = Application::build_with_db(config.clone(), db).await?;
+    let base = match &config.public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            let host = config.listen.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
+            let host = if host == "0.0.0.0" { "127.0.0.1" } else { host };
+            format!("http://{host}:{}", app.port())
+        }
+    };
+    tracing::info!(port = app.port(), "listening");
+    if let Some(token) = demo {
+        println!("seatbridge demo tenant is ready");
+        println!("  SCIM base URL: {base}/scim/v2");
+        println!("  Bearer token:  {token}");
+        println!("  try: curl -H 'Authorization: Bearer {token}' {base}/scim/v2/Users");
+    }
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+/// Creates (once) the `demo` tenant on the `team` plan and a fresh token for it.
+async fn create_demo(db: &DatabaseConnection) -> Result<String, CliError> {
+    let tenant = match tenants::find_by_slug(db, "demo").await? {
+        Some(t) => t,
+        None => {
+            let t = tenants::insert_tenant(db, "demo", "Demo tenant").await?;
+            tenants::put_license(db, &t.id, tenants::LicenseFields { plan_name: "team".into(), seats: 25, expires_at: None }).await?;
+            t
+        }
+    };
+    let token = generate_token();
+    tenants::insert_token(db, &tenant.id, "demo", &hash_token(&token)).await?;
+    Ok(token)
+}
+
+async fn plan(db: &DatabaseConnection, c: PlanCommand) -> Result<(), CliError> {
+    match c {
+        PlanCommand::List => {
+            let plans: Vec<_> = tenants::list_plans(db)
+                .await?
+                .into_iter()
+                .map(|p| {
+                    json!({"name": p.name, "features": serde_json::from_str::<serde_json::Value>(&p.features).unwrap_or_default(),
+                           "seats_default": p.seats_default, "grace_days": p.grace_days})
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&plans).unwrap_or_default());
+        }
+        PlanCommand::Set { name, seats_default, features, grace_days } => {
+            if name.trim().is_empty() || seats_default < 0 || grace_days < 0 {
+                return Err(CliError::Usage("plan set needs a name, --seats-default >= 0 and --grace-days >= 0".into()));
+            }
+            let features: Vec<String> = features.into_iter().map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect();
+            let p = tenants::upsert_plan(db, &name, json!(features).to_string(), seats_default, grace_days).await?;
+            println!("{}", json!({"name": p.name, "features": features, "seats_default": p.seats_default, "grace_days": p.grace_days}));
+        }
+    }
+    Ok(())
+}
+
+fn parse_expiry(text: &str) -> Result<Option<DateTime<Utc>>, CliError> {
+    if text.eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| Some(t.with_timezone(&Utc)))
+        .map_err(|_| CliError::Usage(format!("--expires '{text}' is not an RFC 3339 time (e.g. 2027-01-31T00:00:00Z) or 'never'")))
+}
+
+async fn require_plan(db: &DatabaseConnection, name: &str) -> Result<(), CliError> {
+    if tenants::find_plan(db, name).await?.is_none() {
+        let known: Vec<String> = tenants::list_plans(db).await?.into_iter().map(|p| p.name).collect();
+        return Err(CliError::Usage(format!(
+            "unknown plan '{name}'; known plans: {}. Create it with `seatbridge plan set {name} --seats-default N --features …`",
+            known.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn valid_slug(slug: &str) -> bool {
+    !slug.is_empty()
+        && slug.len() <= 63
+        && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !slug.starts_with('-')
+}
+
+async fn tenant(db: &DatabaseConnection, c: TenantCommand) -> Result<(), CliError> {
+    let TenantCommand::Create { slug, plan, seats, expires, name } = c;
+    if !valid_slug(&slug) {
+        return Err(CliError::Usage(format!("tenant slug '{slug}' must be 1-63 lowercase letters, digits or '-'")));
+    }
+    if seats < 0 {
+        return Err(CliError::Usage("--seats must be 0 or more".into()));
+    }
+    let expires_at = expires.as_deref().map(parse_expiry).transpose()?.flatten();
+    require_plan(db, &plan).await?;
+    if tenants::find_by_slug(db, &slug).await?.is_some() {
+        return Err(CliError::Usage(format!("tenant '{slug}' already exists; change its license with `seatbridge license set {slug} …`")));
+    }
+    let tx = store::begin_write(db).await?;
+    let t = tenants::insert_tenant(&tx, &slug, name.as_deref().unwrap_or(&slug)).await?;
+    let l = tenants::put_license(&tx, &t.id, tenants::LicenseFields { plan_name: plan, seats, expires_at }).await?;
+    tx.commit().await?;
+    println!(
+        "{}",
+        json!({"id": t.id, "slug": t.slug, "name": t.name, "license": {"plan": l.plan_name, "seats": l.seats,
+               "expires_at": l.expires_at, "status": l.status, "version": l.version}})
+    );
+    Ok(())
+}
+
+async fn license(db: &DatabaseConnection, c: LicenseCommand) -> Result<(), CliError> {
+    let LicenseCommand::Set { slug, plan, seats, expires } = c;
+    let t = tenants::find_by_slug(db, &slug)
+        .await?
+        .ok_or_else(|| CliError::Usage(format!("no tenant '{slug}'; create it with `seatbridge tenant create {slug} --plan … --seats …`")))?;
+    let current = tenants::find_license(db, &t.id).await?;
+    let plan_name = match (plan, &current) {
+        (Some(p), _) => p,
+        (None, Some(l)) => l.plan_name.clone(),
+        (None, None) => return Err(CliError::Usage("this tenant has no license yet; pass --plan".into())),
+    };
+    require_plan(db, &plan_name).await?;
+    let seats = seats.or(current.as_ref().map(|l| l.seats)).unwrap_or(0);
+    if seats < 0 {
+        return Err(CliError::Usage("--seats must be 0 or more".into()));
+    }
+    let expires_at = match expires {
+        Some(text) => parse_expiry(&text)?,
+        None => current.as_ref().and_then(|l| l.expires_at),
+    };
+    let l = tenants::put_license(db, &t.id, tenants::LicenseFields { plan_name, seats, expires_at }).await?;
+    println!("{}", json!({"tenant": slug, "plan": l.plan_name, "seats": l.seats, "expires_at": l.expires_at, "status": l.status, "version": l.version}));
+    Ok(())
+}
+
+async fn token(db: &DatabaseConnection, c: TokenCommand) -> Result<(), CliError> {
+    match c {
+        TokenCommand::Create { tenant, name } => {
+            let t = tenants::find_by_slug(db, &tenant)
+                .await?
+                .ok_or_else(|| CliError::Usage(format!("no tenant '{tenant}'; list or create tenants first")))?;
+            let secret = generate_token();
+            let row = tenants::insert_token(db, &t.id, &name, &hash_token(&secret)).await?;
+            eprintln!("token id {} for tenant {tenant}; the secret below is shown only once:", row.id);
+            println!("{secret}");
+        }
+        TokenCommand::Revoke { id } => {
+            if !tenants::revoke_token(db, &id).await? {
+                return Err(CliError::Usage(format!("no active token with id '{id}'")));
+            }
+            println!("token {id} revoked");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_validated() {
+        assert!(valid_slug("acme-1"));
+        assert!(!valid_slug("Acme"));
+        assert!(!valid_slug("-x"));
+        assert!(!valid_slug(""));
+    }
+
+    #[test]
+    fn expiry_accepts_rfc3339_or_never() {
+        assert!(parse_expiry("never").unwrap_or(Some(Utc::now())).is_none());
+        assert!(parse_expiry("2027-01-31T00:00:00Z").is_ok());
+        assert!(parse_expiry("tomorrow").is_err());
+    }
+}

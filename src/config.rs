@@ -1,0 +1,127 @@
+//! Typed configuration. Defaults → `SEATBRIDGE_*`/`DATABASE_URL` environment → CLI flags
+//! (clap resolves env and flags; see `cli.rs`). Secrets are never logged: `Debug` redacts
+//! the database URL's password.
+
+use std::time::Duration;
+
+use crate::store::DbSettings;
+
+/// Default SQLite database in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://seatbridge.db?mode=rwc";
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Limits and behaviour of the SCIM endpoints (advertised truthfully in ServiceProviderConfig).
+#[derive(Debug, Clone)]
+pub struct ScimSettings {
+    /// Largest page a list may return (`filter.maxResults`); larger `count`s are capped.
+    pub max_results: u64,
+    /// Page size when the client gives no `count`.
+    pub default_count: u64,
+    /// Largest request body accepted, in bytes (413 above).
+    pub max_body_bytes: usize,
+    /// `bulk.maxOperations`.
+    pub bulk_max_operations: usize,
+    /// `bulk.maxPayloadSize`, in bytes.
+    pub bulk_max_payload_bytes: usize,
+    /// PATCH answers 200 with the resource (true, what Okta and Entra expect) or 204 (false).
+    pub patch_returns_resource: bool,
+}
+
+impl Default for ScimSettings {
+    fn default() -> Self {
+        ScimSettings {
+            max_results: 1000,
+            default_count: 100,
+            max_body_bytes: 1024 * 1024,
+            bulk_max_operations: 1000,
+            bulk_max_payload_bytes: 1024 * 1024,
+            patch_returns_resource: true,
+        }
+    }
+}
+
+/// Everything the server needs to run.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: String,
+    pub database_url: String,
+    /// Public base URL (e.g. `https://scim.example.com`) used in `meta.location`; when unset,
+    /// the request's scheme and host are used.
+    pub public_url: Option<String>,
+    pub log_format: LogFormat,
+    pub db_max_connections: u32,
+    pub db_busy_timeout: Duration,
+    pub scim: ScimSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN.into(),
+            database_url: DEFAULT_DATABASE_URL.into(),
+            public_url: None,
+            log_format: LogFormat::Text,
+            db_max_connections: 16,
+            db_busy_timeout: Duration::from_secs(5),
+            scim: ScimSettings::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Pool settings derived from this configuration.
+    pub fn db_settings(&self) -> DbSettings {
+        DbSettings {
+            url: self.database_url.clone(),
+            max_connections: self.db_max_connections,
+            busy_timeout: self.db_busy_timeout,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("public_url", &self.public_url)
+            .field("log_format", &self.log_format)
+            .field("db_max_connections", &self.db_max_connections)
+            .field("scim", &self.scim)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &creds[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("sqlite://x.db?mode=rwc"), "sqlite://x.db?mode=rwc");
+        assert!(!format!("{:?}", Config { database_url: "postgres://u:pw@h/db".into(), ..Config::default() }).contains("pw"));
+    }
+}

@@ -1,0 +1,156 @@
+//! Test harness: every test starts the real server on a random port over its own database
+//! (a fresh SQLite file, or a fresh PostgreSQL database when `TEST_POSTGRES_URL` is set).
+
+use reqwest::{Client, Method, Response};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{json, Value};
+
+use seatbridge::app::Application;
+use seatbridge::auth::{generate_token, hash_token};
+use seatbridge::config::Config;
+use seatbridge::store::{self, tenants};
+
+pub const SCIM: &str = "application/scim+json";
+pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+pub struct TestApp {
+    pub base: String,
+    pub token: String,
+    pub client: Client,
+    pub db: sea_orm::DatabaseConnection,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A database URL for one test: a new SQLite file, or a new PostgreSQL database.
+async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(server) if !server.is_empty() => {
+            let admin = Database::connect(&server).await.expect("connect to TEST_POSTGRES_URL");
+            let name = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create test database");
+            admin.close().await.ok();
+            let (prefix, _) = server.rsplit_once('/').expect("TEST_POSTGRES_URL has a database path");
+            (format!("{prefix}/{name}"), None)
+        }
+        _ => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+            (url, Some(dir))
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let (url, dir) = fresh_database().await;
+        let mut config = Config { listen: "127.0.0.1:0".into(), database_url: url, ..Config::default() };
+        adjust(&mut config);
+        let app = Application::build(config.clone()).await.expect("server starts");
+        let port = app.port();
+        tokio::spawn(app.run_until_stopped());
+        let db = store::connect(&config.db_settings()).await.expect("test db connection");
+        let token = create_tenant(&db, "acme").await;
+        TestApp {
+            base: format!("http://127.0.0.1:{port}"),
+            token,
+            client: Client::new(),
+            db,
+            _dir: dir,
+        }
+    }
+
+    /// Creates another tenant in the same database and returns its token.
+    pub async fn other_tenant(&self, slug: &str) -> String {
+        create_tenant(&self.db, slug).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/scim/v2{path}", self.base)
+    }
+
+    pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Response {
+        self.request_as(&self.token, method, path, body).await
+    }
+
+    pub async fn request_as(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> Response {
+        let mut req = self.client.request(method, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.header("content-type", SCIM).body(b.to_string());
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        parts(self.request(Method::GET, path, None).await).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        parts(self.request(Method::POST, path, Some(body)).await).await
+    }
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        parts(self.request(Method::PUT, path, Some(body)).await).await
+    }
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        parts(self.request(Method::PATCH, path, Some(body)).await).await
+    }
+    pub async fn delete(&self, path: &str) -> u16 {
+        self.request(Method::DELETE, path, None).await.status().as_u16()
+    }
+
+    /// Creates a user and returns its id.
+    pub async fn create_user(&self, user_name: &str) -> String {
+        let (status, body) = self.post("/Users", json!({"schemas":[USER],"userName":user_name,"active":true})).await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().expect("id").to_string()
+    }
+
+    /// Creates a group and returns its id.
+    pub async fn create_group(&self, name: &str, members: &[&str]) -> String {
+        let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
+        let (status, body) = self.post("/Groups", json!({"schemas":[GROUP],"displayName":name,"members":members})).await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().expect("id").to_string()
+    }
+
+    pub fn patch_body(ops: Value) -> Value {
+        json!({"schemas":[PATCH_OP],"Operations":ops})
+    }
+}
+
+async fn create_tenant(db: &sea_orm::DatabaseConnection, slug: &str) -> String {
+    let t = tenants::insert_tenant(db, slug, slug).await.expect("tenant");
+    tenants::put_license(db, &t.id, tenants::LicenseFields { plan_name: "enterprise".into(), seats: 1000, expires_at: None })
+        .await
+        .expect("license");
+    let token = generate_token();
+    tenants::insert_token(db, &t.id, "test", &hash_token(&token)).await.expect("token");
+    token
+}
+
+pub async fn parts(resp: Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    (status, body)
+}
+
+/// Asserts an RFC 7644 §3.12 error body.
+pub fn assert_scim_error(status: u16, body: &Value, want_status: u16, want_type: Option<&str>) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["schemas"][0], ERROR, "{body}");
+    assert_eq!(body["status"], want_status.to_string(), "{body}");
+    if let Some(t) = want_type {
+        assert_eq!(body["scimType"], t, "{body}");
+    }
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+}

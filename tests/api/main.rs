@@ -1,0 +1,14 @@
+//! One integration-test binary: the real server, real HTTP, a real database per test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod bulk;
+mod cli;
+mod discovery;
+mod errors;
+mod filters;
+mod groups;
+mod idp_entra;
+mod idp_okta;
+mod users;

@@ -1,0 +1,163 @@
+//! User CRUD, uniqueness, ETags, projection, pagination, tenant isolation.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn user_name_is_unique_per_tenant_ignoring_case() {
+    let app = TestApp::spawn().await;
+    app.create_user("Alice@Example.com").await;
+    let (status, body) = app.post("/Users", json!({"schemas":[USER],"userName":"alice@example.com"})).await;
+    assert_scim_error(status, &body, 409, Some("uniqueness"));
+    // The same userName in another tenant is fine.
+    let other = app.other_tenant("globex").await;
+    let resp = app
+        .request_as(&other, Method::POST, "/Users", Some(json!({"schemas":[USER],"userName":"alice@example.com"})))
+        .await;
+    assert_eq!(resp.status().as_u16(), 201);
+}
+
+#[tokio::test]
+async fn other_tenants_resources_are_invisible() {
+    let app = TestApp::spawn().await;
+    let id = app.create_user("secret@acme.com").await;
+    let other = app.other_tenant("globex").await;
+    for method in [Method::GET, Method::DELETE] {
+        let (status, body) = parts(app.request_as(&other, method, &format!("/Users/{id}"), None).await).await;
+        assert_scim_error(status, &body, 404, None);
+    }
+    let (status, body) = parts(
+        app.request_as(&other, Method::PATCH, &format!("/Users/{id}"), Some(TestApp::patch_body(json!([{"op":"replace","path":"active","value":false}]))))
+            .await,
+    )
+    .await;
+    assert_scim_error(status, &body, 404, None);
+    let (_, list) = parts(app.request_as(&other, Method::GET, "/Users?filter=userName%20pr", None).await).await;
+    assert_eq!(list["totalResults"], json!(0));
+    let (_, mine) = app.get(&format!("/Users/{id}")).await;
+    assert_eq!(mine["active"], json!(true), "nothing changed");
+}
+
+#[tokio::test]
+async fn etags_guard_writes_and_reads() {
+    let app = TestApp::spawn().await;
+    let id = app.create_user("etag@example.com").await;
+    let resp = app.request(Method::GET, &format!("/Users/{id}"), None).await;
+    let etag = resp.headers()["etag"].to_str().unwrap().to_string();
+    assert_eq!(etag, "W/\"1\"");
+    let (_, body) = parts(resp).await;
+    assert_eq!(body["meta"]["version"], etag);
+
+    let resp = app
+        .client
+        .get(app.url(&format!("/Users/{id}")))
+        .bearer_auth(&app.token)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 304);
+
+    let patch = TestApp::patch_body(json!([{"op":"replace","path":"displayName","value":"E"}]));
+    let stale = app
+        .client
+        .patch(app.url(&format!("/Users/{id}")))
+        .bearer_auth(&app.token)
+        .header("content-type", SCIM)
+        .header("if-match", "W/\"7\"")
+        .body(patch.to_string())
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = parts(stale).await;
+    assert_scim_error(status, &body, 412, None);
+
+    let fresh = app
+        .client
+        .patch(app.url(&format!("/Users/{id}")))
+        .bearer_auth(&app.token)
+        .header("content-type", SCIM)
+        .header("if-match", &etag)
+        .body(patch.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.headers()["etag"], "W/\"2\"");
+
+    // A PATCH that changes nothing keeps the version.
+    let (_, same) = app.patch(&format!("/Users/{id}"), patch).await;
+    assert_eq!(same["meta"]["version"], "W/\"2\"");
+}
+
+#[tokio::test]
+async fn attributes_and_excluded_attributes_apply_to_reads() {
+    let app = TestApp::spawn().await;
+    let (_, user) = app
+        .post("/Users", json!({"schemas":[USER],"userName":"p@example.com","displayName":"P","title":"CTO","name":{"givenName":"P","familyName":"Q"}}))
+        .await;
+    let id = user["id"].as_str().unwrap();
+    let (_, got) = app.get(&format!("/Users/{id}?attributes=displayName,name.familyName")).await;
+    assert_eq!(got["displayName"], "P");
+    assert_eq!(got["userName"], "p@example.com", "returned:always survives");
+    assert_eq!(got["name"], json!({"familyName":"Q"}));
+    assert!(got.get("title").is_none() && got.get("meta").is_none());
+    let (_, got) = app.get(&format!("/Users?excludedAttributes=title,meta&filter=id%20eq%20%22{id}%22")).await;
+    let r = &got["Resources"][0];
+    assert!(r.get("title").is_none() && r.get("meta").is_none());
+    assert_eq!(r["displayName"], "P");
+}
+
+#[tokio::test]
+async fn pages_are_stable_and_sortable() {
+    let app = TestApp::spawn().await;
+    for name in ["carol", "alice", "erin", "bob", "dave"] {
+        app.create_user(name).await;
+    }
+    let mut seen = Vec::new();
+    for start in [1, 3, 5] {
+        let (_, page) = app.get(&format!("/Users?startIndex={start}&count=2")).await;
+        assert_eq!(page["totalResults"], json!(5));
+        assert_eq!(page["startIndex"], json!(start));
+        for r in page["Resources"].as_array().unwrap() {
+            seen.push(r["userName"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(seen, vec!["carol", "alice", "erin", "bob", "dave"], "creation order by default");
+    let (_, sorted) = app.get("/Users?sortBy=userName&sortOrder=descending&count=3").await;
+    let names: Vec<&str> = sorted["Resources"].as_array().unwrap().iter().map(|r| r["userName"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["erin", "dave", "carol"]);
+    assert_eq!(sorted["itemsPerPage"], json!(3));
+    let (_, capped) = app.get("/Users?count=100000").await;
+    assert_eq!(capped["itemsPerPage"], json!(5));
+}
+
+#[tokio::test]
+async fn delete_removes_user_and_memberships() {
+    let app = TestApp::spawn().await;
+    let id = app.create_user("gone@example.com").await;
+    let gid = app.create_group("team", &[&id]).await;
+    assert_eq!(app.delete(&format!("/Users/{id}")).await, 204);
+    let (status, body) = app.get(&format!("/Users/{id}")).await;
+    assert_scim_error(status, &body, 404, None);
+    let (_, group) = app.get(&format!("/Groups/{gid}")).await;
+    assert!(group.get("members").is_none(), "{group}");
+    assert_eq!(app.delete(&format!("/Users/{id}")).await, 404);
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let app = TestApp::spawn().await;
+    let resp = app
+        .client
+        .get(app.url("/Users"))
+        .bearer_auth(&app.token)
+        .header("x-request-id", "okta-abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "okta-abc-123");
+    let resp = app.request(Method::GET, "/Users", None).await;
+    assert_eq!(resp.headers()["x-request-id"].len(), 36);
+}
