@@ -48,18 +48,29 @@ pub struct Application {
 impl Application {
     /// Connects to the database, applies migrations and binds the listener.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let db = store::connect(&config.db_settings()).await.map_err(|source| StartError::Database {
-            url: crate::config::redact_url(&config.database_url),
-            source,
-        })?;
+        let db = store::connect(&config.db_settings())
+            .await
+            .map_err(|source| StartError::Database {
+                url: crate::config::redact_url(&config.database_url),
+                source,
+            })?;
         store::migrate(&db).await.map_err(StartError::Migrate)?;
         Self::build_with_db(config, db).await
     }
 
     /// Binds the listener over an already migrated database.
     pub async fn build_with_db(config: Config, db: DatabaseConnection) -> Result<Self, StartError> {
-        let listener = TcpListener::bind(&config.listen).map_err(|source| StartError::Listen { addr: config.listen.clone(), source })?;
-        let port = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen.clone(), source })?.port();
+        let listener = TcpListener::bind(&config.listen).map_err(|source| StartError::Listen {
+            addr: config.listen.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartError::Listen {
+                addr: config.listen.clone(),
+                source,
+            })?
+            .port();
         let state = web::Data::new(AppState {
             db,
             schemas: Arc::new(SchemaRegistry::builtin()?),
@@ -68,7 +79,10 @@ impl Application {
         });
         let server = HttpServer::new(move || App::new().configure(|cfg| configure(cfg, state.clone())))
             .listen(listener)
-            .map_err(|source| StartError::Listen { addr: "listener".into(), source })?
+            .map_err(|source| StartError::Listen {
+                addr: "listener".into(),
+                source,
+            })?
             .shutdown_timeout(30)
             .run();
         Ok(Application { port, server })
@@ -117,7 +131,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Gives every request an id (the client's `X-Request-Id` when it is sane, else a new UUID),
 /// a tracing span carrying it and the tenant, and one log line with status and latency.
-async fn request_context(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let request_id = req
         .headers()
         .get(&REQUEST_ID)

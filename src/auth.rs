@@ -40,7 +40,9 @@ fn bearer_token(req: &HttpRequest) -> Result<&str, ScimError> {
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
-        .ok_or_else(|| ScimError::Unauthorized("missing Authorization header; send 'Authorization: Bearer <token>'".into()))?;
+        .ok_or_else(|| {
+            ScimError::Unauthorized("missing Authorization header; send 'Authorization: Bearer <token>'".into())
+        })?;
     let value = header
         .to_str()
         .map_err(|_| ScimError::Unauthorized("malformed Authorization header".into()))?;
@@ -73,7 +75,11 @@ async fn authenticate(state: web::Data<AppState>, token: String) -> Result<Tenan
         })?
         .ok_or_else(invalid)?;
     state.token_usage.record(&state.db, &row.id).await;
-    Ok(Tenant { id: tenant.id, slug: tenant.slug, token_id: row.id })
+    Ok(Tenant {
+        id: tenant.id,
+        slug: tenant.slug,
+        token_id: row.id,
+    })
 }
 
 impl FromRequest for Tenant {

@@ -178,11 +178,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 async fn open(url: &str) -> Result<DatabaseConnection, CliError> {
-    let config = Config { database_url: url.to_string(), ..Config::default() };
-    let db = store::connect(&config.db_settings()).await.map_err(|source| StartError::Database {
-        url: crate::config::redact_url(url),
-        source,
-    })?;
+    let config = Config {
+        database_url: url.to_string(),
+        ..Config::default()
+    };
+    let db = store::connect(&config.db_settings())
+        .await
+        .map_err(|source| StartError::Database {
+            url: crate::config::redact_url(url),
+            source,
+        })?;
     store::migrate(&db).await.map_err(StartError::Migrate)?;
     Ok(db)
 }
@@ -228,7 +233,16 @@ async fn create_demo(db: &DatabaseConnection) -> Result<String, CliError> {
         Some(t) => t,
         None => {
             let t = tenants::insert_tenant(db, "demo", "Demo tenant").await?;
-            tenants::put_license(db, &t.id, tenants::LicenseFields { plan_name: "team".into(), seats: 25, expires_at: None }).await?;
+            tenants::put_license(
+                db,
+                &t.id,
+                tenants::LicenseFields {
+                    plan_name: "team".into(),
+                    seats: 25,
+                    expires_at: None,
+                },
+            )
+            .await?;
             t
         }
     };
@@ -250,13 +264,27 @@ async fn plan(db: &DatabaseConnection, c: PlanCommand) -> Result<(), CliError> {
                 .collect();
             println!("{}", serde_json::to_string_pretty(&plans).unwrap_or_default());
         }
-        PlanCommand::Set { name, seats_default, features, grace_days } => {
+        PlanCommand::Set {
+            name,
+            seats_default,
+            features,
+            grace_days,
+        } => {
             if name.trim().is_empty() || seats_default < 0 || grace_days < 0 {
-                return Err(CliError::Usage("plan set needs a name, --seats-default >= 0 and --grace-days >= 0".into()));
+                return Err(CliError::Usage(
+                    "plan set needs a name, --seats-default >= 0 and --grace-days >= 0".into(),
+                ));
             }
-            let features: Vec<String> = features.into_iter().map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect();
+            let features: Vec<String> = features
+                .into_iter()
+                .map(|f| f.trim().to_string())
+                .filter(|f| !f.is_empty())
+                .collect();
             let p = tenants::upsert_plan(db, &name, json!(features).to_string(), seats_default, grace_days).await?;
-            println!("{}", json!({"name": p.name, "features": features, "seats_default": p.seats_default, "grace_days": p.grace_days}));
+            println!(
+                "{}",
+                json!({"name": p.name, "features": features, "seats_default": p.seats_default, "grace_days": p.grace_days})
+            );
         }
     }
     Ok(())
@@ -268,7 +296,11 @@ fn parse_expiry(text: &str) -> Result<Option<DateTime<Utc>>, CliError> {
     }
     DateTime::parse_from_rfc3339(text)
         .map(|t| Some(t.with_timezone(&Utc)))
-        .map_err(|_| CliError::Usage(format!("--expires '{text}' is not an RFC 3339 time (e.g. 2027-01-31T00:00:00Z) or 'never'")))
+        .map_err(|_| {
+            CliError::Usage(format!(
+                "--expires '{text}' is not an RFC 3339 time (e.g. 2027-01-31T00:00:00Z) or 'never'"
+            ))
+        })
 }
 
 async fn require_plan(db: &DatabaseConnection, name: &str) -> Result<(), CliError> {
@@ -285,14 +317,24 @@ async fn require_plan(db: &DatabaseConnection, name: &str) -> Result<(), CliErro
 fn valid_slug(slug: &str) -> bool {
     !slug.is_empty()
         && slug.len() <= 63
-        && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !slug.starts_with('-')
 }
 
 async fn tenant(db: &DatabaseConnection, c: TenantCommand) -> Result<(), CliError> {
-    let TenantCommand::Create { slug, plan, seats, expires, name } = c;
+    let TenantCommand::Create {
+        slug,
+        plan,
+        seats,
+        expires,
+        name,
+    } = c;
     if !valid_slug(&slug) {
-        return Err(CliError::Usage(format!("tenant slug '{slug}' must be 1-63 lowercase letters, digits or '-'")));
+        return Err(CliError::Usage(format!(
+            "tenant slug '{slug}' must be 1-63 lowercase letters, digits or '-'"
+        )));
     }
     if seats < 0 {
         return Err(CliError::Usage("--seats must be 0 or more".into()));
@@ -300,11 +342,22 @@ async fn tenant(db: &DatabaseConnection, c: TenantCommand) -> Result<(), CliErro
     let expires_at = expires.as_deref().map(parse_expiry).transpose()?.flatten();
     require_plan(db, &plan).await?;
     if tenants::find_by_slug(db, &slug).await?.is_some() {
-        return Err(CliError::Usage(format!("tenant '{slug}' already exists; change its license with `seatbridge license set {slug} …`")));
+        return Err(CliError::Usage(format!(
+            "tenant '{slug}' already exists; change its license with `seatbridge license set {slug} …`"
+        )));
     }
     let tx = store::begin_write(db).await?;
     let t = tenants::insert_tenant(&tx, &slug, name.as_deref().unwrap_or(&slug)).await?;
-    let l = tenants::put_license(&tx, &t.id, tenants::LicenseFields { plan_name: plan, seats, expires_at }).await?;
+    let l = tenants::put_license(
+        &tx,
+        &t.id,
+        tenants::LicenseFields {
+            plan_name: plan,
+            seats,
+            expires_at,
+        },
+    )
+    .await?;
     tx.commit().await?;
     println!(
         "{}",
@@ -315,10 +368,17 @@ async fn tenant(db: &DatabaseConnection, c: TenantCommand) -> Result<(), CliErro
 }
 
 async fn license(db: &DatabaseConnection, c: LicenseCommand) -> Result<(), CliError> {
-    let LicenseCommand::Set { slug, plan, seats, expires } = c;
-    let t = tenants::find_by_slug(db, &slug)
-        .await?
-        .ok_or_else(|| CliError::Usage(format!("no tenant '{slug}'; create it with `seatbridge tenant create {slug} --plan … --seats …`")))?;
+    let LicenseCommand::Set {
+        slug,
+        plan,
+        seats,
+        expires,
+    } = c;
+    let t = tenants::find_by_slug(db, &slug).await?.ok_or_else(|| {
+        CliError::Usage(format!(
+            "no tenant '{slug}'; create it with `seatbridge tenant create {slug} --plan … --seats …`"
+        ))
+    })?;
     let current = tenants::find_license(db, &t.id).await?;
     let plan_name = match (plan, &current) {
         (Some(p), _) => p,
@@ -334,8 +394,20 @@ async fn license(db: &DatabaseConnection, c: LicenseCommand) -> Result<(), CliEr
         Some(text) => parse_expiry(&text)?,
         None => current.as_ref().and_then(|l| l.expires_at),
     };
-    let l = tenants::put_license(db, &t.id, tenants::LicenseFields { plan_name, seats, expires_at }).await?;
-    println!("{}", json!({"tenant": slug, "plan": l.plan_name, "seats": l.seats, "expires_at": l.expires_at, "status": l.status, "version": l.version}));
+    let l = tenants::put_license(
+        db,
+        &t.id,
+        tenants::LicenseFields {
+            plan_name,
+            seats,
+            expires_at,
+        },
+    )
+    .await?;
+    println!(
+        "{}",
+        json!({"tenant": slug, "plan": l.plan_name, "seats": l.seats, "expires_at": l.expires_at, "status": l.status, "version": l.version})
+    );
     Ok(())
 }
 
@@ -347,7 +419,10 @@ async fn token(db: &DatabaseConnection, c: TokenCommand) -> Result<(), CliError>
                 .ok_or_else(|| CliError::Usage(format!("no tenant '{tenant}'; list or create tenants first")))?;
             let secret = generate_token();
             let row = tenants::insert_token(db, &t.id, &name, &hash_token(&secret)).await?;
-            eprintln!("token id {} for tenant {tenant}; the secret below is shown only once:", row.id);
+            eprintln!(
+                "token id {} for tenant {tenant}; the secret below is shown only once:",
+                row.id
+            );
             println!("{secret}");
         }
         TokenCommand::Revoke { id } => {

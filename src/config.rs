@@ -122,6 +122,13 @@ mod tests {
     fn passwords_are_redacted() {
         assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact_url("sqlite://x.db?mode=rwc"), "sqlite://x.db?mode=rwc");
-        assert!(!format!("{:?}", Config { database_url: "postgres://u:pw@h/db".into(), ..Config::default() }).contains("pw"));
+        assert!(!format!(
+            "{:?}",
+            Config {
+                database_url: "postgres://u:pw@h/db".into(),
+                ..Config::default()
+            }
+        )
+        .contains("pw"));
     }
 }

@@ -38,7 +38,9 @@ pub enum Precondition<'a> {
 impl From<StoreError> for ScimError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::UniqueViolation(_) => ScimError::Uniqueness("a resource with this unique attribute already exists".into()),
+            StoreError::UniqueViolation(_) => {
+                ScimError::Uniqueness("a resource with this unique attribute already exists".into())
+            }
             StoreError::Unavailable(msg) => {
                 tracing::warn!(error = %msg, "database busy");
                 ScimError::Unavailable("the database is busy; retry the request".into())
@@ -96,7 +98,13 @@ impl<'a> Provisioning<'a> {
     }
 
     /// PUT /Users/{id}.
-    pub async fn replace_user(&self, tenant: &Tenant, id: &str, body: &Value, pre: Precondition<'_>) -> Result<StoredResource, ScimError> {
+    pub async fn replace_user(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        body: &Value,
+        pre: Precondition<'_>,
+    ) -> Result<StoredResource, ScimError> {
         let rt = self.rt(ResourceKind::User);
         check_schemas(rt, body)?;
         let doc = normalize_resource(rt, body)?;
@@ -110,7 +118,13 @@ impl<'a> Provisioning<'a> {
     }
 
     /// PATCH /Users/{id}. A PATCH that changes nothing writes nothing (the version stays).
-    pub async fn patch_user(&self, tenant: &Tenant, id: &str, body: &Value, pre: Precondition<'_>) -> Result<StoredResource, ScimError> {
+    pub async fn patch_user(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        body: &Value,
+        pre: Precondition<'_>,
+    ) -> Result<StoredResource, ScimError> {
         let rt = self.rt(ResourceKind::User);
         let ops = parse_patch_request(body)?;
         let tx = store::begin_write(self.db).await?;
@@ -148,8 +162,14 @@ impl<'a> Provisioning<'a> {
     }
 
     /// GET /Users with filter, sort and pagination.
-    pub async fn list_users(&self, tenant: &Tenant, q: &ListQuery, with_groups: bool) -> Result<(u64, Vec<StoredResource>), ScimError> {
-        let (total, rows) = list_page::<user::Entity>(self.db, "users", self.rt(ResourceKind::User), &tenant.id, q).await?;
+    pub async fn list_users(
+        &self,
+        tenant: &Tenant,
+        q: &ListQuery,
+        with_groups: bool,
+    ) -> Result<(u64, Vec<StoredResource>), ScimError> {
+        let (total, rows) =
+            list_page::<user::Entity>(self.db, "users", self.rt(ResourceKind::User), &tenant.id, q).await?;
         Ok((total, self.users_with_groups(tenant, rows, with_groups).await?))
     }
 
@@ -175,13 +195,23 @@ impl<'a> Provisioning<'a> {
         })
     }
 
-    async fn load_user(&self, conn: &impl ConnectionTrait, tenant: &Tenant, id: &str) -> Result<user::Model, ScimError> {
+    async fn load_user(
+        &self,
+        conn: &impl ConnectionTrait,
+        tenant: &Tenant,
+        id: &str,
+    ) -> Result<user::Model, ScimError> {
         users::find(conn, &tenant.id, id)
             .await?
             .ok_or_else(|| ScimError::NotFound(format!("User '{id}' not found")))
     }
 
-    async fn users_with_groups(&self, tenant: &Tenant, rows: Vec<user::Model>, with_groups: bool) -> Result<Vec<StoredResource>, ScimError> {
+    async fn users_with_groups(
+        &self,
+        tenant: &Tenant,
+        rows: Vec<user::Model>,
+        with_groups: bool,
+    ) -> Result<Vec<StoredResource>, ScimError> {
         let mut groups = if with_groups {
             let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
             users::groups_of(self.db, &tenant.id, &ids).await?
@@ -222,7 +252,13 @@ impl<'a> Provisioning<'a> {
     }
 
     /// PUT /Groups/{id}: replaces attributes and the whole member list.
-    pub async fn replace_group(&self, tenant: &Tenant, id: &str, body: &Value, pre: Precondition<'_>) -> Result<StoredResource, ScimError> {
+    pub async fn replace_group(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        body: &Value,
+        pre: Precondition<'_>,
+    ) -> Result<StoredResource, ScimError> {
         let rt = self.rt(ResourceKind::Group);
         check_schemas(rt, body)?;
         let (doc, members) = split_members(normalize_resource(rt, body)?)?;
@@ -240,7 +276,13 @@ impl<'a> Provisioning<'a> {
     }
 
     /// PATCH /Groups/{id}. Member changes are applied row by row, never by rewriting the list.
-    pub async fn patch_group(&self, tenant: &Tenant, id: &str, body: &Value, pre: Precondition<'_>) -> Result<StoredResource, ScimError> {
+    pub async fn patch_group(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        body: &Value,
+        pre: Precondition<'_>,
+    ) -> Result<StoredResource, ScimError> {
         let rt = self.rt(ResourceKind::Group);
         let ops = parse_patch_request(body)?;
         let tx = store::begin_write(self.db).await?;
@@ -283,18 +325,33 @@ impl<'a> Provisioning<'a> {
     }
 
     /// GET /Groups with filter, sort and pagination.
-    pub async fn list_groups(&self, tenant: &Tenant, q: &ListQuery, with_members: bool) -> Result<(u64, Vec<StoredResource>), ScimError> {
-        let (total, rows) = list_page::<group::Entity>(self.db, "groups", self.rt(ResourceKind::Group), &tenant.id, q).await?;
+    pub async fn list_groups(
+        &self,
+        tenant: &Tenant,
+        q: &ListQuery,
+        with_members: bool,
+    ) -> Result<(u64, Vec<StoredResource>), ScimError> {
+        let (total, rows) =
+            list_page::<group::Entity>(self.db, "groups", self.rt(ResourceKind::Group), &tenant.id, q).await?;
         Ok((total, self.groups_with_members(rows, with_members).await?))
     }
 
-    async fn load_group(&self, conn: &impl ConnectionTrait, tenant: &Tenant, id: &str) -> Result<group::Model, ScimError> {
+    async fn load_group(
+        &self,
+        conn: &impl ConnectionTrait,
+        tenant: &Tenant,
+        id: &str,
+    ) -> Result<group::Model, ScimError> {
         groups::find(conn, &tenant.id, id)
             .await?
             .ok_or_else(|| ScimError::NotFound(format!("Group '{id}' not found")))
     }
 
-    async fn groups_with_members(&self, rows: Vec<group::Model>, with_members: bool) -> Result<Vec<StoredResource>, ScimError> {
+    async fn groups_with_members(
+        &self,
+        rows: Vec<group::Model>,
+        with_members: bool,
+    ) -> Result<Vec<StoredResource>, ScimError> {
         let mut members = if with_members {
             let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
             groups::members_of(self.db, &ids).await?
@@ -333,11 +390,13 @@ fn split_members(mut doc: Value) -> Result<(Value, Option<Vec<MemberRef>>), Scim
             items
                 .iter()
                 .map(|m| {
-                    let value = m
-                        .get("value")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| ScimError::InvalidValue("every member needs a 'value' (the member's id)".into()))?;
-                    Ok(MemberRef { value: value.to_string(), kind: m.get("type").and_then(Value::as_str).map(str::to_string) })
+                    let value = m.get("value").and_then(Value::as_str).ok_or_else(|| {
+                        ScimError::InvalidValue("every member needs a 'value' (the member's id)".into())
+                    })?;
+                    Ok(MemberRef {
+                        value: value.to_string(),
+                        kind: m.get("type").and_then(Value::as_str).map(str::to_string),
+                    })
                 })
                 .collect::<Result<Vec<_>, ScimError>>()?,
         ),
@@ -346,7 +405,12 @@ fn split_members(mut doc: Value) -> Result<(Value, Option<Vec<MemberRef>>), Scim
     Ok((doc, refs))
 }
 
-async fn apply_member_change(tx: &DatabaseTransaction, tenant: &Tenant, group_id: &str, change: &MemberChange) -> Result<(), ScimError> {
+async fn apply_member_change(
+    tx: &DatabaseTransaction,
+    tenant: &Tenant,
+    group_id: &str,
+    change: &MemberChange,
+) -> Result<(), ScimError> {
     match change {
         MemberChange::Add(refs) => add_members(tx, tenant, group_id, refs).await,
         MemberChange::Remove(ids) => Ok(groups::remove_members(tx, group_id, ids).await?),
@@ -359,7 +423,12 @@ async fn apply_member_change(tx: &DatabaseTransaction, tenant: &Tenant, group_id
 }
 
 /// Adds members after checking that each id is a user or group of the same tenant.
-async fn add_members(tx: &DatabaseTransaction, tenant: &Tenant, group_id: &str, refs: &[MemberRef]) -> Result<(), ScimError> {
+async fn add_members(
+    tx: &DatabaseTransaction,
+    tenant: &Tenant,
+    group_id: &str,
+    refs: &[MemberRef],
+) -> Result<(), ScimError> {
     if refs.is_empty() {
         return Ok(());
     }
@@ -371,17 +440,24 @@ async fn add_members(tx: &DatabaseTransaction, tenant: &Tenant, group_id: &str, 
     }
     let kinds = groups::member_kinds(tx, &tenant.id, &ids).await?;
     if let Some(missing) = ids.iter().find(|id| !kinds.contains_key(*id)) {
-        return Err(ScimError::InvalidValue(format!("member '{missing}' is not a User or Group of this tenant")));
+        return Err(ScimError::InvalidValue(format!(
+            "member '{missing}' is not a User or Group of this tenant"
+        )));
     }
-    let members: Vec<(String, &'static str)> = ids.into_iter().map(|id| {
-        let kind = kinds.get(&id).copied().unwrap_or("User");
-        (id, kind)
-    }).collect();
+    let members: Vec<(String, &'static str)> = ids
+        .into_iter()
+        .map(|id| {
+            let kind = kinds.get(&id).copied().unwrap_or("User");
+            (id, kind)
+        })
+        .collect();
     Ok(groups::add_members(tx, &tenant.id, group_id, &members).await?)
 }
 
 fn check_precondition(pre: Precondition<'_>, version: i64) -> Result<(), ScimError> {
-    let Precondition::IfMatch(header) = pre else { return Ok(()) };
+    let Precondition::IfMatch(header) = pre else {
+        return Ok(());
+    };
     if etag_matches(header, version) {
         Ok(())
     } else {
@@ -395,9 +471,10 @@ fn check_precondition(pre: Precondition<'_>, version: i64) -> Result<(), ScimErr
 /// Weak comparison of an `If-Match`/`If-None-Match` list (`*`, `W/"3"`, `"3"`) with a version.
 pub fn etag_matches(header: &str, version: i64) -> bool {
     let want = version.to_string();
-    header.split(',').map(str::trim).any(|tag| {
-        tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == want
-    })
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == want)
 }
 
 /// Stored documents are written by this program; an unreadable one is treated as empty so a
@@ -413,11 +490,23 @@ fn user_resource(row: &user::Model, mut doc: Value, groups: Option<Vec<Value>>) 
     if let Some(g) = groups.filter(|g| !g.is_empty()) {
         doc["groups"] = Value::Array(g);
     }
-    StoredResource { id: row.id.clone(), doc, created: row.created_at, last_modified: row.updated_at, version: row.version }
+    StoredResource {
+        id: row.id.clone(),
+        doc,
+        created: row.created_at,
+        last_modified: row.updated_at,
+        version: row.version,
+    }
 }
 
 fn group_resource(row: &group::Model, doc: Value) -> StoredResource {
-    StoredResource { id: row.id.clone(), doc, created: row.created_at, last_modified: row.updated_at, version: row.version }
+    StoredResource {
+        id: row.id.clone(),
+        doc,
+        created: row.created_at,
+        last_modified: row.updated_at,
+        version: row.version,
+    }
 }
 
 #[cfg(test)]

@@ -207,10 +207,38 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "ux_users_tenant_user_name", Users::Table, [Users::TenantId, Users::UserNameNorm], true).await?;
-        index(m, "ix_users_tenant_external_id", Users::Table, [Users::TenantId, Users::ExternalId], false).await?;
-        index(m, "ix_users_tenant_display_name", Users::Table, [Users::TenantId, Users::DisplayNameNorm], false).await?;
-        index(m, "ix_users_tenant_created", Users::Table, [Users::TenantId, Users::CreatedAt], false).await?;
+        index(
+            m,
+            "ux_users_tenant_user_name",
+            Users::Table,
+            [Users::TenantId, Users::UserNameNorm],
+            true,
+        )
+        .await?;
+        index(
+            m,
+            "ix_users_tenant_external_id",
+            Users::Table,
+            [Users::TenantId, Users::ExternalId],
+            false,
+        )
+        .await?;
+        index(
+            m,
+            "ix_users_tenant_display_name",
+            Users::Table,
+            [Users::TenantId, Users::DisplayNameNorm],
+            false,
+        )
+        .await?;
+        index(
+            m,
+            "ix_users_tenant_created",
+            Users::Table,
+            [Users::TenantId, Users::CreatedAt],
+            false,
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -231,8 +259,14 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "ix_user_emails_tenant_value", UserEmails::Table, [UserEmails::TenantId, UserEmails::ValueNorm], false)
-            .await?;
+        index(
+            m,
+            "ix_user_emails_tenant_value",
+            UserEmails::Table,
+            [UserEmails::TenantId, UserEmails::ValueNorm],
+            false,
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -255,9 +289,30 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "ix_groups_tenant_display_name", Groups::Table, [Groups::TenantId, Groups::DisplayNameNorm], false).await?;
-        index(m, "ix_groups_tenant_external_id", Groups::Table, [Groups::TenantId, Groups::ExternalId], false).await?;
-        index(m, "ix_groups_tenant_created", Groups::Table, [Groups::TenantId, Groups::CreatedAt], false).await?;
+        index(
+            m,
+            "ix_groups_tenant_display_name",
+            Groups::Table,
+            [Groups::TenantId, Groups::DisplayNameNorm],
+            false,
+        )
+        .await?;
+        index(
+            m,
+            "ix_groups_tenant_external_id",
+            Groups::Table,
+            [Groups::TenantId, Groups::ExternalId],
+            false,
+        )
+        .await?;
+        index(
+            m,
+            "ix_groups_tenant_created",
+            Groups::Table,
+            [Groups::TenantId, Groups::CreatedAt],
+            false,
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -277,7 +332,14 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "ix_group_members_member", GroupMembers::Table, [GroupMembers::MemberId], false).await?;
+        index(
+            m,
+            "ix_group_members_member",
+            GroupMembers::Table,
+            [GroupMembers::MemberId],
+            false,
+        )
+        .await?;
         Ok(())
     }
 
@@ -298,7 +360,13 @@ impl MigrationTrait for Migration {
     }
 }
 
-async fn index<T, C, const N: usize>(m: &SchemaManager<'_>, name: &str, table: T, cols: [C; N], unique: bool) -> Result<(), DbErr>
+async fn index<T, C, const N: usize>(
+    m: &SchemaManager<'_>,
+    name: &str,
+    table: T,
+    cols: [C; N],
+    unique: bool,
+) -> Result<(), DbErr>
 where
     T: IntoIden + 'static,
     C: IntoIden + 'static,

@@ -9,7 +9,12 @@ pub struct Migration;
 const PLANS: [(&str, &str, i64, i32); 3] = [
     ("free", r#"["scim.users"]"#, 5, 0),
     ("team", r#"["scim.users","scim.groups"]"#, 25, 7),
-    ("enterprise", r#"["scim.users","scim.groups","scim.enterprise","sso","audit.export"]"#, 1000, 30),
+    (
+        "enterprise",
+        r#"["scim.users","scim.groups","scim.enterprise","sso","audit.export"]"#,
+        1000,
+        30,
+    ),
 ];
 
 #[async_trait::async_trait]
@@ -20,8 +25,17 @@ impl MigrationTrait for Migration {
             let stmt = Query::insert()
                 .into_table(Alias::new("plans"))
                 .columns(
-                    ["name", "features", "seats_default", "seat_pools", "grace_days", "overage", "created_at", "updated_at"]
-                        .map(Alias::new),
+                    [
+                        "name",
+                        "features",
+                        "seats_default",
+                        "seat_pools",
+                        "grace_days",
+                        "overage",
+                        "created_at",
+                        "updated_at",
+                    ]
+                    .map(Alias::new),
                 )
                 .values_panic([
                     name.into(),

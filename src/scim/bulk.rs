@@ -27,7 +27,12 @@ struct BulkOp {
 }
 
 /// POST /Bulk.
-pub async fn handle(req: HttpRequest, state: web::Data<AppState>, tenant: Tenant, payload: web::Payload) -> Result<HttpResponse, ScimError> {
+pub async fn handle(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimError> {
     check_accept(&req)?;
     let limits = &state.config.scim;
     let body = read_json(&req, payload, limits.bulk_max_payload_bytes).await?;
@@ -48,7 +53,9 @@ fn parse_request(body: &Value, max_operations: usize) -> Result<(Vec<BulkOp>, Op
         .and_then(Value::as_array)
         .is_some_and(|s| s.iter().any(|u| u.as_str() == Some(BULK_REQUEST_SCHEMA)));
     if !schemas_ok {
-        return Err(ScimError::InvalidSyntax(format!("'schemas' must contain '{BULK_REQUEST_SCHEMA}'")));
+        return Err(ScimError::InvalidSyntax(format!(
+            "'schemas' must contain '{BULK_REQUEST_SCHEMA}'"
+        )));
     }
     let fail_on_errors = match obj.get("failOnErrors") {
         None | Some(Value::Null) => None,
@@ -87,11 +94,23 @@ fn parse_op(v: &Value) -> Result<BulkOp, ScimError> {
     if method == "POST" && bulk_id.is_none() {
         return Err(ScimError::InvalidSyntax("a bulk POST needs a 'bulkId'".into()));
     }
-    Ok(BulkOp { method, path, bulk_id, version: text("version"), data: v.get("data").cloned() })
+    Ok(BulkOp {
+        method,
+        path,
+        bulk_id,
+        version: text("version"),
+        data: v.get("data").cloned(),
+    })
 }
 
 /// Runs the operations, deferring those that reference a bulkId not yet created.
-async fn execute(svc: &Provisioning<'_>, tenant: &Tenant, ops: &[BulkOp], fail_on_errors: Option<usize>, base: &str) -> Vec<Value> {
+async fn execute(
+    svc: &Provisioning<'_>,
+    tenant: &Tenant,
+    ops: &[BulkOp],
+    fail_on_errors: Option<usize>,
+    base: &str,
+) -> Vec<Value> {
     let mut results: Vec<Option<Value>> = vec![None; ops.len()];
     let mut ids: HashMap<String, String> = HashMap::new();
     let mut errors = 0usize;
@@ -137,13 +156,29 @@ async fn execute(svc: &Provisioning<'_>, tenant: &Tenant, ops: &[BulkOp], fail_o
         .collect()
 }
 
-async fn run_op(svc: &Provisioning<'_>, tenant: &Tenant, op: &BulkOp, _base: &str) -> Result<(StatusCode, Option<String>, Option<i64>), ScimError> {
+async fn run_op(
+    svc: &Provisioning<'_>,
+    tenant: &Tenant,
+    op: &BulkOp,
+    _base: &str,
+) -> Result<(StatusCode, Option<String>, Option<i64>), ScimError> {
     let (kind, id) = parse_path(&op.path)?;
-    let data = || op.data.as_ref().ok_or_else(|| ScimError::InvalidSyntax(format!("{} {} needs 'data'", op.method, op.path)));
+    let data = || {
+        op.data
+            .as_ref()
+            .ok_or_else(|| ScimError::InvalidSyntax(format!("{} {} needs 'data'", op.method, op.path)))
+    };
     let pre = op.version.as_deref().map_or(Precondition::None, Precondition::IfMatch);
-    let need_id = || id.clone().ok_or_else(|| ScimError::InvalidPath(format!("{} needs a resource id in the path", op.method)));
+    let need_id = || {
+        id.clone()
+            .ok_or_else(|| ScimError::InvalidPath(format!("{} needs a resource id in the path", op.method)))
+    };
     let stored = match (op.method.as_str(), kind) {
-        ("POST", _) if id.is_some() => return Err(ScimError::InvalidPath("POST goes to the collection, not to an id".into())),
+        ("POST", _) if id.is_some() => {
+            return Err(ScimError::InvalidPath(
+                "POST goes to the collection, not to an id".into(),
+            ))
+        }
         ("POST", ResourceKind::User) => svc.create_user(tenant, data()?).await?,
         ("POST", ResourceKind::Group) => svc.create_group(tenant, data()?).await?,
         ("PUT", ResourceKind::User) => svc.replace_user(tenant, &need_id()?, data()?, pre).await?,
@@ -159,7 +194,11 @@ async fn run_op(svc: &Provisioning<'_>, tenant: &Tenant, op: &BulkOp, _base: &st
             return Ok((StatusCode::NO_CONTENT, id, None));
         }
     };
-    let status = if op.method == "POST" { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if op.method == "POST" {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Some(stored.id), Some(stored.version)))
 }
 
@@ -169,11 +208,17 @@ fn parse_path(path: &str) -> Result<(ResourceKind, Option<String>), ScimError> {
     let kind = match parts.next() {
         Some("Users") => ResourceKind::User,
         Some("Groups") => ResourceKind::Group,
-        _ => return Err(ScimError::InvalidPath(format!("bulk path '{path}' must start with /Users or /Groups"))),
+        _ => {
+            return Err(ScimError::InvalidPath(format!(
+                "bulk path '{path}' must start with /Users or /Groups"
+            )))
+        }
     };
     let id = parts.next().filter(|s| !s.is_empty()).map(str::to_string);
     if id.as_deref().is_some_and(|s| s.contains('/')) {
-        return Err(ScimError::InvalidPath(format!("bulk path '{path}' is not a resource path")));
+        return Err(ScimError::InvalidPath(format!(
+            "bulk path '{path}' is not a resource path"
+        )));
     }
     Ok((kind, id))
 }
@@ -183,11 +228,17 @@ fn resolve_refs(op: &BulkOp, ids: &HashMap<String, String>) -> Option<BulkOp> {
     let mut unresolved = false;
     let path = replace_ref(&op.path, ids, &mut unresolved);
     let data = op.data.as_ref().map(|d| replace_in_value(d, ids, &mut unresolved));
-    (!unresolved).then(|| BulkOp { path, data, ..op.clone() })
+    (!unresolved).then(|| BulkOp {
+        path,
+        data,
+        ..op.clone()
+    })
 }
 
 fn replace_ref(text: &str, ids: &HashMap<String, String>, unresolved: &mut bool) -> String {
-    let Some(pos) = text.find("bulkId:") else { return text.to_string() };
+    let Some(pos) = text.find("bulkId:") else {
+        return text.to_string();
+    };
     let key = &text[pos + "bulkId:".len()..];
     match ids.get(key) {
         Some(id) => format!("{}{id}", &text[..pos]),
@@ -202,7 +253,11 @@ fn replace_in_value(v: &Value, ids: &HashMap<String, String>, unresolved: &mut b
     match v {
         Value::String(s) if s.starts_with("bulkId:") => Value::String(replace_ref(s, ids, unresolved)),
         Value::Array(items) => Value::Array(items.iter().map(|i| replace_in_value(i, ids, unresolved)).collect()),
-        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), replace_in_value(x, ids, unresolved))).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), replace_in_value(x, ids, unresolved)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -246,13 +301,18 @@ mod tests {
         };
         let resolved = resolve_refs(&op, &ids).unwrap();
         assert_eq!(resolved.data.unwrap()["members"][0]["value"], "abc");
-        let pending = BulkOp { data: Some(json!({"members":[{"value":"bulkId:u2"}]})), ..op };
+        let pending = BulkOp {
+            data: Some(json!({"members":[{"value":"bulkId:u2"}]})),
+            ..op
+        };
         assert!(resolve_refs(&pending, &ids).is_none());
     }
 
     #[test]
     fn too_many_operations_is_413() {
-        let ops: Vec<Value> = (0..3).map(|i| json!({"method":"POST","path":"/Users","bulkId":i.to_string(),"data":{}})).collect();
+        let ops: Vec<Value> = (0..3)
+            .map(|i| json!({"method":"POST","path":"/Users","bulkId":i.to_string(),"data":{}}))
+            .collect();
         let body = json!({"schemas":[BULK_REQUEST_SCHEMA],"Operations":ops});
         assert!(matches!(parse_request(&body, 2), Err(ScimError::PayloadTooLarge(_))));
         assert!(parse_request(&body, 3).is_ok());

@@ -20,17 +20,28 @@ fn with_location(mut doc: Value, location: String) -> Value {
 }
 
 /// GET /ServiceProviderConfig.
-pub async fn service_provider_config(req: HttpRequest, state: web::Data<AppState>, _tenant: Tenant) -> Result<HttpResponse, ScimError> {
+pub async fn service_provider_config(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    _tenant: Tenant,
+) -> Result<HttpResponse, ScimError> {
     check_accept(&req)?;
     let s = &state.config.scim;
     let mut doc = state.schemas.service_provider_config.clone();
-    doc["bulk"] = json!({"supported": true, "maxOperations": s.bulk_max_operations, "maxPayloadSize": s.bulk_max_payload_bytes});
+    doc["bulk"] =
+        json!({"supported": true, "maxOperations": s.bulk_max_operations, "maxPayloadSize": s.bulk_max_payload_bytes});
     doc["filter"] = json!({"supported": true, "maxResults": s.max_results});
     let doc = with_location(doc, format!("{}/ServiceProviderConfig", base_url(&req, &state)));
     Ok(scim_response(StatusCode::OK, &doc))
 }
 
-fn documents_response(req: &HttpRequest, state: &AppState, docs: &[Value], endpoint: &str, id_of: fn(&Value) -> &str) -> HttpResponse {
+fn documents_response(
+    req: &HttpRequest,
+    state: &AppState,
+    docs: &[Value],
+    endpoint: &str,
+    id_of: fn(&Value) -> &str,
+) -> HttpResponse {
     let base = base_url(req, state);
     let items: Vec<Value> = docs
         .iter()
@@ -40,10 +51,20 @@ fn documents_response(req: &HttpRequest, state: &AppState, docs: &[Value], endpo
     scim_response(StatusCode::OK, &list_response(total, 1, items))
 }
 
-fn document_response(req: &HttpRequest, state: &AppState, docs: &[Value], endpoint: &str, id: &str) -> Result<HttpResponse, ScimError> {
+fn document_response(
+    req: &HttpRequest,
+    state: &AppState,
+    docs: &[Value],
+    endpoint: &str,
+    id: &str,
+) -> Result<HttpResponse, ScimError> {
     let doc = docs
         .iter()
-        .find(|d| d.get("id").and_then(Value::as_str).is_some_and(|x| x.eq_ignore_ascii_case(id)))
+        .find(|d| {
+            d.get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|x| x.eq_ignore_ascii_case(id))
+        })
         .ok_or_else(|| ScimError::NotFound(format!("no {endpoint} entry '{id}'")))?;
     let doc = with_location(doc.clone(), format!("{}/{endpoint}/{id}", base_url(req, state)));
     Ok(scim_response(StatusCode::OK, &doc))
@@ -54,25 +75,57 @@ fn doc_id(v: &Value) -> &str {
 }
 
 /// GET /ResourceTypes.
-pub async fn resource_types(req: HttpRequest, state: web::Data<AppState>, _tenant: Tenant) -> Result<HttpResponse, ScimError> {
+pub async fn resource_types(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    _tenant: Tenant,
+) -> Result<HttpResponse, ScimError> {
     check_accept(&req)?;
-    Ok(documents_response(&req, &state, &state.schemas.resource_type_documents, "ResourceTypes", doc_id))
+    Ok(documents_response(
+        &req,
+        &state,
+        &state.schemas.resource_type_documents,
+        "ResourceTypes",
+        doc_id,
+    ))
 }
 
 /// GET /ResourceTypes/{id}.
-pub async fn resource_type(req: HttpRequest, state: web::Data<AppState>, _tenant: Tenant, id: web::Path<String>) -> Result<HttpResponse, ScimError> {
+pub async fn resource_type(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    _tenant: Tenant,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ScimError> {
     check_accept(&req)?;
-    document_response(&req, &state, &state.schemas.resource_type_documents, "ResourceTypes", &id)
+    document_response(
+        &req,
+        &state,
+        &state.schemas.resource_type_documents,
+        "ResourceTypes",
+        &id,
+    )
 }
 
 /// GET /Schemas.
 pub async fn schemas(req: HttpRequest, state: web::Data<AppState>, _tenant: Tenant) -> Result<HttpResponse, ScimError> {
     check_accept(&req)?;
-    Ok(documents_response(&req, &state, &state.schemas.schema_documents, "Schemas", doc_id))
+    Ok(documents_response(
+        &req,
+        &state,
+        &state.schemas.schema_documents,
+        "Schemas",
+        doc_id,
+    ))
 }
 
 /// GET /Schemas/{id}.
-pub async fn schema(req: HttpRequest, state: web::Data<AppState>, _tenant: Tenant, id: web::Path<String>) -> Result<HttpResponse, ScimError> {
+pub async fn schema(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    _tenant: Tenant,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ScimError> {
     check_accept(&req)?;
     document_response(&req, &state, &state.schemas.schema_documents, "Schemas", &id)
 }

@@ -144,7 +144,10 @@ impl ResponseError for ScimError {
         resp.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE)));
         match self {
             ScimError::Unauthorized(_) => {
-                resp.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scim\"")));
+                resp.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"scim\""),
+                ));
             }
             ScimError::TooManyRequests(_) | ScimError::Unavailable(_) => {
                 resp.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
@@ -190,7 +193,11 @@ mod tests {
 
     #[test]
     fn forbidden_carries_stable_code() {
-        let body = ScimError::Forbidden { code: "SEAT_LIMIT_REACHED", detail: "x".into() }.body();
+        let body = ScimError::Forbidden {
+            code: "SEAT_LIMIT_REACHED",
+            detail: "x".into(),
+        }
+        .body();
         assert_eq!(body["code"], "SEAT_LIMIT_REACHED");
         assert_eq!(body["status"], "403");
     }

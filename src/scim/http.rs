@@ -85,7 +85,10 @@ pub fn check_accept(req: &HttpRequest) -> Result<(), ScimError> {
     };
     let ok = accept.split(',').any(|range| {
         let media = range.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        matches!(media.as_str(), "" | "*/*" | "application/*" | "application/json" | "application/scim+json")
+        matches!(
+            media.as_str(),
+            "" | "*/*" | "application/*" | "application/json" | "application/scim+json"
+        )
     });
     if ok {
         Ok(())
@@ -100,7 +103,14 @@ pub fn check_accept(req: &HttpRequest) -> Result<(), ScimError> {
 /// text must parse (400 `invalidSyntax`).
 pub async fn read_json(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Value, ScimError> {
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let ct = ct
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if ct != SCIM_CONTENT_TYPE && ct != "application/json" {
             return Err(ScimError::UnsupportedMediaType(format!(
                 "send the body as {SCIM_CONTENT_TYPE} (got '{ct}')"
@@ -154,7 +164,9 @@ pub fn render_stored(rt: &ResourceTypeDef, stored: StoredResource, base: &str, p
 
 /// Fills `$ref` of group members / user groups from the element's id and type.
 fn add_refs(doc: &mut Value, attr: &str, base: &str) {
-    let Some(items) = doc.get_mut(attr).and_then(Value::as_array_mut) else { return };
+    let Some(items) = doc.get_mut(attr).and_then(Value::as_array_mut) else {
+        return;
+    };
     for item in items {
         let endpoint = match item.get("type").and_then(Value::as_str) {
             Some("Group") | Some("direct") if attr == "groups" => "Groups",
@@ -191,7 +203,12 @@ fn precondition(req: &HttpRequest) -> Result<Precondition<'_>, ScimError> {
 
 fn query_projection(req: &HttpRequest, rt: &ResourceTypeDef) -> Result<Projection, ScimError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
-    let get = |name: &str| pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
     Projection::parse(rt, get("attributes"), get("excludedAttributes"))
 }
 
@@ -203,7 +220,13 @@ fn related_attr(kind: ResourceKind) -> &'static str {
     }
 }
 
-async fn get(req: HttpRequest, state: web::Data<AppState>, kind: web::Data<ResourceKind>, tenant: Tenant, id: web::Path<String>) -> Result<HttpResponse, ScimError> {
+async fn get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    kind: web::Data<ResourceKind>,
+    tenant: Tenant,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ScimError> {
     check_accept(&req)?;
     let rt = state.schemas.resource_type(**kind);
     let projection = query_projection(&req, rt)?;
@@ -225,7 +248,13 @@ async fn get(req: HttpRequest, state: web::Data<AppState>, kind: web::Data<Resou
     Ok(single_response(StatusCode::OK, &rendered, version, None))
 }
 
-async fn create(req: HttpRequest, state: web::Data<AppState>, kind: web::Data<ResourceKind>, tenant: Tenant, payload: web::Payload) -> Result<HttpResponse, ScimError> {
+async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    kind: web::Data<ResourceKind>,
+    tenant: Tenant,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimError> {
     check_accept(&req)?;
     let body = read_json(&req, payload, state.config.scim.max_body_bytes).await?;
     let rt = state.schemas.resource_type(**kind);
@@ -240,10 +269,22 @@ async fn create(req: HttpRequest, state: web::Data<AppState>, kind: web::Data<Re
     let base = base_url(&req, &state);
     let location = format!("{base}/{}/{}", rt.kind.endpoint(), stored.id);
     let rendered = render_stored(rt, stored, &base, &projection);
-    Ok(single_response(StatusCode::CREATED, &rendered, version, Some(&location)))
+    Ok(single_response(
+        StatusCode::CREATED,
+        &rendered,
+        version,
+        Some(&location),
+    ))
 }
 
-async fn replace(req: HttpRequest, state: web::Data<AppState>, kind: web::Data<ResourceKind>, tenant: Tenant, id: web::Path<String>, payload: web::Payload) -> Result<HttpResponse, ScimError> {
+async fn replace(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    kind: web::Data<ResourceKind>,
+    tenant: Tenant,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimError> {
     check_accept(&req)?;
     let body = read_json(&req, payload, state.config.scim.max_body_bytes).await?;
     let rt = state.schemas.resource_type(**kind);
@@ -260,7 +301,14 @@ async fn replace(req: HttpRequest, state: web::Data<AppState>, kind: web::Data<R
     Ok(single_response(StatusCode::OK, &rendered, version, None))
 }
 
-async fn patch(req: HttpRequest, state: web::Data<AppState>, kind: web::Data<ResourceKind>, tenant: Tenant, id: web::Path<String>, payload: web::Payload) -> Result<HttpResponse, ScimError> {
+async fn patch(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    kind: web::Data<ResourceKind>,
+    tenant: Tenant,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimError> {
     check_accept(&req)?;
     let body = read_json(&req, payload, state.config.scim.max_body_bytes).await?;
     let rt = state.schemas.resource_type(**kind);
@@ -273,7 +321,9 @@ async fn patch(req: HttpRequest, state: web::Data<AppState>, kind: web::Data<Res
     };
     tracing::info!(resource = rt.kind.name(), id = %stored.id, "patched");
     if !state.config.scim.patch_returns_resource {
-        return Ok(HttpResponse::NoContent().insert_header((header::ETAG, etag(stored.version))).finish());
+        return Ok(HttpResponse::NoContent()
+            .insert_header((header::ETAG, etag(stored.version)))
+            .finish());
     }
     // Users come back as GET would show them. A group's member list comes back only when
     // asked for with `attributes=members`: answering a one-member change with 50,000 members
@@ -288,7 +338,13 @@ async fn patch(req: HttpRequest, state: web::Data<AppState>, kind: web::Data<Res
     Ok(single_response(StatusCode::OK, &rendered, version, None))
 }
 
-async fn delete(req: HttpRequest, state: web::Data<AppState>, kind: web::Data<ResourceKind>, tenant: Tenant, id: web::Path<String>) -> Result<HttpResponse, ScimError> {
+async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    kind: web::Data<ResourceKind>,
+    tenant: Tenant,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ScimError> {
     let pre = precondition(&req)?;
     let svc = Provisioning::new(&state.db, &state.schemas);
     match **kind {
@@ -299,13 +355,24 @@ async fn delete(req: HttpRequest, state: web::Data<AppState>, kind: web::Data<Re
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn list(req: HttpRequest, state: web::Data<AppState>, kind: web::Data<ResourceKind>, tenant: Tenant) -> Result<HttpResponse, ScimError> {
+async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    kind: web::Data<ResourceKind>,
+    tenant: Tenant,
+) -> Result<HttpResponse, ScimError> {
     check_accept(&req)?;
     let request = ListRequest::from_query(req.query_string(), &state.config.scim)?;
     run_list(&req, &state, **kind, &tenant, request).await
 }
 
-async fn search(req: HttpRequest, state: web::Data<AppState>, kind: web::Data<ResourceKind>, tenant: Tenant, payload: web::Payload) -> Result<HttpResponse, ScimError> {
+async fn search(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    kind: web::Data<ResourceKind>,
+    tenant: Tenant,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimError> {
     check_accept(&req)?;
     let body = read_json(&req, payload, state.config.scim.max_body_bytes).await?;
     let request = ListRequest::from_search_body(&body, &state.config.scim)?;
@@ -335,20 +402,41 @@ async fn list_kind(
     }
 }
 
-async fn run_list(req: &HttpRequest, state: &AppState, kind: ResourceKind, tenant: &Tenant, request: ListRequest) -> Result<HttpResponse, ScimError> {
+async fn run_list(
+    req: &HttpRequest,
+    state: &AppState,
+    kind: ResourceKind,
+    tenant: &Tenant,
+    request: ListRequest,
+) -> Result<HttpResponse, ScimError> {
     let rt = state.schemas.resource_type(kind);
-    let projection = Projection::parse(rt, request.attributes.as_deref(), request.excluded_attributes.as_deref())?;
+    let projection = Projection::parse(
+        rt,
+        request.attributes.as_deref(),
+        request.excluded_attributes.as_deref(),
+    )?;
     let svc = Provisioning::new(&state.db, &state.schemas);
     let q = store_query(&request, request.start_index - 1, request.count);
     let (total, rows) = list_kind(&svc, tenant, kind, &q, projection.wants(rt, related_attr(kind))).await?;
     let base = base_url(req, state);
-    let resources = rows.into_iter().map(|r| render_stored(rt, r, &base, &projection)).collect();
-    Ok(scim_response(StatusCode::OK, &list_response(total, request.start_index, resources)))
+    let resources = rows
+        .into_iter()
+        .map(|r| render_stored(rt, r, &base, &projection))
+        .collect();
+    Ok(scim_response(
+        StatusCode::OK,
+        &list_response(total, request.start_index, resources),
+    ))
 }
 
 /// POST /.search: searches Users then Groups as one result list (RFC 7644 §3.4.3). A filter
 /// naming an attribute one type lacks simply matches nothing of that type.
-async fn search_root(req: HttpRequest, state: web::Data<AppState>, tenant: Tenant, payload: web::Payload) -> Result<HttpResponse, ScimError> {
+async fn search_root(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimError> {
     check_accept(&req)?;
     let body = read_json(&req, payload, state.config.scim.max_body_bytes).await?;
     let request = ListRequest::from_search_body(&body, &state.config.scim)?;
@@ -360,7 +448,11 @@ async fn search_root(req: HttpRequest, state: web::Data<AppState>, tenant: Tenan
     let mut resources = Vec::new();
     for kind in [ResourceKind::User, ResourceKind::Group] {
         let rt = state.schemas.resource_type(kind);
-        let projection = Projection::parse(rt, request.attributes.as_deref(), request.excluded_attributes.as_deref())?;
+        let projection = Projection::parse(
+            rt,
+            request.attributes.as_deref(),
+            request.excluded_attributes.as_deref(),
+        )?;
         let q = store_query(&request, offset, remaining);
         let (n, rows) = match list_kind(&svc, &tenant, kind, &q, projection.wants(rt, related_attr(kind))).await {
             Ok(found) => found,
@@ -372,5 +464,8 @@ async fn search_root(req: HttpRequest, state: web::Data<AppState>, tenant: Tenan
         remaining = remaining.saturating_sub(rows.len() as u64);
         resources.extend(rows.into_iter().map(|r| render_stored(rt, r, &base, &projection)));
     }
-    Ok(scim_response(StatusCode::OK, &list_response(total, request.start_index, resources)))
+    Ok(scim_response(
+        StatusCode::OK,
+        &list_response(total, request.start_index, resources),
+    ))
 }

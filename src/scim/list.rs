@@ -69,7 +69,9 @@ impl ListRequest {
             .and_then(Value::as_array)
             .is_some_and(|s| s.iter().any(|u| u.as_str() == Some(SEARCH_REQUEST_SCHEMA)));
         if !schemas_ok {
-            return Err(ScimError::InvalidSyntax(format!("'schemas' must contain '{SEARCH_REQUEST_SCHEMA}'")));
+            return Err(ScimError::InvalidSyntax(format!(
+                "'schemas' must contain '{SEARCH_REQUEST_SCHEMA}'"
+            )));
         }
         let get = |name: &str| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
         let text = |name: &str| -> Result<Option<String>, ScimError> {
@@ -114,7 +116,8 @@ impl ListRequest {
         let sort_by = match raw.sort_by.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(s) => {
-                let p = parse_patch_path(s).map_err(|e| ScimError::InvalidValue(format!("invalid sortBy '{s}': {e}")))?;
+                let p =
+                    parse_patch_path(s).map_err(|e| ScimError::InvalidValue(format!("invalid sortBy '{s}': {e}")))?;
                 if p.filter.is_some() {
                     return Err(ScimError::InvalidValue("sortBy cannot contain a filter".into()));
                 }
@@ -126,7 +129,9 @@ impl ListRequest {
             Some(o) if o.eq_ignore_ascii_case("ascending") => false,
             Some(o) if o.eq_ignore_ascii_case("descending") => true,
             Some(o) => {
-                return Err(ScimError::InvalidValue(format!("sortOrder must be 'ascending' or 'descending', got '{o}'")))
+                return Err(ScimError::InvalidValue(format!(
+                    "sortOrder must be 'ascending' or 'descending', got '{o}'"
+                )))
             }
         };
         // RFC 7644 §3.4.2.4: startIndex < 1 means 1, a negative count means 0.
@@ -174,7 +179,10 @@ mod tests {
     #[test]
     fn count_is_capped_and_negatives_clamped() {
         let s = ScimSettings::default();
-        assert_eq!(ListRequest::from_query("count=100000", &s).unwrap().count, s.max_results);
+        assert_eq!(
+            ListRequest::from_query("count=100000", &s).unwrap().count,
+            s.max_results
+        );
         assert_eq!(ListRequest::from_query("count=-5&startIndex=-3", &s).unwrap().count, 0);
         assert_eq!(ListRequest::from_query("startIndex=0", &s).unwrap().start_index, 1);
     }
@@ -182,9 +190,18 @@ mod tests {
     #[test]
     fn bad_parameters_are_400s() {
         let s = ScimSettings::default();
-        assert!(matches!(ListRequest::from_query("count=abc", &s), Err(ScimError::InvalidValue(_))));
-        assert!(matches!(ListRequest::from_query("filter=userName%20eq", &s), Err(ScimError::InvalidFilter(_))));
-        assert!(matches!(ListRequest::from_query("sortOrder=sideways", &s), Err(ScimError::InvalidValue(_))));
+        assert!(matches!(
+            ListRequest::from_query("count=abc", &s),
+            Err(ScimError::InvalidValue(_))
+        ));
+        assert!(matches!(
+            ListRequest::from_query("filter=userName%20eq", &s),
+            Err(ScimError::InvalidFilter(_))
+        ));
+        assert!(matches!(
+            ListRequest::from_query("sortOrder=sideways", &s),
+            Err(ScimError::InvalidValue(_))
+        ));
     }
 
     #[test]

@@ -12,9 +12,7 @@ use serde_json::{Map, Value};
 use super::error::ScimError;
 use super::filter::{parse_patch_path, AttrPath, CompValue, CompareOp, Filter, PatchPath};
 use super::resource::parse_bool;
-use super::schema::{
-    AttrType, AttributeDef, Mutability, ResourceKind, ResourceTypeDef, SchemaDef, PATCH_OP_SCHEMA,
-};
+use super::schema::{AttrType, AttributeDef, Mutability, ResourceKind, ResourceTypeDef, SchemaDef, PATCH_OP_SCHEMA};
 
 /// The three PATCH operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,20 +112,15 @@ pub fn parse_patch_request(body: &Value) -> Result<Vec<PatchOperation>, ScimErro
             ops.len()
         )));
     }
-    ops.iter()
-        .enumerate()
-        .map(|(i, op)| parse_operation(i, op))
-        .collect()
+    ops.iter().enumerate().map(|(i, op)| parse_operation(i, op)).collect()
 }
 
 fn check_patch_schemas(obj: &Map<String, Value>) -> Result<(), ScimError> {
     let listed = get_ignore_case(obj, "schemas")
         .and_then(Value::as_array)
         .is_some_and(|uris| {
-            uris.iter().any(|u| {
-                u.as_str()
-                    .is_some_and(|u| u.eq_ignore_ascii_case(PATCH_OP_SCHEMA))
-            })
+            uris.iter()
+                .any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(PATCH_OP_SCHEMA)))
         });
     if listed {
         Ok(())
@@ -146,37 +139,20 @@ fn parse_operation(index: usize, op: &Value) -> Result<PatchOperation, ScimError
     let kind = get_ignore_case(obj, "op")
         .and_then(Value::as_str)
         .and_then(PatchOpKind::parse)
-        .ok_or_else(|| {
-            syntax(format!(
-                "{at}: 'op' must be one of 'add', 'remove' or 'replace'"
-            ))
-        })?;
+        .ok_or_else(|| syntax(format!("{at}: 'op' must be one of 'add', 'remove' or 'replace'")))?;
     let path = match get_ignore_case(obj, "path") {
         None | Some(Value::Null) => None,
         Some(Value::String(text)) if text.trim().is_empty() => None,
-        Some(Value::String(text)) => {
-            Some(parse_path_text(text.trim()).map_err(|e| prefix_error(&at, e))?)
-        }
-        Some(_) => {
-            return Err(ScimError::InvalidPath(format!(
-                "{at}: 'path' must be a string"
-            )))
-        }
+        Some(Value::String(text)) => Some(parse_path_text(text.trim()).map_err(|e| prefix_error(&at, e))?),
+        Some(_) => return Err(ScimError::InvalidPath(format!("{at}: 'path' must be a string"))),
     };
     let value = get_ignore_case(obj, "value").cloned();
     match kind {
-        PatchOpKind::Remove if path.is_none() => Err(ScimError::NoTarget(format!(
-            "{at}: 'remove' requires a 'path'"
-        ))),
-        PatchOpKind::Add | PatchOpKind::Replace if value.is_none() => Err(syntax(format!(
-            "{at}: '{}' requires a 'value'",
-            kind.name()
-        ))),
-        _ => Ok(PatchOperation {
-            op: kind,
-            path,
-            value,
-        }),
+        PatchOpKind::Remove if path.is_none() => Err(ScimError::NoTarget(format!("{at}: 'remove' requires a 'path'"))),
+        PatchOpKind::Add | PatchOpKind::Replace if value.is_none() => {
+            Err(syntax(format!("{at}: '{}' requires a 'value'", kind.name())))
+        }
+        _ => Ok(PatchOperation { op: kind, path, value }),
     }
 }
 
@@ -215,11 +191,7 @@ fn prefix_error(at: &str, err: ScimError) -> ScimError {
 /// runs `normalize_resource` and `check_immutable` on the result. On error the document may be
 /// partly edited and must be discarded. Group `members` are not written to the document but
 /// returned as [`PatchOutcome::member_changes`].
-pub fn apply_patch(
-    rt: &ResourceTypeDef,
-    doc: &mut Value,
-    ops: &[PatchOperation],
-) -> Result<PatchOutcome, ScimError> {
+pub fn apply_patch(rt: &ResourceTypeDef, doc: &mut Value, ops: &[PatchOperation]) -> Result<PatchOutcome, ScimError> {
     if doc.is_null() {
         *doc = Value::Object(Map::new());
     }
@@ -243,10 +215,7 @@ enum Target<'r, 'p> {
     /// A whole schema block named by its URN (`"path": "urn:…:enterprise:2.0:User"`).
     Schema(&'r SchemaDef),
     /// A group's `members`, which never live in the document.
-    Members {
-        filter: Option<&'p Filter>,
-        has_sub: bool,
-    },
+    Members { filter: Option<&'p Filter>, has_sub: bool },
     /// An attribute, or part of one.
     Attr(AttrTarget<'r, 'p>),
 }
@@ -263,10 +232,7 @@ struct AttrTarget<'r, 'p> {
 
 impl AttrTarget<'_, '_> {
     fn is_read_only(&self) -> bool {
-        self.attr.mutability == Mutability::ReadOnly
-            || self
-                .sub
-                .is_some_and(|s| s.mutability == Mutability::ReadOnly)
+        self.attr.mutability == Mutability::ReadOnly || self.sub.is_some_and(|s| s.mutability == Mutability::ReadOnly)
     }
 
     /// The path as the error messages show it, in canonical spelling.
@@ -293,25 +259,17 @@ struct Patcher<'r> {
 }
 
 impl<'r> Patcher<'r> {
-    fn apply(
-        &mut self,
-        doc: &mut Map<String, Value>,
-        op: &PatchOperation,
-    ) -> Result<(), ScimError> {
+    fn apply(&mut self, doc: &mut Map<String, Value>, op: &PatchOperation) -> Result<(), ScimError> {
         match &op.path {
             Some(path) => self.apply_path(doc, op.op, path, op.value.as_ref()),
-            None if op.op == PatchOpKind::Remove => {
-                Err(ScimError::NoTarget("'remove' requires a 'path'".into()))
-            }
+            None if op.op == PatchOpKind::Remove => Err(ScimError::NoTarget("'remove' requires a 'path'".into())),
             None => {
-                let map = require_value(op.op, op.value.as_ref())?
-                    .as_object()
-                    .ok_or_else(|| {
-                        syntax(format!(
-                            "'{}' without a 'path' requires a JSON object 'value'",
-                            op.op.name()
-                        ))
-                    })?;
+                let map = require_value(op.op, op.value.as_ref())?.as_object().ok_or_else(|| {
+                    syntax(format!(
+                        "'{}' without a 'path' requires a JSON object 'value'",
+                        op.op.name()
+                    ))
+                })?;
                 self.apply_value_map(doc, op.op, map, None)
             }
         }
@@ -393,9 +351,7 @@ impl<'r> Patcher<'r> {
     ) -> Result<(), ScimError> {
         match target {
             Target::Schema(schema) => self.apply_schema_block(doc, kind, schema, value),
-            Target::Members { filter, has_sub } => {
-                self.apply_members(kind, *filter, *has_sub, value)
-            }
+            Target::Members { filter, has_sub } => self.apply_members(kind, *filter, *has_sub, value),
             Target::Attr(t) => match kind {
                 PatchOpKind::Add => add(doc, t, require_value(kind, value)?),
                 PatchOpKind::Replace => match require_value(kind, value)? {
@@ -417,8 +373,8 @@ impl<'r> Patcher<'r> {
         value: Option<&Value>,
     ) -> Result<(), ScimError> {
         let is_core = schema.id.eq_ignore_ascii_case(&self.rt.core.id);
-        let unassign = kind == PatchOpKind::Remove
-            || (kind == PatchOpKind::Replace && value.is_some_and(Value::is_null));
+        let unassign =
+            kind == PatchOpKind::Remove || (kind == PatchOpKind::Replace && value.is_some_and(Value::is_null));
         if unassign {
             if is_core {
                 return Err(ScimError::InvalidPath(format!(
@@ -449,14 +405,11 @@ impl<'r> Patcher<'r> {
     ) -> Result<(), ScimError> {
         if has_sub {
             return Err(ScimError::Mutability(
-                "sub-attributes of 'members' cannot be modified; add or remove the member instead"
-                    .into(),
+                "sub-attributes of 'members' cannot be modified; add or remove the member instead".into(),
             ));
         }
         let change = match (kind, filter) {
-            (PatchOpKind::Remove, Some(filter)) => {
-                Some(MemberChange::Remove(member_ids_from_filter(filter)?))
-            }
+            (PatchOpKind::Remove, Some(filter)) => Some(MemberChange::Remove(member_ids_from_filter(filter)?)),
             (_, Some(_)) => {
                 return Err(ScimError::InvalidPath(
                     "a filter on 'members' is only supported with 'remove'".into(),
@@ -478,8 +431,7 @@ impl<'r> Patcher<'r> {
                 None | Some(Value::Null) => Some(MemberChange::RemoveAll),
                 // Entra removes members by listing them in `value` instead of using a filter.
                 Some(listed) => {
-                    let ids: Vec<String> =
-                        member_refs(listed)?.into_iter().map(|r| r.value).collect();
+                    let ids: Vec<String> = member_refs(listed)?.into_iter().map(|r| r.value).collect();
                     (!ids.is_empty()).then_some(MemberChange::Remove(ids))
                 }
             },
@@ -491,10 +443,7 @@ impl<'r> Patcher<'r> {
 
 /// Resolves a parsed path against the schema: canonical names, extension, and the checks that do
 /// not depend on the document (unknown names, filters on single-valued attributes).
-fn resolve_target<'r, 'p>(
-    rt: &'r ResourceTypeDef,
-    path: &'p PatchPath,
-) -> Result<Target<'r, 'p>, ScimError> {
+fn resolve_target<'r, 'p>(rt: &'r ResourceTypeDef, path: &'p PatchPath) -> Result<Target<'r, 'p>, ScimError> {
     if let Some(schema) = whole_schema(rt, path) {
         return Ok(Target::Schema(schema));
     }
@@ -523,10 +472,7 @@ fn resolve_target<'r, 'p>(
             resolved.attr.name
         )));
     }
-    if rt.kind == ResourceKind::Group
-        && resolved.extension.is_none()
-        && resolved.attr.name == MEMBERS
-    {
+    if rt.kind == ResourceKind::Group && resolved.extension.is_none() && resolved.attr.name == MEMBERS {
         return Ok(Target::Members {
             filter,
             has_sub: sub.is_some(),
@@ -601,9 +547,7 @@ fn add(doc: &mut Map<String, Value>, t: &AttrTarget, value: &Value) -> Result<()
                 with_items(c, name, |items| append_items(t.attr, items, value));
                 Ok(())
             }
-            (true, _, _) => with_items(c, name, |items| {
-                write_matching(t, items, Write::Merge, value)
-            }),
+            (true, _, _) => with_items(c, name, |items| write_matching(t, items, Write::Merge, value)),
             (false, _, Some(sub)) => {
                 with_object(c, name, |obj| set_or_unset(obj, &sub.name, value));
                 Ok(())
@@ -629,9 +573,7 @@ fn replace(doc: &mut Map<String, Value>, t: &AttrTarget, value: &Value) -> Resul
                 put_items(c, name, items);
                 Ok(())
             }
-            (true, _, _) => with_items(c, name, |items| {
-                write_matching(t, items, Write::Overwrite, value)
-            }),
+            (true, _, _) => with_items(c, name, |items| write_matching(t, items, Write::Overwrite, value)),
             (false, _, Some(sub)) => {
                 with_object(c, name, |obj| set_or_unset(obj, &sub.name, value));
                 Ok(())
@@ -647,20 +589,14 @@ fn replace(doc: &mut Map<String, Value>, t: &AttrTarget, value: &Value) -> Resul
 }
 
 /// RFC 7644 §3.5.2.2. Removing something that is not there is not an error.
-fn remove(
-    doc: &mut Map<String, Value>,
-    t: &AttrTarget,
-    value: Option<&Value>,
-) -> Result<(), ScimError> {
+fn remove(doc: &mut Map<String, Value>, t: &AttrTarget, value: Option<&Value>) -> Result<(), ScimError> {
     with_container(doc, t.ext, |c| {
         let name = t.attr.name.as_str();
         match (t.attr.multi_valued, t.filter, t.sub) {
             (true, None, None) => match value {
                 // Entra removes single values by listing them (`"path":"emails","value":[…]`):
                 // only those go, not the whole attribute.
-                Some(listed) if !listed.is_null() => {
-                    with_items(c, name, |items| remove_listed(t.attr, items, listed))
-                }
+                Some(listed) if !listed.is_null() => with_items(c, name, |items| remove_listed(t.attr, items, listed)),
                 _ => {
                     c.shift_remove(name);
                 }
@@ -737,12 +673,7 @@ fn append_items(attr: &AttributeDef, items: &mut Vec<Value>, value: &Value) {
 /// When nothing matches and the filter is only `eq` comparisons joined by `and`, a new element
 /// is built from them. That is how Entra sets a work email on a user who has none:
 /// `add emails[type eq "work"].value`. Replacing whole elements never creates one.
-fn write_matching(
-    t: &AttrTarget,
-    items: &mut Vec<Value>,
-    mode: Write,
-    value: &Value,
-) -> Result<(), ScimError> {
+fn write_matching(t: &AttrTarget, items: &mut Vec<Value>, mode: Write, value: &Value) -> Result<(), ScimError> {
     let mut selected = select(t, items);
     if selected.is_empty() {
         let creatable = t.sub.is_some() || mode == Write::Merge;
@@ -752,10 +683,7 @@ fn write_matching(
             None
         };
         let Some(seed) = seed else {
-            return Err(ScimError::NoTarget(format!(
-                "no value matches '{}'",
-                t.describe()
-            )));
+            return Err(ScimError::NoTarget(format!("no value matches '{}'", t.describe())));
         };
         // The seed is completed with a merge: its filter values stay unless overwritten.
         let mut created = Value::Object(seed);
@@ -773,12 +701,7 @@ fn write_matching(
     Ok(())
 }
 
-fn write_element(
-    t: &AttrTarget,
-    item: &mut Value,
-    mode: Write,
-    value: &Value,
-) -> Result<(), ScimError> {
+fn write_element(t: &AttrTarget, item: &mut Value, mode: Write, value: &Value) -> Result<(), ScimError> {
     if let Some(sub) = t.sub {
         if !item.is_object() {
             *item = Value::Object(Map::new());
@@ -795,12 +718,10 @@ fn write_element(
             }
             Ok(())
         }
-        (Write::Merge, _, _) if t.attr.attr_type == AttrType::Complex => {
-            Err(ScimError::InvalidValue(format!(
-                "'add' to '{}' needs a JSON object value",
-                t.describe()
-            )))
-        }
+        (Write::Merge, _, _) if t.attr.attr_type == AttrType::Complex => Err(ScimError::InvalidValue(format!(
+            "'add' to '{}' needs a JSON object value",
+            t.describe()
+        ))),
         _ => {
             *item = canonical_element(t.attr, value);
             Ok(())
@@ -870,10 +791,7 @@ fn sub_attr_case_exact(attr: &AttributeDef, path: &AttrPath) -> bool {
 
 /// Builds a new element from a filter made only of `eq` comparisons joined by `and`
 /// (`type eq "work"` → `{"type": "work"}`); no filter gives an empty element.
-fn element_from_eq_filter(
-    attr: &AttributeDef,
-    filter: Option<&Filter>,
-) -> Option<Map<String, Value>> {
+fn element_from_eq_filter(attr: &AttributeDef, filter: Option<&Filter>) -> Option<Map<String, Value>> {
     let mut element = Map::new();
     match filter {
         Some(filter) if !collect_eq_pairs(attr, filter, &mut element) => None,
@@ -883,16 +801,13 @@ fn element_from_eq_filter(
 
 fn collect_eq_pairs(attr: &AttributeDef, filter: &Filter, out: &mut Map<String, Value>) -> bool {
     match filter {
-        Filter::And(left, right) => {
-            collect_eq_pairs(attr, left, out) && collect_eq_pairs(attr, right, out)
-        }
+        Filter::And(left, right) => collect_eq_pairs(attr, left, out) && collect_eq_pairs(attr, right, out),
         Filter::Compare {
             path,
             op: CompareOp::Eq,
             value,
         } if path.urn.is_none() && path.sub_attr.is_none() => {
-            let (Some(sub), Some(value)) = (attr.sub_attribute(&path.name), comp_value_json(value))
-            else {
+            let (Some(sub), Some(value)) = (attr.sub_attribute(&path.name), comp_value_json(value)) else {
                 return false;
             };
             out.insert(sub.name.clone(), value);
@@ -913,11 +828,7 @@ fn comp_value_json(value: &CompValue) -> Option<Value> {
 
 /// If one of the `written` elements is now primary, no other element may stay primary.
 fn demote_other_primaries(attr: &AttributeDef, items: &mut [Value], written: &[usize]) {
-    if !attr.has_primary()
-        || !written
-            .iter()
-            .any(|&i| items.get(i).is_some_and(is_primary))
-    {
+    if !attr.has_primary() || !written.iter().any(|&i| items.get(i).is_some_and(is_primary)) {
         return;
     }
     for (i, item) in items.iter_mut().enumerate() {
@@ -946,8 +857,7 @@ fn member_refs(value: &Value) -> Result<Vec<MemberRef>, ScimError> {
 fn member_ref(item: &Value) -> Result<MemberRef, ScimError> {
     let invalid = || {
         ScimError::InvalidValue(
-            "each member must be an object with a non-empty string 'value' (the member's id)"
-                .into(),
+            "each member must be an object with a non-empty string 'value' (the member's id)".into(),
         )
     };
     let obj = item.as_object().ok_or_else(invalid)?;
@@ -958,11 +868,7 @@ fn member_ref(item: &Value) -> Result<MemberRef, ScimError> {
     let kind = match get_ignore_case(obj, "type") {
         None | Some(Value::Null) => None,
         Some(Value::String(kind)) => Some(kind.clone()),
-        Some(_) => {
-            return Err(ScimError::InvalidValue(
-                "a member's 'type' must be a string".into(),
-            ))
-        }
+        Some(_) => return Err(ScimError::InvalidValue("a member's 'type' must be a string".into())),
     };
     Ok(MemberRef {
         value: id.to_string(),
@@ -989,10 +895,7 @@ fn collect_member_ids(filter: &Filter, out: &mut Vec<String>) -> bool {
             path,
             op: CompareOp::Eq,
             value: CompValue::String(id),
-        } if path.urn.is_none()
-            && path.sub_attr.is_none()
-            && path.name.eq_ignore_ascii_case(VALUE) =>
-        {
+        } if path.urn.is_none() && path.sub_attr.is_none() && path.name.eq_ignore_ascii_case(VALUE) => {
             out.push(id.clone());
             true
         }
@@ -1019,11 +922,7 @@ fn with_container<R>(
 
 /// Runs `f` on the object stored under `key` (an empty one when absent), then stores it back in
 /// place, or removes the key when the object ended up empty.
-fn with_object<R>(
-    map: &mut Map<String, Value>,
-    key: &str,
-    f: impl FnOnce(&mut Map<String, Value>) -> R,
-) -> R {
+fn with_object<R>(map: &mut Map<String, Value>, key: &str, f: impl FnOnce(&mut Map<String, Value>) -> R) -> R {
     let mut obj = match map.get_mut(key).map(Value::take) {
         Some(Value::Object(obj)) => obj,
         _ => Map::new(),
@@ -1039,11 +938,7 @@ fn with_object<R>(
 
 /// Runs `f` on the elements of the multi-valued attribute `key` (a stray single value counts as
 /// one element), then stores them back in place, or removes the key when none are left.
-fn with_items<R>(
-    map: &mut Map<String, Value>,
-    key: &str,
-    f: impl FnOnce(&mut Vec<Value>) -> R,
-) -> R {
+fn with_items<R>(map: &mut Map<String, Value>, key: &str, f: impl FnOnce(&mut Vec<Value>) -> R) -> R {
     let mut items = match map.get_mut(key).map(Value::take) {
         Some(Value::Array(items)) => items,
         None | Some(Value::Null) => Vec::new(),
@@ -1100,11 +995,8 @@ fn canonical_sub_name(attr: &AttributeDef, key: &str) -> String {
 
 /// Looks a key up ignoring case (clients send `Operations`, `operations`, `Op`, …).
 fn get_ignore_case<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.get(key).or_else(|| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
+    obj.get(key)
+        .or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
 }
 
 fn syntax(detail: impl Into<String>) -> ScimError {
@@ -1130,11 +1022,7 @@ mod tests {
     }
 
     /// Parses `ops` as a request and applies it to `doc`.
-    fn try_patch(
-        rt: &ResourceTypeDef,
-        doc: Value,
-        ops: Value,
-    ) -> Result<(Value, PatchOutcome), ScimError> {
+    fn try_patch(rt: &ResourceTypeDef, doc: Value, ops: Value) -> Result<(Value, PatchOutcome), ScimError> {
         let ops = parse_patch_request(&body(ops))?;
         let mut doc = doc;
         let outcome = apply_patch(rt, &mut doc, &ops)?;
@@ -1194,10 +1082,7 @@ mod tests {
         }))
         .unwrap();
         let kinds: Vec<_> = ops.iter().map(|o| o.op).collect();
-        assert_eq!(
-            kinds,
-            [PatchOpKind::Add, PatchOpKind::Replace, PatchOpKind::Remove]
-        );
+        assert_eq!(kinds, [PatchOpKind::Add, PatchOpKind::Replace, PatchOpKind::Remove]);
         assert_eq!(ops[0].path.as_ref().unwrap().attr.name, "nickName");
         assert_eq!(ops[0].value, Some(json!("Babs")));
         assert_eq!(ops[2].value, None);
@@ -1237,9 +1122,7 @@ mod tests {
         let op = json!({"op": "add", "path": "nickName", "value": "x"});
         let ops = vec![op; MAX_PATCH_OPERATIONS];
         assert_eq!(
-            parse_patch_request(&body(json!(ops.clone())))
-                .unwrap()
-                .len(),
+            parse_patch_request(&body(json!(ops.clone()))).unwrap().len(),
             MAX_PATCH_OPERATIONS
         );
         let mut too_many = ops;
@@ -1275,8 +1158,7 @@ mod tests {
             msg.starts_with("Operations[1]: invalid path 'emails[type eq \"work\"'"),
             "{msg}"
         );
-        let err = parse_patch_request(&body(json!([{"op": "add", "path": 5, "value": "x"}])))
-            .unwrap_err();
+        let err = parse_patch_request(&body(json!([{"op": "add", "path": 5, "value": "x"}]))).unwrap_err();
         assert!(matches!(err, ScimError::InvalidPath(_)), "{err:?}");
     }
 
@@ -1290,18 +1172,12 @@ mod tests {
 
     #[test]
     fn add_or_replace_without_value_is_invalid_syntax() {
-        for op in [
-            json!({"op": "add", "path": "nickName"}),
-            json!({"op": "replace"}),
-        ] {
+        for op in [json!({"op": "add", "path": "nickName"}), json!({"op": "replace"})] {
             let err = parse_patch_request(&body(json!([op]))).unwrap_err();
             assert!(matches!(err, ScimError::InvalidSyntax(_)), "{op}: {err:?}");
         }
         // An explicit null is a value: replace with null unassigns.
-        let ops = parse_patch_request(&body(
-            json!([{"op": "replace", "path": "nickName", "value": null}]),
-        ))
-        .unwrap();
+        let ops = parse_patch_request(&body(json!([{"op": "replace", "path": "nickName", "value": null}]))).unwrap();
         assert_eq!(ops[0].value, Some(Value::Null));
     }
 
@@ -1356,10 +1232,7 @@ mod tests {
             json!([{"op": "add", "path": "emails", "value": [{"value": "babs@example.net", "type": "other"}]}]),
         );
         assert_eq!(doc["emails"].as_array().unwrap().len(), 3);
-        assert_eq!(
-            doc["emails"][2],
-            json!({"value": "babs@example.net", "type": "other"})
-        );
+        assert_eq!(doc["emails"][2], json!({"value": "babs@example.net", "type": "other"}));
     }
 
     #[test]
@@ -1432,9 +1305,7 @@ mod tests {
         );
         assert_eq!(
             changes,
-            [MemberChange::Remove(vec![
-                "2819c223-7f76-...413861904646".into()
-            ])]
+            [MemberChange::Remove(vec!["2819c223-7f76-...413861904646".into()])]
         );
     }
 
@@ -1444,10 +1315,7 @@ mod tests {
             barbara(),
             json!([{"op": "remove", "path": "emails[type eq \"work\" and value ew \"example.com\"]"}]),
         );
-        assert_eq!(
-            doc["emails"],
-            json!([{"value": "babs@jensen.org", "type": "home"}])
-        );
+        assert_eq!(doc["emails"], json!([{"value": "babs@jensen.org", "type": "home"}]));
     }
 
     #[test]
@@ -1473,10 +1341,7 @@ mod tests {
                           "region": "CA", "postalCode": "91608", "country": "US", "primary": true}
             }]),
         );
-        assert_eq!(
-            doc["addresses"][0]["streetAddress"],
-            "911 Universal City Plaza"
-        );
+        assert_eq!(doc["addresses"][0]["streetAddress"], "911 Universal City Plaza");
         assert_eq!(doc["addresses"][0]["postalCode"], "91608");
     }
 
@@ -1504,10 +1369,7 @@ mod tests {
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value": "boss-id"
             }}]),
         );
-        assert_eq!(
-            doc[ENT],
-            json!({"department": "R&D", "manager": {"value": "boss-id"}})
-        );
+        assert_eq!(doc[ENT], json!({"department": "R&D", "manager": {"value": "boss-id"}}));
     }
 
     #[test]
@@ -1571,10 +1433,7 @@ mod tests {
             json!({"urn:ietf:params:scim:schemas:extension:nope:2.0:User:x": "9"}),
             json!({ENT: {"shoeSize": "9"}}),
         ] {
-            let err = user_error(
-                json!({"userName": "a"}),
-                json!([{"op": "add", "value": value}]),
-            );
+            let err = user_error(json!({"userName": "a"}), json!([{"op": "add", "value": value}]));
             assert!(matches!(err, ScimError::InvalidPath(_)), "{value}: {err:?}");
         }
     }
@@ -1678,10 +1537,7 @@ mod tests {
             ]),
         );
         assert_eq!(doc["emails"].as_array().unwrap().len(), 2);
-        assert_eq!(
-            doc["phoneNumbers"],
-            json!([{"value": "555-1234", "type": "work"}])
-        );
+        assert_eq!(doc["phoneNumbers"], json!([{"value": "555-1234", "type": "work"}]));
     }
 
     #[test]
@@ -1791,10 +1647,7 @@ mod tests {
             json!({"userName": "a"}),
             json!([{"op": "replace", "path": "addresses[type eq \"work\"].locality", "value": "Oslo"}]),
         );
-        assert_eq!(
-            doc["addresses"],
-            json!([{"type": "work", "locality": "Oslo"}])
-        );
+        assert_eq!(doc["addresses"], json!([{"type": "work", "locality": "Oslo"}]));
     }
 
     #[test]
@@ -1821,10 +1674,7 @@ mod tests {
                 {"op": "replace", "path": "addresses", "value": null}
             ]),
         );
-        assert_eq!(
-            doc["name"],
-            json!({"givenName": "Barbara", "familyName": "Jensen"})
-        );
+        assert_eq!(doc["name"], json!({"givenName": "Barbara", "familyName": "Jensen"}));
         assert!(doc.get("addresses").is_none());
     }
 
@@ -1844,10 +1694,7 @@ mod tests {
             json!({"userName": "a", "active": true}),
             json!([{"op": "replace", "value": {"active": false}}]),
         );
-        assert_eq!(
-            normalize_resource(&reg().user, &doc).unwrap()["active"],
-            json!(false)
-        );
+        assert_eq!(normalize_resource(&reg().user, &doc).unwrap()["active"], json!(false));
     }
 
     // ---- remove ---------------------------------------------------------------------------------
@@ -1862,10 +1709,7 @@ mod tests {
                 {"op": "remove", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"}
             ]),
         );
-        assert_eq!(
-            doc["name"],
-            json!({"givenName": "Barbara", "familyName": "Jensen"})
-        );
+        assert_eq!(doc["name"], json!({"givenName": "Barbara", "familyName": "Jensen"}));
         assert!(doc.get("addresses").is_none());
         assert_eq!(doc[ENT], json!({"employeeNumber": "701984"}));
     }
@@ -1977,10 +1821,7 @@ mod tests {
             "emails[type eq \"work\"].nope",
             "urn:ietf:params:scim:schemas:extension:nope:2.0:User:x",
         ] {
-            let err = user_error(
-                barbara(),
-                json!([{"op": "replace", "path": path, "value": "x"}]),
-            );
+            let err = user_error(barbara(), json!([{"op": "replace", "path": path, "value": "x"}]));
             assert!(matches!(err, ScimError::InvalidPath(_)), "{path}: {err:?}");
         }
     }
@@ -2021,9 +1862,7 @@ mod tests {
         );
         assert_eq!(
             err,
-            ScimError::NoTarget(
-                "Operations[0]: no value matches 'emails[value sw \"zz\"].type'".into()
-            )
+            ScimError::NoTarget("Operations[0]: no value matches 'emails[value sw \"zz\"].type'".into())
         );
     }
 
@@ -2038,10 +1877,7 @@ mod tests {
         assert!(!element_matches(members, &filter, &json!({"value": "abc"})));
         assert!(element_matches(members, &filter, &json!({"value": "ABC"})));
         // Through a whole PATCH: `emails.type` is not caseExact.
-        let doc = patch_user(
-            barbara(),
-            json!([{"op": "remove", "path": "emails[TYPE eq \"HOME\"]"}]),
-        );
+        let doc = patch_user(barbara(), json!([{"op": "remove", "path": "emails[TYPE eq \"HOME\"]"}]));
         assert_eq!(doc["emails"].as_array().unwrap().len(), 1);
     }
 
@@ -2074,11 +1910,7 @@ mod tests {
         );
         assert_eq!(
             changes,
-            [MemberChange::Remove(vec![
-                "a".into(),
-                "b".into(),
-                "c".into()
-            ])]
+            [MemberChange::Remove(vec!["a".into(), "b".into(), "c".into()])]
         );
     }
 
@@ -2099,10 +1931,7 @@ mod tests {
         );
         assert_eq!(
             changes,
-            [MemberChange::Add(vec![
-                member("u1", None),
-                member("g2", Some("Group"))
-            ])]
+            [MemberChange::Add(vec![member("u1", None), member("g2", Some("Group"))])]
         );
     }
 
@@ -2180,22 +2009,15 @@ mod tests {
             json!([{"value": ""}]),
         ] {
             let err = group_error(json!([{"op": "add", "path": "members", "value": value}]));
-            assert!(
-                matches!(err, ScimError::InvalidValue(_)),
-                "{value}: {err:?}"
-            );
+            assert!(matches!(err, ScimError::InvalidValue(_)), "{value}: {err:?}");
         }
     }
 
     #[test]
     fn member_sub_attributes_and_filtered_adds_are_refused() {
-        let err = group_error(
-            json!([{"op": "replace", "path": "members[value eq \"a\"].display", "value": "x"}]),
-        );
+        let err = group_error(json!([{"op": "replace", "path": "members[value eq \"a\"].display", "value": "x"}]));
         assert!(matches!(err, ScimError::Mutability(_)), "{err:?}");
-        let err = group_error(
-            json!([{"op": "add", "path": "members[value eq \"a\"]", "value": {"value": "a"}}]),
-        );
+        let err = group_error(json!([{"op": "add", "path": "members[value eq \"a\"]", "value": {"value": "a"}}]));
         assert!(matches!(err, ScimError::InvalidPath(_)), "{err:?}");
     }
 
@@ -2204,11 +2026,7 @@ mod tests {
     #[test]
     fn entra_user_update_normalizes_to_what_the_admin_expects() {
         let r = reg();
-        let old = normalize_resource(
-            &r.user,
-            &json!({"userName": "a@contoso.com", "active": true}),
-        )
-        .unwrap();
+        let old = normalize_resource(&r.user, &json!({"userName": "a@contoso.com", "active": true})).unwrap();
         let mut doc = old.clone();
         let ops = parse_patch_request(&json!({
             "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],

@@ -27,7 +27,10 @@ impl Projection {
     /// Parses the comma-separated lists. Names the schema does not know are ignored: a client
     /// asking for an attribute we do not have simply does not get it.
     pub fn parse(rt: &ResourceTypeDef, attributes: Option<&str>, excluded: Option<&str>) -> Result<Self, ScimError> {
-        Ok(Projection { attributes: parse_list(rt, attributes)?, excluded: parse_list(rt, excluded)? })
+        Ok(Projection {
+            attributes: parse_list(rt, attributes)?,
+            excluded: parse_list(rt, excluded)?,
+        })
     }
 
     /// Builds a projection from already-split lists (the `/.search` body form).
@@ -38,7 +41,9 @@ impl Projection {
     /// Does the response need this top-level core attribute at all? Lets callers skip loading
     /// expensive attributes (`members`, `groups`) nobody will see.
     pub fn wants(&self, rt: &ResourceTypeDef, attr: &str) -> bool {
-        let Some(def) = rt.core.attribute(attr) else { return false };
+        let Some(def) = rt.core.attribute(attr) else {
+            return false;
+        };
         self.keeps(def, None).is_some()
     }
 
@@ -75,7 +80,10 @@ impl Projection {
                 }
                 continue;
             }
-            let def = rt.core.attribute(&key).or_else(|| rt.common.iter().find(|d| d.name == key));
+            let def = rt
+                .core
+                .attribute(&key)
+                .or_else(|| rt.common.iter().find(|d| d.name == key));
             if let Some(def) = def {
                 if let Some(v) = self.project_value(def, None, value) {
                     out.insert(key, v);
@@ -146,9 +154,8 @@ enum Keep {
 
 /// Keeps only the named sub-attributes (plus those returned `always`) of a complex value.
 fn trim_subs(def: &AttributeDef, value: Value, subs: &[String]) -> Option<Value> {
-    let keep = |k: &str| {
-        subs.iter().any(|s| s == k) || def.sub_attribute(k).is_some_and(|d| d.returned == Returned::Always)
-    };
+    let keep =
+        |k: &str| subs.iter().any(|s| s == k) || def.sub_attribute(k).is_some_and(|d| d.returned == Returned::Always);
     let trim = |v: Value| match v {
         Value::Object(o) => {
             let m: Map<String, Value> = o.into_iter().filter(|(k, _)| keep(k)).collect();
@@ -194,7 +201,11 @@ fn canonical(rt: &ResourceTypeDef, path: &AttrPath) -> Option<Named> {
     if path.sub_attr.is_none() {
         if let Some(urn) = &path.urn {
             if let Some(ext) = rt.extension(&format!("{urn}:{}", path.name)) {
-                return Some(Named { urn: None, attr: ext.id.clone(), sub: None });
+                return Some(Named {
+                    urn: None,
+                    attr: ext.id.clone(),
+                    sub: None,
+                });
             }
         }
     }
@@ -226,13 +237,21 @@ mod tests {
         let reg = SchemaRegistry::builtin().unwrap();
         let p = Projection::parse(&reg.user, Some("displayName,NAME.givenName"), None).unwrap();
         let out = p.apply(&reg.user, user());
-        assert_eq!(out, json!({"schemas":["s"],"id":"1","userName":"bjensen","displayName":"Babs","name":{"givenName":"Barbara"}}));
+        assert_eq!(
+            out,
+            json!({"schemas":["s"],"id":"1","userName":"bjensen","displayName":"Babs","name":{"givenName":"Barbara"}})
+        );
     }
 
     #[test]
     fn excluded_attributes_drop_named_but_never_always() {
         let reg = SchemaRegistry::builtin().unwrap();
-        let p = Projection::parse(&reg.user, None, Some("userName,emails.type,meta,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department")).unwrap();
+        let p = Projection::parse(
+            &reg.user,
+            None,
+            Some("userName,emails.type,meta,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"),
+        )
+        .unwrap();
         let out = p.apply(&reg.user, user());
         assert_eq!(out["userName"], "bjensen");
         assert_eq!(out["emails"], json!([{"value":"b@x.com","primary":true}]));
@@ -252,8 +271,12 @@ mod tests {
     #[test]
     fn wants_tells_callers_to_skip_members() {
         let reg = SchemaRegistry::builtin().unwrap();
-        assert!(!Projection::parse(&reg.group, None, Some("members")).unwrap().wants(&reg.group, "members"));
+        assert!(!Projection::parse(&reg.group, None, Some("members"))
+            .unwrap()
+            .wants(&reg.group, "members"));
         assert!(Projection::default().wants(&reg.group, "members"));
-        assert!(!Projection::parse(&reg.group, Some("displayName"), None).unwrap().wants(&reg.group, "members"));
+        assert!(!Projection::parse(&reg.group, Some("displayName"), None)
+            .unwrap()
+            .wants(&reg.group, "members"));
     }
 }

@@ -37,7 +37,10 @@ pub fn check_schemas(rt: &ResourceTypeDef, input: &Value) -> Result<(), ScimErro
     if has_core {
         Ok(())
     } else {
-        Err(ScimError::InvalidValue(format!("'schemas' must contain '{}'", rt.core.id)))
+        Err(ScimError::InvalidValue(format!(
+            "'schemas' must contain '{}'",
+            rt.core.id
+        )))
     }
 }
 
@@ -71,7 +74,12 @@ pub fn normalize_resource(rt: &ResourceTypeDef, input: &Value) -> Result<Value, 
 /// A key that starts with `urn:` is either a whole extension block
 /// (`"urn:…:enterprise:2.0:User": {…}`) or one attribute with its schema prefix
 /// (`"urn:…:enterprise:2.0:User:department": "x"`, as PATCH value maps carry).
-fn normalize_urn_key(rt: &ResourceTypeDef, key: &str, value: &Value, out: &mut Map<String, Value>) -> Result<(), ScimError> {
+fn normalize_urn_key(
+    rt: &ResourceTypeDef,
+    key: &str,
+    value: &Value,
+    out: &mut Map<String, Value>,
+) -> Result<(), ScimError> {
     if let Some((schema, is_core)) = rt.schema_by_urn(key) {
         let block = value
             .as_object()
@@ -170,7 +178,12 @@ fn merge_normalized(target: &mut Map<String, Value>, def: &AttributeDef, value: 
     Ok(())
 }
 
-fn put_normalized(out: &mut Map<String, Value>, def: &AttributeDef, value: &Value, path: &str) -> Result<(), ScimError> {
+fn put_normalized(
+    out: &mut Map<String, Value>,
+    def: &AttributeDef,
+    value: &Value,
+    path: &str,
+) -> Result<(), ScimError> {
     if matches!(def.mutability, Mutability::ReadOnly | Mutability::WriteOnly) && def.name != "members" {
         return Ok(());
     }
@@ -202,15 +215,22 @@ pub fn normalize_value(def: &AttributeDef, value: &Value, path: &str) -> Result<
         return Ok(if out.is_empty() { None } else { Some(Value::Array(out)) });
     }
     if value.is_array() {
-        return Err(ScimError::InvalidValue(format!("attribute '{path}' is single-valued, not an array")));
+        return Err(ScimError::InvalidValue(format!(
+            "attribute '{path}' is single-valued, not an array"
+        )));
     }
     normalize_single(def, value, path)
 }
 
 fn check_single_primary(items: &[Value], path: &str) -> Result<(), ScimError> {
-    let primaries = items.iter().filter(|v| v.get("primary") == Some(&Value::Bool(true))).count();
+    let primaries = items
+        .iter()
+        .filter(|v| v.get("primary") == Some(&Value::Bool(true)))
+        .count();
     if primaries > 1 {
-        return Err(ScimError::InvalidValue(format!("at most one value of '{path}' may be primary")));
+        return Err(ScimError::InvalidValue(format!(
+            "at most one value of '{path}' may be primary"
+        )));
     }
     Ok(())
 }
@@ -233,8 +253,11 @@ fn normalize_single(def: &AttributeDef, value: &Value, path: &str) -> Result<Opt
             _ => Err(type_error(path, "a number")),
         },
         AttrType::DateTime => {
-            let s = value.as_str().ok_or_else(|| type_error(path, "an RFC 3339 dateTime string"))?;
-            let parsed = DateTime::parse_from_rfc3339(s).map_err(|_| type_error(path, "an RFC 3339 dateTime string"))?;
+            let s = value
+                .as_str()
+                .ok_or_else(|| type_error(path, "an RFC 3339 dateTime string"))?;
+            let parsed =
+                DateTime::parse_from_rfc3339(s).map_err(|_| type_error(path, "an RFC 3339 dateTime string"))?;
             Ok(Some(Value::String(format_datetime(&parsed.with_timezone(&Utc)))))
         }
         AttrType::String | AttrType::Reference | AttrType::Binary => {
@@ -266,10 +289,19 @@ fn normalize_complex(def: &AttributeDef, value: &Value, path: &str) -> Result<Op
 }
 
 fn check_required(defs: &[AttributeDef], obj: &Map<String, Value>, prefix: &str) -> Result<(), ScimError> {
-    for def in defs.iter().filter(|d| d.required && d.mutability != Mutability::ReadOnly) {
+    for def in defs
+        .iter()
+        .filter(|d| d.required && d.mutability != Mutability::ReadOnly)
+    {
         if !obj.contains_key(&def.name) {
-            let name = if prefix.is_empty() { def.name.clone() } else { format!("{prefix}.{}", def.name) };
-            return Err(ScimError::InvalidValue(format!("required attribute '{name}' is missing")));
+            let name = if prefix.is_empty() {
+                def.name.clone()
+            } else {
+                format!("{prefix}.{}", def.name)
+            };
+            return Err(ScimError::InvalidValue(format!(
+                "required attribute '{name}' is missing"
+            )));
         }
     }
     Ok(())
@@ -303,7 +335,11 @@ pub fn check_immutable(rt: &ResourceTypeDef, old: &Value, new: &Value) -> Result
             None => (Some(old), Some(new)),
             Some(u) => (old.get(u), new.get(u)),
         };
-        for def in schema.attributes.iter().filter(|d| d.mutability == Mutability::Immutable) {
+        for def in schema
+            .attributes
+            .iter()
+            .filter(|d| d.mutability == Mutability::Immutable)
+        {
             let before = old_obj.and_then(|o| o.get(&def.name));
             let after = new_obj.and_then(|o| o.get(&def.name));
             if before.is_some() && before != after {
@@ -399,21 +435,35 @@ mod tests {
     #[test]
     fn wrong_types_are_invalid_value() {
         let r = reg();
-        for body in [json!({"userName": 5}), json!({"userName":"a","active":"maybe"}), json!({"userName":"a","name":"x"})] {
-            assert!(matches!(normalize_resource(&r.user, &body), Err(ScimError::InvalidValue(_))), "{body}");
+        for body in [
+            json!({"userName": 5}),
+            json!({"userName":"a","active":"maybe"}),
+            json!({"userName":"a","name":"x"}),
+        ] {
+            assert!(
+                matches!(normalize_resource(&r.user, &body), Err(ScimError::InvalidValue(_))),
+                "{body}"
+            );
         }
     }
 
     #[test]
     fn invalid_email_is_refused() {
-        let err = normalize_resource(&reg().user, &json!({"userName":"a","emails":[{"value":"not-an-email"}]}));
+        let err = normalize_resource(
+            &reg().user,
+            &json!({"userName":"a","emails":[{"value":"not-an-email"}]}),
+        );
         assert!(matches!(err, Err(ScimError::InvalidValue(_))));
     }
 
     #[test]
     fn two_primaries_are_refused() {
-        let body = json!({"userName":"a","emails":[{"value":"a@x.com","primary":true},{"value":"b@x.com","primary":true}]});
-        assert!(matches!(normalize_resource(&reg().user, &body), Err(ScimError::InvalidValue(_))));
+        let body =
+            json!({"userName":"a","emails":[{"value":"a@x.com","primary":true},{"value":"b@x.com","primary":true}]});
+        assert!(matches!(
+            normalize_resource(&reg().user, &body),
+            Err(ScimError::InvalidValue(_))
+        ));
     }
 
     #[test]
@@ -427,26 +477,43 @@ mod tests {
                     "urn:ietf:params:scim:schemas:core:2.0:User:name.givenName":"Bo"}),
         )
         .unwrap();
-        assert_eq!(doc[ENTERPRISE_USER_SCHEMA], json!({"employeeNumber":"7","department":"R&D"}));
+        assert_eq!(
+            doc[ENTERPRISE_USER_SCHEMA],
+            json!({"employeeNumber":"7","department":"R&D"})
+        );
         assert_eq!(doc["name"], json!({"givenName":"Bo"}));
     }
 
     #[test]
     fn vendor_blocks_are_ignored_but_unknown_ietf_blocks_refused() {
         let r = reg();
-        let ok = normalize_resource(&r.group, &json!({"displayName":"g",
-            "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group": {"x":1}}));
+        let ok = normalize_resource(
+            &r.group,
+            &json!({"displayName":"g",
+            "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group": {"x":1}}),
+        );
         assert!(ok.is_ok());
-        let bad = normalize_resource(&r.group, &json!({"displayName":"g","urn:ietf:params:scim:schemas:extension:nope:2.0:Group":{}}));
+        let bad = normalize_resource(
+            &r.group,
+            &json!({"displayName":"g","urn:ietf:params:scim:schemas:extension:nope:2.0:Group":{}}),
+        );
         assert!(matches!(bad, Err(ScimError::InvalidValue(_))));
     }
 
     #[test]
     fn check_schemas_requires_core_and_tolerates_vendor_uris() {
         let r = reg();
-        assert!(check_schemas(&r.group, &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group",
-            "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"]})).is_ok());
-        assert!(check_schemas(&r.group, &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"]})).is_err());
+        assert!(check_schemas(
+            &r.group,
+            &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group",
+            "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"]})
+        )
+        .is_ok());
+        assert!(check_schemas(
+            &r.group,
+            &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"]})
+        )
+        .is_err());
         assert!(check_schemas(&r.group, &json!({"schemas":"x"})).is_err());
     }
 
@@ -461,8 +528,18 @@ mod tests {
     fn render_lists_present_extensions_and_meta() {
         let r = reg();
         let now = Utc::now();
-        let meta = ResourceMeta { id: "1".into(), created: now, last_modified: now, version: 3, location: "http://h/Users/1".into() };
-        let out = render(&r.user, &json!({"userName":"a", ENTERPRISE_USER_SCHEMA: {"department":"x"}}), &meta);
+        let meta = ResourceMeta {
+            id: "1".into(),
+            created: now,
+            last_modified: now,
+            version: 3,
+            location: "http://h/Users/1".into(),
+        };
+        let out = render(
+            &r.user,
+            &json!({"userName":"a", ENTERPRISE_USER_SCHEMA: {"department":"x"}}),
+            &meta,
+        );
         assert_eq!(out["schemas"], json!([USER_SCHEMA, ENTERPRISE_USER_SCHEMA]));
         assert_eq!(out["meta"]["version"], "W/\"3\"");
         assert_eq!(out["meta"]["resourceType"], "User");

@@ -232,7 +232,13 @@ impl ResourceTypeDef {
                     .ok_or_else(|| ResolveError::UnknownSchema(urn.clone()))?;
                 let attr = schema
                     .attribute(&path.name)
-                    .or_else(|| if is_core { find_attr(&self.common, &path.name) } else { None })
+                    .or_else(|| {
+                        if is_core {
+                            find_attr(&self.common, &path.name)
+                        } else {
+                            None
+                        }
+                    })
                     .ok_or_else(|| ResolveError::UnknownAttribute(path.name.clone()))?;
                 (if is_core { None } else { Some(schema) }, attr)
             }
@@ -240,9 +246,10 @@ impl ResourceTypeDef {
         };
         let sub = match &path.sub_attr {
             None => None,
-            Some(sub_name) => Some(attr.sub_attribute(sub_name).ok_or_else(|| {
-                ResolveError::UnknownSubAttribute(attr.name.clone(), sub_name.clone())
-            })?),
+            Some(sub_name) => Some(
+                attr.sub_attribute(sub_name)
+                    .ok_or_else(|| ResolveError::UnknownSubAttribute(attr.name.clone(), sub_name.clone()))?,
+            ),
         };
         Ok(ResolvedAttr { extension, attr, sub })
     }
@@ -315,7 +322,12 @@ impl SchemaRegistry {
                 extensions: vec![enterprise, seatbridge],
                 common: common.clone(),
             },
-            group: ResourceTypeDef { kind: ResourceKind::Group, core: group, extensions: vec![], common },
+            group: ResourceTypeDef {
+                kind: ResourceKind::Group,
+                core: group,
+                extensions: vec![],
+                common,
+            },
             schema_documents,
             resource_type_documents: parse("ResourceTypes.json", RESOURCE_TYPES_JSON)?,
             service_provider_config: parse("ServiceProviderConfig.json", SPC_JSON)?,
@@ -354,7 +366,11 @@ mod tests {
     use super::*;
 
     fn path(urn: Option<&str>, name: &str, sub: Option<&str>) -> AttrPath {
-        AttrPath { urn: urn.map(str::to_string), name: name.to_string(), sub_attr: sub.map(str::to_string) }
+        AttrPath {
+            urn: urn.map(str::to_string),
+            name: name.to_string(),
+            sub_attr: sub.map(str::to_string),
+        }
     }
 
     #[test]
@@ -374,7 +390,11 @@ mod tests {
         assert!(r.extension.is_none());
         let r = reg
             .user
-            .resolve(&path(Some("URN:ietf:params:scim:schemas:extension:enterprise:2.0:User"), "manager", Some("value")))
+            .resolve(&path(
+                Some("URN:ietf:params:scim:schemas:extension:enterprise:2.0:User"),
+                "manager",
+                Some("value"),
+            ))
             .unwrap();
         assert_eq!(r.extension.unwrap().id, ENTERPRISE_USER_SCHEMA);
         let r = reg.user.resolve(&path(None, "employeeNumber", None)).unwrap();
@@ -386,7 +406,10 @@ mod tests {
     #[test]
     fn unknown_paths_are_errors() {
         let reg = SchemaRegistry::builtin().unwrap();
-        assert!(matches!(reg.user.resolve(&path(None, "nope", None)), Err(ResolveError::UnknownAttribute(_))));
+        assert!(matches!(
+            reg.user.resolve(&path(None, "nope", None)),
+            Err(ResolveError::UnknownAttribute(_))
+        ));
         assert!(matches!(
             reg.user.resolve(&path(Some("urn:x:y"), "a", None)),
             Err(ResolveError::UnknownSchema(_))
@@ -403,7 +426,9 @@ mod tests {
         assert!(reg
             .group
             .accepts_schema_uri("http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"));
-        assert!(!reg.group.accepts_schema_uri("urn:ietf:params:scim:schemas:extension:foo:2.0:Group"));
+        assert!(!reg
+            .group
+            .accepts_schema_uri("urn:ietf:params:scim:schemas:extension:foo:2.0:Group"));
         assert!(reg.user.accepts_schema_uri(ENTERPRISE_USER_SCHEMA));
     }
 }

@@ -30,7 +30,10 @@ fn err<T>(msg: impl Into<String>) -> Result<T> {
 enum LeafType {
     /// Text; `ci` means compare case-insensitively, `stored_lower` that the column already
     /// holds lower-cased text (so the index is usable without `lower()`).
-    Text { ci: bool, stored_lower: bool },
+    Text {
+        ci: bool,
+        stored_lower: bool,
+    },
     Bool,
     /// A timestamp column (`created_at`, `updated_at`).
     Time,
@@ -113,12 +116,20 @@ impl<'a> FilterLowering<'a> {
     }
 
     /// A comparison (`cmp` = Some) or presence test (`cmp` = None) on a resource attribute.
-    fn push_attr_condition(&self, b: &mut SqlBuilder, path: &AttrPath, cmp: Option<(CompareOp, &CompValue)>) -> Result<()> {
+    fn push_attr_condition(
+        &self,
+        b: &mut SqlBuilder,
+        path: &AttrPath,
+        cmp: Option<(CompareOp, &CompValue)>,
+    ) -> Result<()> {
         let resolved = self.resolve(path)?;
         if resolved.is_common() && resolved.attr.name == "schemas" {
             return self.push_schemas_condition(b, cmp);
         }
-        if resolved.is_common() && resolved.attr.name == "meta" && resolved.sub.map(|s| s.name.as_str()) == Some("resourceType") {
+        if resolved.is_common()
+            && resolved.attr.name == "meta"
+            && resolved.sub.map(|s| s.name.as_str()) == Some("resourceType")
+        {
             let matches = match cmp {
                 None => true,
                 Some((op, value)) => constant_matches(self.rt.kind.name(), op, value)?,
@@ -169,14 +180,49 @@ impl<'a> FilterLowering<'a> {
     fn resource_leaf(&self, resolved: &ResolvedAttr<'_>) -> Result<Leaf> {
         let name = resolved.attr.name.as_str();
         let sub = resolved.sub.map(|s| s.name.as_str());
-        let column = |sql: &str, ty: LeafType| Ok(Leaf { sql: sql.to_string(), ty });
+        let column = |sql: &str, ty: LeafType| {
+            Ok(Leaf {
+                sql: sql.to_string(),
+                ty,
+            })
+        };
         if resolved.extension.is_none() {
             match (self.rt.kind, name, sub) {
-                (_, "id", None) => return column("r.id", LeafType::Text { ci: false, stored_lower: false }),
-                (_, "externalId", None) => return column("r.external_id", LeafType::Text { ci: false, stored_lower: false }),
-                (_, "displayName", None) => return column("r.display_name_norm", LeafType::Text { ci: true, stored_lower: true }),
+                (_, "id", None) => {
+                    return column(
+                        "r.id",
+                        LeafType::Text {
+                            ci: false,
+                            stored_lower: false,
+                        },
+                    )
+                }
+                (_, "externalId", None) => {
+                    return column(
+                        "r.external_id",
+                        LeafType::Text {
+                            ci: false,
+                            stored_lower: false,
+                        },
+                    )
+                }
+                (_, "displayName", None) => {
+                    return column(
+                        "r.display_name_norm",
+                        LeafType::Text {
+                            ci: true,
+                            stored_lower: true,
+                        },
+                    )
+                }
                 (ResourceKind::User, "userName", None) => {
-                    return column("r.user_name_norm", LeafType::Text { ci: true, stored_lower: true })
+                    return column(
+                        "r.user_name_norm",
+                        LeafType::Text {
+                            ci: true,
+                            stored_lower: true,
+                        },
+                    )
                 }
                 (ResourceKind::User, "active", None) => return column("r.active", LeafType::Bool),
                 (_, "meta", Some("created")) => return column("r.created_at", LeafType::Time),
@@ -199,12 +245,18 @@ impl<'a> FilterLowering<'a> {
 
     /// The SQL expression for sub-attribute `sub` of one element of multi-valued `attr`.
     fn element_leaf(&self, attr: &AttributeDef, sub: &AttributeDef, elements: Elements) -> Result<Leaf> {
-        let text = |sql: &str, ci: bool, stored_lower: bool| Leaf { sql: sql.to_string(), ty: LeafType::Text { ci, stored_lower } };
+        let text = |sql: &str, ci: bool, stored_lower: bool| Leaf {
+            sql: sql.to_string(),
+            ty: LeafType::Text { ci, stored_lower },
+        };
         let unsupported = || err(format!("'{}.{}' cannot be filtered", attr.name, sub.name));
         Ok(match (elements, sub.name.as_str()) {
             (Elements::EmailRows, "value") => text("e.value_norm", true, true),
             (Elements::EmailRows, "type") => text("e.kind", true, false),
-            (Elements::EmailRows, "primary") => Leaf { sql: "e.is_primary".into(), ty: LeafType::Bool },
+            (Elements::EmailRows, "primary") => Leaf {
+                sql: "e.is_primary".into(),
+                ty: LeafType::Bool,
+            },
             (Elements::EmailRows, _) => return unsupported(),
             (Elements::MemberRows, "value") => text("m.member_id", false, false),
             (Elements::MemberRows, "type") => text("m.member_type", true, false),
@@ -265,7 +317,9 @@ impl<'a> FilterLowering<'a> {
                             .push(" ELSE '[]'::jsonb END) AS j WHERE ");
                     }
                     _ => {
-                        b.push("json_each(r.doc, ").push(&sqlite_path_literal(&segments)).push(") AS j WHERE ");
+                        b.push("json_each(r.doc, ")
+                            .push(&sqlite_path_literal(&segments))
+                            .push(") AS j WHERE ");
                     }
                 }
             }
@@ -277,7 +331,13 @@ impl<'a> FilterLowering<'a> {
     }
 
     /// A filter inside `attr[...]`, whose paths name sub-attributes of one element.
-    fn push_element_filter(&self, b: &mut SqlBuilder, attr: &AttributeDef, elements: Elements, filter: &Filter) -> Result<()> {
+    fn push_element_filter(
+        &self,
+        b: &mut SqlBuilder,
+        attr: &AttributeDef,
+        elements: Elements,
+        filter: &Filter,
+    ) -> Result<()> {
         match filter {
             Filter::And(l, r) | Filter::Or(l, r) => {
                 let op = if matches!(filter, Filter::And(..)) { "AND" } else { "OR" };
@@ -296,7 +356,9 @@ impl<'a> FilterLowering<'a> {
             }
             Filter::ValuePath { .. } => err("value paths cannot be nested"),
             Filter::Present(path) => self.push_element_condition(b, attr, elements, path, None),
-            Filter::Compare { path, op, value } => self.push_element_condition(b, attr, elements, path, Some((*op, value))),
+            Filter::Compare { path, op, value } => {
+                self.push_element_condition(b, attr, elements, path, Some((*op, value)))
+            }
         }
     }
 
@@ -319,7 +381,13 @@ impl<'a> FilterLowering<'a> {
     }
 
     /// Emits `leaf <op> value` (or a presence test) with the comparison rules of its type.
-    fn push_leaf_condition(&self, b: &mut SqlBuilder, leaf: &Leaf, def: &AttributeDef, cmp: Option<(CompareOp, &CompValue)>) -> Result<()> {
+    fn push_leaf_condition(
+        &self,
+        b: &mut SqlBuilder,
+        leaf: &Leaf,
+        def: &AttributeDef,
+        cmp: Option<(CompareOp, &CompValue)>,
+    ) -> Result<()> {
         let Some((op, value)) = cmp else {
             b.push("(").push(&leaf.sql).push(" IS NOT NULL");
             if matches!(leaf.ty, LeafType::Text { .. }) {
@@ -350,11 +418,18 @@ impl<'a> FilterLowering<'a> {
                     CompValue::String(s) => s.clone(),
                     CompValue::Number(n) => n.to_string(),
                     CompValue::Bool(_) | CompValue::Null => {
-                        return err(format!("'{}' is a string attribute; compare it with a string", def.name))
+                        return err(format!(
+                            "'{}' is a string attribute; compare it with a string",
+                            def.name
+                        ))
                     }
                 };
                 let (lhs, rhs) = if ci {
-                    let lhs = if stored_lower { leaf.sql.clone() } else { format!("lower({})", leaf.sql) };
+                    let lhs = if stored_lower {
+                        leaf.sql.clone()
+                    } else {
+                        format!("lower({})", leaf.sql)
+                    };
                     (lhs, text.to_lowercase())
                 } else {
                     (leaf.sql.clone(), text)
@@ -372,10 +447,20 @@ impl<'a> FilterLowering<'a> {
                 b.push(lhs).push(" = ").bind(rhs);
             }
             CompareOp::Ne => {
-                b.push("(").push(lhs).push(" IS NULL OR ").push(lhs).push(" <> ").bind(rhs).push(")");
+                b.push("(")
+                    .push(lhs)
+                    .push(" IS NULL OR ")
+                    .push(lhs)
+                    .push(" <> ")
+                    .bind(rhs)
+                    .push(")");
             }
             CompareOp::Co => {
-                let f = if self.backend == DbBackend::Postgres { "strpos(" } else { "instr(" };
+                let f = if self.backend == DbBackend::Postgres {
+                    "strpos("
+                } else {
+                    "instr("
+                };
                 b.push(f).push(lhs).push(", ").bind(rhs).push(") > 0");
             }
             CompareOp::Sw => {
@@ -398,19 +483,43 @@ impl<'a> FilterLowering<'a> {
         }
     }
 
-    fn push_bool_condition(&self, b: &mut SqlBuilder, leaf: &Leaf, def: &AttributeDef, op: CompareOp, value: &CompValue) -> Result<()> {
+    fn push_bool_condition(
+        &self,
+        b: &mut SqlBuilder,
+        leaf: &Leaf,
+        def: &AttributeDef,
+        op: CompareOp,
+        value: &CompValue,
+    ) -> Result<()> {
         let wanted = match value {
             CompValue::Bool(v) => *v,
             CompValue::String(s) if s.eq_ignore_ascii_case("true") => true,
             CompValue::String(s) if s.eq_ignore_ascii_case("false") => false,
-            _ => return err(format!("'{}' is a boolean attribute; compare it with true or false", def.name)),
+            _ => {
+                return err(format!(
+                    "'{}' is a boolean attribute; compare it with true or false",
+                    def.name
+                ))
+            }
         };
         let sql_op = match op {
             CompareOp::Eq => "=",
             CompareOp::Ne => "<>",
-            _ => return err(format!("'{}' is not supported on boolean attribute '{}'", op_text(op), def.name)),
+            _ => {
+                return err(format!(
+                    "'{}' is not supported on boolean attribute '{}'",
+                    op_text(op),
+                    def.name
+                ))
+            }
         };
-        b.push("(").push(&leaf.sql).push(" IS NOT NULL AND ").push(&leaf.sql).push(" ").push(sql_op).push(" ");
+        b.push("(")
+            .push(&leaf.sql)
+            .push(" IS NOT NULL AND ")
+            .push(&leaf.sql)
+            .push(" ")
+            .push(sql_op)
+            .push(" ");
         // PostgreSQL's `#>>` yields the text 'true'/'false'; SQLite's json_extract yields 1/0.
         if leaf.ty == LeafType::JsonBool && self.backend == DbBackend::Postgres {
             b.bind(if wanted { "true" } else { "false" });
@@ -421,7 +530,14 @@ impl<'a> FilterLowering<'a> {
         Ok(())
     }
 
-    fn push_number_condition(&self, b: &mut SqlBuilder, leaf: &Leaf, def: &AttributeDef, op: CompareOp, value: &CompValue) -> Result<()> {
+    fn push_number_condition(
+        &self,
+        b: &mut SqlBuilder,
+        leaf: &Leaf,
+        def: &AttributeDef,
+        op: CompareOp,
+        value: &CompValue,
+    ) -> Result<()> {
         let CompValue::Number(n) = value else {
             return err(format!("'{}' is a number; compare it with a number", def.name));
         };
@@ -436,7 +552,13 @@ impl<'a> FilterLowering<'a> {
             CompareOp::Eq => "=",
             CompareOp::Ne => "<>",
             CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le => ordering_sql(op),
-            _ => return err(format!("'{}' is not supported on number attribute '{}'", op_text(op), def.name)),
+            _ => {
+                return err(format!(
+                    "'{}' is not supported on number attribute '{}'",
+                    op_text(op),
+                    def.name
+                ))
+            }
         };
         b.push(&lhs).push(" ").push(sql_op).push(" ").bind(x);
         Ok(())
@@ -448,7 +570,10 @@ impl<'a> FilterLowering<'a> {
         let ty = match def.attr_type {
             AttrType::Boolean => LeafType::JsonBool,
             AttrType::Integer | AttrType::Decimal => LeafType::JsonNumber,
-            _ => LeafType::Text { ci: !def.case_exact, stored_lower: false },
+            _ => LeafType::Text {
+                ci: !def.case_exact,
+                stored_lower: false,
+            },
         };
         Leaf { sql, ty }
     }
@@ -457,7 +582,11 @@ impl<'a> FilterLowering<'a> {
     fn json_path_expr(&self, base: &str, segments: &[&str], raw: bool) -> String {
         match self.backend {
             DbBackend::Postgres => {
-                let cast = if base == "r.doc" { format!("{base}::jsonb") } else { base.to_string() };
+                let cast = if base == "r.doc" {
+                    format!("{base}::jsonb")
+                } else {
+                    base.to_string()
+                };
                 let op = if raw { "#>" } else { "#>>" };
                 format!("({cast} {op} {})", pg_path_literal(segments))
             }
@@ -473,19 +602,34 @@ impl<'a> FilterLowering<'a> {
             if self.rt.kind == ResourceKind::User && resolved.attr.name == "emails" && resolved.extension.is_none() {
                 return Ok("(SELECT e.value_norm FROM user_emails e WHERE e.user_id = r.id ORDER BY e.is_primary DESC, e.position LIMIT 1)".into());
             }
-            return err(format!("cannot sort by multi-valued attribute '{}'", resolved.attr.name));
+            return err(format!(
+                "cannot sort by multi-valued attribute '{}'",
+                resolved.attr.name
+            ));
         }
         let leaf = self.resource_leaf(&resolved)?;
         Ok(match leaf.ty {
-            LeafType::Text { ci: true, stored_lower: false } => format!("lower({})", leaf.sql),
+            LeafType::Text {
+                ci: true,
+                stored_lower: false,
+            } => format!("lower({})", leaf.sql),
             _ => leaf.sql,
         })
     }
 }
 
-fn push_time_condition(b: &mut SqlBuilder, leaf: &Leaf, def: &AttributeDef, op: CompareOp, value: &CompValue) -> Result<()> {
+fn push_time_condition(
+    b: &mut SqlBuilder,
+    leaf: &Leaf,
+    def: &AttributeDef,
+    op: CompareOp,
+    value: &CompValue,
+) -> Result<()> {
     let CompValue::String(s) = value else {
-        return err(format!("'{}' is a dateTime; compare it with an RFC 3339 string", def.name));
+        return err(format!(
+            "'{}' is a dateTime; compare it with an RFC 3339 string",
+            def.name
+        ));
     };
     let t: DateTime<Utc> = DateTime::parse_from_rfc3339(s)
         .map_err(|_| FilterSqlError(format!("'{s}' is not an RFC 3339 dateTime")))?
@@ -494,7 +638,13 @@ fn push_time_condition(b: &mut SqlBuilder, leaf: &Leaf, def: &AttributeDef, op: 
         CompareOp::Eq => "=",
         CompareOp::Ne => "<>",
         CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le => ordering_sql(op),
-        _ => return err(format!("'{}' is not supported on dateTime attribute '{}'", op_text(op), def.name)),
+        _ => {
+            return err(format!(
+                "'{}' is not supported on dateTime attribute '{}'",
+                op_text(op),
+                def.name
+            ))
+        }
     };
     b.push(&leaf.sql).push(" ").push(sql_op).push(" ").bind(t);
     Ok(())
@@ -578,14 +728,24 @@ mod tests {
 
     #[test]
     fn emails_use_the_email_table() {
-        let sql = lower(ResourceKind::User, DbBackend::Postgres, r#"emails[type eq "work" and value co "@x.com"]"#).unwrap();
+        let sql = lower(
+            ResourceKind::User,
+            DbBackend::Postgres,
+            r#"emails[type eq "work" and value co "@x.com"]"#,
+        )
+        .unwrap();
         assert!(sql.starts_with("EXISTS (SELECT 1 FROM user_emails e"), "{sql}");
         assert!(sql.contains("strpos(e.value_norm, $2) > 0"), "{sql}");
     }
 
     #[test]
     fn other_attributes_read_the_json_document() {
-        let sql = lower(ResourceKind::User, DbBackend::Sqlite, r#"name.familyName co "O'Malley""#).unwrap();
+        let sql = lower(
+            ResourceKind::User,
+            DbBackend::Sqlite,
+            r#"name.familyName co "O'Malley""#,
+        )
+        .unwrap();
         assert!(sql.contains(r#"json_extract(r.doc, '$."name"."familyName"')"#), "{sql}");
         let sql = lower(ResourceKind::User, DbBackend::Postgres, r#"phoneNumbers.value eq "1""#).unwrap();
         assert!(sql.contains("jsonb_array_elements"), "{sql}");
@@ -599,7 +759,10 @@ mod tests {
             r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "R&D""#,
         )
         .unwrap();
-        assert!(sql.contains(r#"'$."urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"."department"'"#), "{sql}");
+        assert!(
+            sql.contains(r#"'$."urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"."department"'"#),
+            "{sql}"
+        );
     }
 
     #[test]
@@ -613,6 +776,9 @@ mod tests {
     #[test]
     fn group_members_filter_uses_the_member_table() {
         let sql = lower(ResourceKind::Group, DbBackend::Sqlite, r#"members[value eq "abc"]"#).unwrap();
-        assert_eq!(sql, "EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = r.id AND (m.member_id = ?))");
+        assert_eq!(
+            sql,
+            "EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = r.id AND (m.member_id = ?))"
+        );
     }
 }

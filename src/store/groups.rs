@@ -14,7 +14,10 @@ use super::{now, StoreError};
 const CHUNK: usize = 500;
 
 fn display_name(doc: &Value) -> String {
-    doc.get("displayName").and_then(Value::as_str).unwrap_or_default().to_string()
+    doc.get("displayName")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn external_id(doc: &Value) -> Option<String> {
@@ -22,7 +25,12 @@ fn external_id(doc: &Value) -> Option<String> {
 }
 
 /// Inserts a new group (without members).
-pub async fn insert(conn: &impl ConnectionTrait, tenant_id: &str, id: &str, doc: &Value) -> Result<group::Model, StoreError> {
+pub async fn insert(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+    doc: &Value,
+) -> Result<group::Model, StoreError> {
     let t = now();
     let name = display_name(doc);
     Ok(group::ActiveModel {
@@ -81,7 +89,11 @@ pub async fn delete(conn: &impl ConnectionTrait, tenant_id: &str, id: &str) -> R
 }
 
 /// The resource type (`User` or `Group`) of each id that exists in the tenant.
-pub async fn member_kinds(conn: &impl ConnectionTrait, tenant_id: &str, ids: &[String]) -> Result<HashMap<String, &'static str>, StoreError> {
+pub async fn member_kinds(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    ids: &[String],
+) -> Result<HashMap<String, &'static str>, StoreError> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(CHUNK) {
         for (table, kind) in [("users", "User"), ("groups", "Group")] {
@@ -149,7 +161,8 @@ pub async fn remove_members(conn: &impl ConnectionTrait, group_id: &str, ids: &[
 /// Removes every member of a group.
 pub async fn remove_all_members(conn: &impl ConnectionTrait, group_id: &str) -> Result<(), StoreError> {
     let mut b = SqlBuilder::new(conn.get_database_backend());
-    b.push("DELETE FROM group_members WHERE group_id = ").bind(group_id.to_string());
+    b.push("DELETE FROM group_members WHERE group_id = ")
+        .bind(group_id.to_string());
     conn.execute_raw(b.build()).await?;
     Ok(())
 }
@@ -171,7 +184,10 @@ pub struct Member {
 }
 
 /// The members of each of the given groups, in the order they were added.
-pub async fn members_of(conn: &impl ConnectionTrait, group_ids: &[&str]) -> Result<HashMap<String, Vec<Member>>, StoreError> {
+pub async fn members_of(
+    conn: &impl ConnectionTrait,
+    group_ids: &[&str],
+) -> Result<HashMap<String, Vec<Member>>, StoreError> {
     let mut out: HashMap<String, Vec<Member>> = HashMap::new();
     if group_ids.is_empty() {
         return Ok(out);

@@ -81,7 +81,13 @@ where
     page.push(" ORDER BY ");
     if let Some(expr) = &order {
         // NULLs sort last in either direction (RFC 7644 §3.4.2.3), then ids keep pages stable.
-        page.push("(").push(expr).push(") IS NULL, ").push(expr).push(" ").push(dir).push(", ");
+        page.push("(")
+            .push(expr)
+            .push(") IS NULL, ")
+            .push(expr)
+            .push(" ")
+            .push(dir)
+            .push(", ");
     }
     // Ids are UUIDv7, time-ordered: creation order is the stable default.
     page.push("r.id ").push(dir);

@@ -5,8 +5,8 @@
 
 pub mod entities;
 pub mod filter_sql;
-pub mod listing;
 pub mod groups;
+pub mod listing;
 pub mod sql;
 pub mod tenants;
 pub mod users;

@@ -14,7 +14,11 @@ pub struct SqlBuilder {
 impl SqlBuilder {
     /// Starts an empty statement for a backend.
     pub fn new(backend: DbBackend) -> Self {
-        SqlBuilder { backend, sql: String::with_capacity(256), values: Vec::new() }
+        SqlBuilder {
+            backend,
+            sql: String::with_capacity(256),
+            values: Vec::new(),
+        }
     }
 
     /// The backend this statement is for.

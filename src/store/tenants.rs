@@ -1,16 +1,17 @@
 //! Tenants, SCIM tokens, plans and licenses.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::entities::{license, plan, scim_token, tenant};
 use super::{now, StoreError};
 
 /// Finds a tenant by slug.
 pub async fn find_by_slug(conn: &impl ConnectionTrait, slug: &str) -> Result<Option<tenant::Model>, StoreError> {
-    Ok(tenant::Entity::find().filter(tenant::Column::Slug.eq(slug)).one(conn).await?)
+    Ok(tenant::Entity::find()
+        .filter(tenant::Column::Slug.eq(slug))
+        .one(conn)
+        .await?)
 }
 
 /// Finds a tenant by id.
@@ -31,7 +32,12 @@ pub async fn insert_tenant(conn: &impl ConnectionTrait, slug: &str, name: &str) 
 }
 
 /// Inserts a token row for a tenant; `token_hash` is the SHA-256 of the secret.
-pub async fn insert_token(conn: &impl ConnectionTrait, tenant_id: &str, name: &str, token_hash: &str) -> Result<scim_token::Model, StoreError> {
+pub async fn insert_token(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    name: &str,
+    token_hash: &str,
+) -> Result<scim_token::Model, StoreError> {
     Ok(scim_token::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         tenant_id: Set(tenant_id.to_string()),
@@ -46,7 +52,10 @@ pub async fn insert_token(conn: &impl ConnectionTrait, tenant_id: &str, name: &s
 }
 
 /// Finds an unrevoked token by the hash of its secret.
-pub async fn find_token_by_hash(conn: &impl ConnectionTrait, token_hash: &str) -> Result<Option<scim_token::Model>, StoreError> {
+pub async fn find_token_by_hash(
+    conn: &impl ConnectionTrait,
+    token_hash: &str,
+) -> Result<Option<scim_token::Model>, StoreError> {
     Ok(scim_token::Entity::find()
         .filter(scim_token::Column::TokenHash.eq(token_hash))
         .filter(scim_token::Column::RevokedAt.is_null())
@@ -132,7 +141,11 @@ pub struct LicenseFields {
 }
 
 /// Creates or updates a tenant's license, bumping its version.
-pub async fn put_license(conn: &impl ConnectionTrait, tenant_id: &str, fields: LicenseFields) -> Result<license::Model, StoreError> {
+pub async fn put_license(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    fields: LicenseFields,
+) -> Result<license::Model, StoreError> {
     let t = now();
     match find_license(conn, tenant_id).await? {
         Some(existing) => {

@@ -35,7 +35,12 @@ pub fn doc_active(doc: &Value) -> bool {
 }
 
 /// Inserts a new user with its emails.
-pub async fn insert(conn: &impl ConnectionTrait, tenant_id: &str, id: &str, doc: &Value) -> Result<user::Model, StoreError> {
+pub async fn insert(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+    doc: &Value,
+) -> Result<user::Model, StoreError> {
     let c = columns(doc);
     let t = now();
     let model = user::ActiveModel {
@@ -88,7 +93,10 @@ pub async fn find(conn: &impl ConnectionTrait, tenant_id: &str, id: &str) -> Res
 pub async fn delete(conn: &impl ConnectionTrait, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
     let backend = conn.get_database_backend();
     let mut b = SqlBuilder::new(backend);
-    b.push("DELETE FROM group_members WHERE tenant_id = ").bind(tenant_id.to_string()).push(" AND member_id = ").bind(id.to_string());
+    b.push("DELETE FROM group_members WHERE tenant_id = ")
+        .bind(tenant_id.to_string())
+        .push(" AND member_id = ")
+        .bind(id.to_string());
     conn.execute_raw(b.build()).await?;
     user_email::Entity::delete_many()
         .filter(user_email::Column::UserId.eq(id))
@@ -103,7 +111,12 @@ pub async fn delete(conn: &impl ConnectionTrait, tenant_id: &str, id: &str) -> R
 }
 
 /// Keeps `user_emails` equal to the document's `emails`.
-async fn replace_emails(conn: &impl ConnectionTrait, tenant_id: &str, user_id: &str, doc: &Value) -> Result<(), StoreError> {
+async fn replace_emails(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    user_id: &str,
+    doc: &Value,
+) -> Result<(), StoreError> {
     user_email::Entity::delete_many()
         .filter(user_email::Column::UserId.eq(user_id))
         .exec(conn)
@@ -157,7 +170,10 @@ pub async fn groups_of(
         .push(" ORDER BY g.display_name_norm, g.id");
     for row in conn.query_all_raw(b.build()).await? {
         let member: String = row.try_get_by_index(0)?;
-        out.entry(member).or_default().push(GroupRef { id: row.try_get_by_index(1)?, display_name: row.try_get_by_index(2)? });
+        out.entry(member).or_default().push(GroupRef {
+            id: row.try_get_by_index(1)?,
+            display_name: row.try_get_by_index(2)?,
+        });
     }
     Ok(out)
 }

@@ -22,7 +22,10 @@ async fn bulk_resolves_references_in_any_order() {
     assert_eq!(statuses, vec!["201", "201", "200", "409"]);
     assert_eq!(ops[3]["response"]["scimType"], "uniqueness");
     let (_, groups) = app.get("/Groups?filter=displayName%20eq%20%22Bulk%22").await;
-    let member = groups["Resources"][0]["members"][0]["value"].as_str().unwrap().to_string();
+    let member = groups["Resources"][0]["members"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (_, user) = app.get(&format!("/Users/{member}")).await;
     assert_eq!(user["userName"], "bulk.user");
     assert_eq!(user["title"], "Bulk");
@@ -47,6 +50,8 @@ async fn fail_on_errors_stops_processing() {
 async fn bulk_limits_are_enforced() {
     let app = TestApp::spawn_with(|c| c.scim.bulk_max_operations = 2).await;
     let op = json!({"method":"DELETE","path":"/Users/x"});
-    let (status, body) = app.post("/Bulk", json!({"schemas":[BULK],"Operations":[op, op, op]})).await;
+    let (status, body) = app
+        .post("/Bulk", json!({"schemas":[BULK],"Operations":[op, op, op]}))
+        .await;
     assert_scim_error(status, &body, 413, None);
 }

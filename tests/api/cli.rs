@@ -11,7 +11,11 @@ fn seatbridge(db: &str, args: &[&str]) -> (bool, String, String) {
         .env("RUST_LOG", "warn")
         .output()
         .expect("run seatbridge");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -19,7 +23,20 @@ fn tenant_token_plan_and_license_commands() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
 
-    let (ok, out, err) = seatbridge(&db, &["plan", "set", "starter", "--seats-default", "10", "--features", "scim.users,scim.groups", "--grace-days", "3"]);
+    let (ok, out, err) = seatbridge(
+        &db,
+        &[
+            "plan",
+            "set",
+            "starter",
+            "--seats-default",
+            "10",
+            "--features",
+            "scim.users,scim.groups",
+            "--grace-days",
+            "3",
+        ],
+    );
     assert!(ok, "{err}");
     let plan: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(plan["features"], serde_json::json!(["scim.users", "scim.groups"]));
@@ -27,7 +44,20 @@ fn tenant_token_plan_and_license_commands() {
     let plans: Value = serde_json::from_str(&out).unwrap();
     assert!(plans.as_array().unwrap().iter().any(|p| p["name"] == "starter"));
 
-    let (ok, out, err) = seatbridge(&db, &["tenant", "create", "acme", "--plan", "starter", "--seats", "5", "--expires", "2030-01-01T00:00:00Z"]);
+    let (ok, out, err) = seatbridge(
+        &db,
+        &[
+            "tenant",
+            "create",
+            "acme",
+            "--plan",
+            "starter",
+            "--seats",
+            "5",
+            "--expires",
+            "2030-01-01T00:00:00Z",
+        ],
+    );
     assert!(ok, "{err}");
     let tenant: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(tenant["slug"], "acme");
@@ -36,12 +66,18 @@ fn tenant_token_plan_and_license_commands() {
     let (ok, _, err) = seatbridge(&db, &["tenant", "create", "acme", "--plan", "starter", "--seats", "5"]);
     assert!(!ok && err.contains("already exists"), "{err}");
     let (ok, _, err) = seatbridge(&db, &["tenant", "create", "other", "--plan", "nope", "--seats", "5"]);
-    assert!(!ok && err.contains("unknown plan 'nope'") && err.contains("plan set"), "{err}");
+    assert!(
+        !ok && err.contains("unknown plan 'nope'") && err.contains("plan set"),
+        "{err}"
+    );
 
     let (ok, out, err) = seatbridge(&db, &["license", "set", "acme", "--seats", "9", "--expires", "never"]);
     assert!(ok, "{err}");
     let license: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((license["seats"].as_i64(), license["version"].as_i64()), (Some(9), Some(2)));
+    assert_eq!(
+        (license["seats"].as_i64(), license["version"].as_i64()),
+        (Some(9), Some(2))
+    );
     assert!(license["expires_at"].is_null());
 
     let (ok, out, err) = seatbridge(&db, &["token", "create", "--tenant", "acme", "--name", "okta"]);

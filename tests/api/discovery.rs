@@ -29,7 +29,9 @@ async fn schemas_and_resource_types_are_served() {
     let (status, user) = app.get(&format!("/Schemas/{USER}")).await;
     assert_eq!(status, 200);
     assert_eq!(user["id"], USER);
-    let (status, seat) = app.get("/Schemas/urn:ietf:params:scim:schemas:extension:seatbridge:2.0:User").await;
+    let (status, seat) = app
+        .get("/Schemas/urn:ietf:params:scim:schemas:extension:seatbridge:2.0:User")
+        .await;
     assert_eq!(status, 200);
     assert_eq!(seat["name"], "SeatbridgeUser");
     let (_, types) = app.get("/ResourceTypes").await;

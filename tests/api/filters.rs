@@ -28,7 +28,12 @@ async fn names(app: &TestApp, filter: &str) -> Vec<String> {
     let encoded: String = url_encode(filter);
     let (status, body) = app.get(&format!("/Users?filter={encoded}&sortBy=userName")).await;
     assert_eq!(status, 200, "{filter}: {body}");
-    body["Resources"].as_array().unwrap().iter().map(|r| r["userName"].as_str().unwrap().to_string()).collect()
+    body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["userName"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn url_encode(s: &str) -> String {
@@ -54,17 +59,38 @@ async fn every_operator_and_logic_runs_in_the_database() {
         (r#"userName le "jsmith""#, &["bjensen", "jsmith"]),
         (r#"active eq false"#, &["jsmith"]),
         (r#"title pr and userType eq "Employee""#, &["bjensen"]),
-        (r#"userType eq "Employee" or userType eq "Contractor""#, &["bjensen", "jsmith"]),
+        (
+            r#"userType eq "Employee" or userType eq "Contractor""#,
+            &["bjensen", "jsmith"],
+        ),
         (r#"not (userType pr)"#, &["Kim"]),
-        (r#"userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")"#, &["Kim"]),
+        (
+            r#"userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")"#,
+            &["Kim"],
+        ),
         (r#"emails[type eq "work" and value co "@example.com"]"#, &["bjensen"]),
-        (r#"emails[type eq "home"] or phoneNumbers[type eq "work" and value sw "555"]"#, &["bjensen"]),
+        (
+            r#"emails[type eq "home"] or phoneNumbers[type eq "work" and value sw "555"]"#,
+            &["bjensen"],
+        ),
         (r#"emails.type eq "work""#, &["bjensen", "jsmith"]),
-        (r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "K""#, &["Kim"]),
-        (r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "701984""#, &["bjensen"]),
-        (r#"schemas eq "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User""#, &["bjensen"]),
+        (
+            r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "K""#,
+            &["Kim"],
+        ),
+        (
+            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "701984""#,
+            &["bjensen"],
+        ),
+        (
+            r#"schemas eq "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User""#,
+            &["bjensen"],
+        ),
         (r#"USERNAME Eq "kim""#, &["Kim"]),
-        (r#"meta.created gt "2001-01-01T00:00:00Z""#, &["bjensen", "jsmith", "Kim"]),
+        (
+            r#"meta.created gt "2001-01-01T00:00:00Z""#,
+            &["bjensen", "jsmith", "Kim"],
+        ),
         (r#"meta.lastModified lt "2001-01-01T00:00:00Z""#, &[]),
         (r#"meta.resourceType eq "User""#, &["bjensen", "jsmith", "Kim"]),
         (r#"title eq null"#, &["jsmith", "Kim"]),
@@ -106,9 +132,18 @@ async fn search_endpoints_accept_post_bodies() {
     let (status, body) = app.post("/Users/.search", search).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["totalResults"], json!(1));
-    assert_eq!(body["Resources"][0].as_object().unwrap().keys().cloned().collect::<Vec<_>>(), vec!["schemas", "id", "userName"]);
+    assert_eq!(
+        body["Resources"][0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec!["schemas", "id", "userName"]
+    );
 
-    let root = json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"displayName co \"tour\""});
+    let root =
+        json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"displayName co \"tour\""});
     let (status, body) = app.post("/.search", root).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["totalResults"], json!(1), "{body}");

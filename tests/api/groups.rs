@@ -11,21 +11,34 @@ async fn group_crud_with_members() {
     let b = app.create_user("b").await;
     let inner = app.create_group("inner", &[]).await;
     let (status, group) = app
-        .post("/Groups", json!({"schemas":[GROUP],"displayName":"outer","members":[{"value":a},{"value":inner,"type":"Group"}]}))
+        .post(
+            "/Groups",
+            json!({"schemas":[GROUP],"displayName":"outer","members":[{"value":a},{"value":inner,"type":"Group"}]}),
+        )
         .await;
     assert_eq!(status, 201, "{group}");
     let gid = group["id"].as_str().unwrap().to_string();
-    let kinds: Vec<&str> = group["members"].as_array().unwrap().iter().map(|m| m["type"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = group["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["type"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, vec!["User", "Group"]);
 
     let (status, replaced) = app
-        .put(&format!("/Groups/{gid}"), json!({"schemas":[GROUP],"displayName":"outer2","members":[{"value":b}]}))
+        .put(
+            &format!("/Groups/{gid}"),
+            json!({"schemas":[GROUP],"displayName":"outer2","members":[{"value":b}]}),
+        )
         .await;
     assert_eq!(status, 200, "{replaced}");
     assert_eq!(replaced["members"].as_array().unwrap().len(), 1);
     assert_eq!(replaced["members"][0]["value"], b);
 
-    let (_, found) = app.get(&format!("/Groups?filter=members%5Bvalue%20eq%20%22{b}%22%5D")).await;
+    let (_, found) = app
+        .get(&format!("/Groups?filter=members%5Bvalue%20eq%20%22{b}%22%5D"))
+        .await;
     assert_eq!(found["totalResults"], json!(1));
 
     assert_eq!(app.delete(&format!("/Groups/{gid}")).await, 204);
@@ -39,7 +52,12 @@ async fn unknown_or_foreign_members_are_refused_and_nothing_is_written() {
     let gid = app.create_group("g", &[]).await;
     let other = app.other_tenant("globex").await;
     let resp = app
-        .request_as(&other, reqwest::Method::POST, "/Users", Some(json!({"schemas":[USER],"userName":"foreign"})))
+        .request_as(
+            &other,
+            reqwest::Method::POST,
+            "/Users",
+            Some(json!({"schemas":[USER],"userName":"foreign"})),
+        )
         .await;
     let (_, foreign) = parts(resp).await;
     let a = app.create_user("a").await;
@@ -64,9 +82,17 @@ async fn member_changes_on_a_large_group_touch_only_named_rows() {
         ids.push(app.create_user(&format!("user{i}")).await);
     }
     let members: Vec<_> = ids.iter().map(|id| json!({"value": id})).collect();
-    let (status, body) = app.patch(&format!("/Groups/{gid}"), TestApp::patch_body(json!([{"op":"add","path":"members","value":members}]))).await;
+    let (status, body) = app
+        .patch(
+            &format!("/Groups/{gid}"),
+            TestApp::patch_body(json!([{"op":"add","path":"members","value":members}])),
+        )
+        .await;
     assert_eq!(status, 200);
-    assert!(body.get("members").is_none(), "PATCH answers without the member list unless asked");
+    assert!(
+        body.get("members").is_none(),
+        "PATCH answers without the member list unless asked"
+    );
     let (_, body) = app
         .patch(
             &format!("/Groups/{gid}?attributes=members"),

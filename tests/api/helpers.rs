@@ -54,7 +54,11 @@ impl TestApp {
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         let (url, dir) = fresh_database().await;
-        let mut config = Config { listen: "127.0.0.1:0".into(), database_url: url, ..Config::default() };
+        let mut config = Config {
+            listen: "127.0.0.1:0".into(),
+            database_url: url,
+            ..Config::default()
+        };
         adjust(&mut config);
         let app = Application::build(config.clone()).await.expect("server starts");
         let port = app.port();
@@ -109,7 +113,9 @@ impl TestApp {
 
     /// Creates a user and returns its id.
     pub async fn create_user(&self, user_name: &str) -> String {
-        let (status, body) = self.post("/Users", json!({"schemas":[USER],"userName":user_name,"active":true})).await;
+        let (status, body) = self
+            .post("/Users", json!({"schemas":[USER],"userName":user_name,"active":true}))
+            .await;
         assert_eq!(status, 201, "{body}");
         body["id"].as_str().expect("id").to_string()
     }
@@ -117,7 +123,12 @@ impl TestApp {
     /// Creates a group and returns its id.
     pub async fn create_group(&self, name: &str, members: &[&str]) -> String {
         let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
-        let (status, body) = self.post("/Groups", json!({"schemas":[GROUP],"displayName":name,"members":members})).await;
+        let (status, body) = self
+            .post(
+                "/Groups",
+                json!({"schemas":[GROUP],"displayName":name,"members":members}),
+            )
+            .await;
         assert_eq!(status, 201, "{body}");
         body["id"].as_str().expect("id").to_string()
     }
@@ -129,18 +140,32 @@ impl TestApp {
 
 async fn create_tenant(db: &sea_orm::DatabaseConnection, slug: &str) -> String {
     let t = tenants::insert_tenant(db, slug, slug).await.expect("tenant");
-    tenants::put_license(db, &t.id, tenants::LicenseFields { plan_name: "enterprise".into(), seats: 1000, expires_at: None })
-        .await
-        .expect("license");
+    tenants::put_license(
+        db,
+        &t.id,
+        tenants::LicenseFields {
+            plan_name: "enterprise".into(),
+            seats: 1000,
+            expires_at: None,
+        },
+    )
+    .await
+    .expect("license");
     let token = generate_token();
-    tenants::insert_token(db, &t.id, "test", &hash_token(&token)).await.expect("token");
+    tenants::insert_token(db, &t.id, "test", &hash_token(&token))
+        .await
+        .expect("token");
     token
 }
 
 pub async fn parts(resp: Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let text = resp.text().await.expect("body");
-    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     (status, body)
 }
 

@@ -27,12 +27,17 @@ async fn entra_user_lifecycle() {
     let id = user["id"].as_str().unwrap().to_string();
     assert_eq!(user["schemas"], json!([USER, ENTERPRISE]));
 
-    let (_, found) = app.get("/Users?filter=externalId+eq+%228aa1a0c0-c4c3-4bc0-b4a5-2ef676900159%22").await;
+    let (_, found) = app
+        .get("/Users?filter=externalId+eq+%228aa1a0c0-c4c3-4bc0-b4a5-2ef676900159%22")
+        .await;
     assert_eq!(found["totalResults"], json!(1));
 
     // Entra sends booleans as strings and capitalised op names.
     let (status, body) = app
-        .patch(&format!("/Users/{id}"), TestApp::patch_body(json!([{"op":"Replace","path":"active","value":"False"}])))
+        .patch(
+            &format!("/Users/{id}"),
+            TestApp::patch_body(json!([{"op":"Replace","path":"active","value":"False"}])),
+        )
         .await;
     assert_eq!((status, body["active"].clone()), (200, json!(false)), "{body}");
 
@@ -48,8 +53,18 @@ async fn entra_user_lifecycle() {
         .await;
     assert_eq!(status, 200, "{body}");
     let emails = body["emails"].as_array().unwrap();
-    assert!(emails.iter().any(|e| e["type"] == "home" && e["value"] == "ryan@home.example"), "{body}");
-    assert!(emails.iter().any(|e| e["type"] == "work" && e["value"] == "ryan.leenay@contoso.com"), "{body}");
+    assert!(
+        emails
+            .iter()
+            .any(|e| e["type"] == "home" && e["value"] == "ryan@home.example"),
+        "{body}"
+    );
+    assert!(
+        emails
+            .iter()
+            .any(|e| e["type"] == "work" && e["value"] == "ryan.leenay@contoso.com"),
+        "{body}"
+    );
     let (_, found) = app.get("/Users?filter=emails.value+eq+%22ryan%40home.example%22").await;
     assert_eq!(found["totalResults"], json!(1), "email index follows PATCH");
 
@@ -99,21 +114,36 @@ async fn entra_group_with_vendor_schema_and_member_removal() {
 
     // Entra's Remove with a value list removes only the listed members.
     let (status, body) = app
-        .patch(&format!("/Groups/{gid}"), TestApp::patch_body(json!([{"op":"Remove","path":"members","value":[{"value":a}]}])))
+        .patch(
+            &format!("/Groups/{gid}"),
+            TestApp::patch_body(json!([{"op":"Remove","path":"members","value":[{"value":a}]}])),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let (_, got) = app.get(&format!("/Groups/{gid}")).await;
-    let ids: Vec<&str> = got["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = got["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec![b.as_str(), c.as_str()]);
 
     // Entra's group lookup never loads members.
-    let (status, list) = app.get("/Groups?excludedAttributes=members&filter=displayName+eq+%22sales%22").await;
+    let (status, list) = app
+        .get("/Groups?excludedAttributes=members&filter=displayName+eq+%22sales%22")
+        .await;
     assert_eq!(status, 200);
     assert_eq!(list["totalResults"], json!(1));
     assert!(list["Resources"][0].get("members").is_none());
 
     // Removing all members.
-    let (status, _) = app.patch(&format!("/Groups/{gid}"), TestApp::patch_body(json!([{"op":"remove","path":"members"}]))).await;
+    let (status, _) = app
+        .patch(
+            &format!("/Groups/{gid}"),
+            TestApp::patch_body(json!([{"op":"remove","path":"members"}])),
+        )
+        .await;
     assert_eq!(status, 200);
     let (_, got) = app.get(&format!("/Groups/{gid}")).await;
     assert!(got.get("members").is_none(), "{got}");

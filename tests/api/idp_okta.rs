@@ -20,7 +20,9 @@ async fn test_connection_on_an_empty_tenant_returns_an_empty_list() {
 async fn okta_user_lifecycle() {
     let app = TestApp::spawn().await;
     // Existence check before create.
-    let (status, body) = app.get("/Users?filter=userName%20eq%20%22isabella.jones%40example.com%22&startIndex=1&count=100").await;
+    let (status, body) = app
+        .get("/Users?filter=userName%20eq%20%22isabella.jones%40example.com%22&startIndex=1&count=100")
+        .await;
     assert_eq!((status, body["totalResults"].clone()), (200, json!(0)));
 
     let create = json!({
@@ -41,14 +43,22 @@ async fn okta_user_lifecycle() {
     assert_eq!(user["active"], json!(true));
     let id = user["id"].as_str().unwrap().to_string();
     assert_eq!(user["meta"]["resourceType"], "User");
-    assert!(user["meta"]["location"].as_str().unwrap().ends_with(&format!("/scim/v2/Users/{id}")));
+    assert!(user["meta"]["location"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/scim/v2/Users/{id}")));
 
-    let (_, found) = app.get("/Users?filter=userName%20eq%20%22Isabella.Jones%40example.com%22").await;
+    let (_, found) = app
+        .get("/Users?filter=userName%20eq%20%22Isabella.Jones%40example.com%22")
+        .await;
     assert_eq!(found["totalResults"], json!(1), "userName filters ignore case");
 
     // Okta deactivation.
     let (status, patched) = app
-        .patch(&format!("/Users/{id}"), TestApp::patch_body(json!([{"op":"replace","value":{"active":false}}])))
+        .patch(
+            &format!("/Users/{id}"),
+            TestApp::patch_body(json!([{"op":"replace","value":{"active":false}}])),
+        )
         .await;
     assert_eq!(status, 200, "{patched}");
     assert_eq!(patched["active"], json!(false));
@@ -56,7 +66,9 @@ async fn okta_user_lifecycle() {
     // Inactive users are still returned by GET and by filters.
     let (status, got) = app.get(&format!("/Users/{id}")).await;
     assert_eq!((status, got["active"].clone()), (200, json!(false)));
-    let (_, found) = app.get("/Users?filter=userName%20eq%20%22isabella.jones%40example.com%22").await;
+    let (_, found) = app
+        .get("/Users?filter=userName%20eq%20%22isabella.jones%40example.com%22")
+        .await;
     assert_eq!(found["Resources"][0]["active"], json!(false));
 
     // Okta's full-object PUT (reactivation with profile changes); client-sent meta is ignored.
@@ -78,7 +90,12 @@ async fn okta_group_push() {
     let app = TestApp::spawn().await;
     let u1 = app.create_user("u1@example.com").await;
     let u2 = app.create_user("u2@example.com").await;
-    let (status, group) = app.post("/Groups", json!({"schemas":[GROUP],"displayName":"Engineering","members":[]})).await;
+    let (status, group) = app
+        .post(
+            "/Groups",
+            json!({"schemas":[GROUP],"displayName":"Engineering","members":[]}),
+        )
+        .await;
     assert_eq!(status, 201, "{group}");
     let gid = group["id"].as_str().unwrap().to_string();
 
@@ -95,7 +112,10 @@ async fn okta_group_push() {
     let (_, got) = app.get(&format!("/Groups/{gid}")).await;
     assert_eq!(got["members"].as_array().unwrap().len(), 2);
     assert_eq!(got["members"][0]["display"], "u1@example.com");
-    assert!(got["members"][0]["$ref"].as_str().unwrap().ends_with(&format!("/Users/{u1}")));
+    assert!(got["members"][0]["$ref"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/Users/{u1}")));
 
     // Okta's group rename carries the (same) id in a path-less value.
     let (status, renamed) = app
@@ -116,7 +136,10 @@ async fn okta_group_push() {
         .await;
     assert_eq!(status, 200);
     let (_, got) = app.get(&format!("/Groups/{gid}")).await;
-    assert_eq!(got["members"], json!([{"value": u2, "type": "User", "display": "u2@example.com", "$ref": got["members"][0]["$ref"]}]));
+    assert_eq!(
+        got["members"],
+        json!([{"value": u2, "type": "User", "display": "u2@example.com", "$ref": got["members"][0]["$ref"]}])
+    );
 
     // The user sees its groups in reverse.
     let (_, user) = app.get(&format!("/Users/{u2}")).await;

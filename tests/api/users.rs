@@ -9,12 +9,19 @@ use crate::helpers::*;
 async fn user_name_is_unique_per_tenant_ignoring_case() {
     let app = TestApp::spawn().await;
     app.create_user("Alice@Example.com").await;
-    let (status, body) = app.post("/Users", json!({"schemas":[USER],"userName":"alice@example.com"})).await;
+    let (status, body) = app
+        .post("/Users", json!({"schemas":[USER],"userName":"alice@example.com"}))
+        .await;
     assert_scim_error(status, &body, 409, Some("uniqueness"));
     // The same userName in another tenant is fine.
     let other = app.other_tenant("globex").await;
     let resp = app
-        .request_as(&other, Method::POST, "/Users", Some(json!({"schemas":[USER],"userName":"alice@example.com"})))
+        .request_as(
+            &other,
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas":[USER],"userName":"alice@example.com"})),
+        )
         .await;
     assert_eq!(resp.status().as_u16(), 201);
 }
@@ -29,12 +36,23 @@ async fn other_tenants_resources_are_invisible() {
         assert_scim_error(status, &body, 404, None);
     }
     let (status, body) = parts(
-        app.request_as(&other, Method::PATCH, &format!("/Users/{id}"), Some(TestApp::patch_body(json!([{"op":"replace","path":"active","value":false}]))))
-            .await,
+        app.request_as(
+            &other,
+            Method::PATCH,
+            &format!("/Users/{id}"),
+            Some(TestApp::patch_body(
+                json!([{"op":"replace","path":"active","value":false}]),
+            )),
+        )
+        .await,
     )
     .await;
     assert_scim_error(status, &body, 404, None);
-    let (_, list) = parts(app.request_as(&other, Method::GET, "/Users?filter=userName%20pr", None).await).await;
+    let (_, list) = parts(
+        app.request_as(&other, Method::GET, "/Users?filter=userName%20pr", None)
+            .await,
+    )
+    .await;
     assert_eq!(list["totalResults"], json!(0));
     let (_, mine) = app.get(&format!("/Users/{id}")).await;
     assert_eq!(mine["active"], json!(true), "nothing changed");
@@ -98,12 +116,18 @@ async fn attributes_and_excluded_attributes_apply_to_reads() {
         .post("/Users", json!({"schemas":[USER],"userName":"p@example.com","displayName":"P","title":"CTO","name":{"givenName":"P","familyName":"Q"}}))
         .await;
     let id = user["id"].as_str().unwrap();
-    let (_, got) = app.get(&format!("/Users/{id}?attributes=displayName,name.familyName")).await;
+    let (_, got) = app
+        .get(&format!("/Users/{id}?attributes=displayName,name.familyName"))
+        .await;
     assert_eq!(got["displayName"], "P");
     assert_eq!(got["userName"], "p@example.com", "returned:always survives");
     assert_eq!(got["name"], json!({"familyName":"Q"}));
     assert!(got.get("title").is_none() && got.get("meta").is_none());
-    let (_, got) = app.get(&format!("/Users?excludedAttributes=title,meta&filter=id%20eq%20%22{id}%22")).await;
+    let (_, got) = app
+        .get(&format!(
+            "/Users?excludedAttributes=title,meta&filter=id%20eq%20%22{id}%22"
+        ))
+        .await;
     let r = &got["Resources"][0];
     assert!(r.get("title").is_none() && r.get("meta").is_none());
     assert_eq!(r["displayName"], "P");
@@ -124,9 +148,18 @@ async fn pages_are_stable_and_sortable() {
             seen.push(r["userName"].as_str().unwrap().to_string());
         }
     }
-    assert_eq!(seen, vec!["carol", "alice", "erin", "bob", "dave"], "creation order by default");
+    assert_eq!(
+        seen,
+        vec!["carol", "alice", "erin", "bob", "dave"],
+        "creation order by default"
+    );
     let (_, sorted) = app.get("/Users?sortBy=userName&sortOrder=descending&count=3").await;
-    let names: Vec<&str> = sorted["Resources"].as_array().unwrap().iter().map(|r| r["userName"].as_str().unwrap()).collect();
+    let names: Vec<&str> = sorted["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["userName"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["erin", "dave", "carol"]);
     assert_eq!(sorted["itemsPerPage"], json!(3));
     let (_, capped) = app.get("/Users?count=100000").await;

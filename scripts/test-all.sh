@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs the whole test suite:
+#   1. unit tests and the integration suite (real server, real HTTP) on SQLite;
+#   2. the integration suite again on PostgreSQL when TEST_POSTGRES_URL (or a postgres://
+#      DATABASE_URL) names a server — each test creates its own database there;
+#   3. the third-party SCIM conformance suites (conformance/run.sh installs them in a venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> unit + integration tests (SQLite)"
+cargo test --workspace --all-targets
+
+pg="${TEST_POSTGRES_URL:-}"
+if [[ -z "$pg" && "${DATABASE_URL:-}" == postgres* ]]; then
+  pg="$DATABASE_URL"
+fi
+if [[ -n "$pg" ]]; then
+  echo "==> integration tests (PostgreSQL)"
+  TEST_POSTGRES_URL="$pg" cargo test --test api
+else
+  echo "==> PostgreSQL suite skipped: set TEST_POSTGRES_URL=postgres://USER@HOST:5432/DB to run it"
+fi
+
+echo "==> conformance suites"
+bash conformance/run.sh
