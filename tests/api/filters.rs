@@ -149,3 +149,12 @@ async fn search_endpoints_accept_post_bodies() {
     assert_eq!(body["totalResults"], json!(1), "{body}");
     assert_eq!(body["Resources"][0]["displayName"], Value::from("Tour Guides"));
 }
+
+#[tokio::test]
+async fn long_or_chains_run_in_the_database() {
+    let app = seeded().await;
+    let mut terms: Vec<String> = (0..199).map(|i| format!("userName eq \"nobody{i}\"")).collect();
+    terms.push("userName eq \"kim\"".into());
+    let got = names(&app, &terms.join(" or ")).await;
+    assert_eq!(got, vec!["Kim".to_string()]);
+}

@@ -30,6 +30,9 @@ async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
     match std::env::var("TEST_POSTGRES_URL") {
         Ok(server) if !server.is_empty() => {
             let admin = Database::connect(&server).await.expect("connect to TEST_POSTGRES_URL");
+            DROPPED_OLD_DATABASES
+                .get_or_init(|| drop_old_test_databases(&admin))
+                .await;
             let name = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
             admin
                 .execute_unprepared(&format!("CREATE DATABASE {name}"))
@@ -44,6 +47,26 @@ async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
             let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
             (url, Some(dir))
         }
+    }
+}
+
+/// Databases left by earlier runs are dropped once per test process (one process runs the suite).
+static DROPPED_OLD_DATABASES: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+async fn drop_old_test_databases(admin: &sea_orm::DatabaseConnection) {
+    let rows = admin
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT datname FROM pg_database WHERE datname LIKE 'sb\\_test\\_%'",
+        ))
+        .await
+        .expect("list old test databases");
+    for row in rows {
+        let name: String = row.try_get_by_index(0).expect("datname");
+        admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .ok();
     }
 }
 

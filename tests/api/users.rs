@@ -194,3 +194,22 @@ async fn request_ids_are_echoed_or_generated() {
     let resp = app.request(Method::GET, "/Users", None).await;
     assert_eq!(resp.headers()["x-request-id"].len(), 36);
 }
+
+#[tokio::test]
+async fn concurrent_creates_of_one_user_name_yield_exactly_one_user() {
+    let app = TestApp::spawn().await;
+    let attempts = (0..12).map(|i| {
+        let body =
+            json!({"schemas":[USER],"userName": if i % 2 == 0 { "race@example.com" } else { "RACE@example.com" }});
+        app.post("/Users", body)
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let created = results.iter().filter(|(s, _)| *s == 201).count();
+    let conflicts = results
+        .iter()
+        .filter(|(s, b)| *s == 409 && b["scimType"] == "uniqueness")
+        .count();
+    assert_eq!((created, conflicts), (1, 11), "{results:?}");
+    let (_, list) = app.get("/Users").await;
+    assert_eq!(list["totalResults"], json!(1));
+}
