@@ -19,10 +19,12 @@ import argparse
 import os
 import sys
 import traceback
+from typing import Any
 
 import httpx2
 from scim2_client.engines.httpx2 import SyncSCIMClient
-from scim2_tester import Status, check_server
+from scim2_models import BaseModel, Mutability
+from scim2_tester import CheckResult, Status, check_server
 
 import gate
 
@@ -37,6 +39,41 @@ STATUS_MAP = {
     Status.CRITICAL: gate.FAIL,
     Status.SKIPPED: gate.SKIP,
 }
+
+READ_ONLY_NOTE = "[differs from what was sent only in read-only sub-attributes the server assigns]"
+
+
+def _same_but_read_only(expected: Any, actual: Any) -> bool:
+    """Is `actual` `expected` plus values of read-only sub-attributes the client left empty?
+
+    scim2-tester compares the value it PATCHed with the value it reads back, field by field.
+    A read-only sub-attribute such as `members.display` is the server's to fill in (RFC 7643
+    §2.2, §7), so a difference there alone is not a failed PATCH.
+    """
+    if isinstance(expected, list) and isinstance(actual, list):
+        return len(expected) == len(actual) and all(_same_but_read_only(e, a) for e, a in zip(expected, actual))
+    if isinstance(expected, BaseModel) and type(expected) is type(actual):
+        model = type(expected)
+        for name in model.model_fields:
+            want, got = getattr(expected, name), getattr(actual, name)
+            if want == got:
+                continue
+            if want is None and model.get_field_annotation(name, Mutability) == Mutability.read_only:
+                continue
+            return False
+        return True
+    return bool(expected == actual)
+
+
+def _note(r: CheckResult) -> str:
+    """The reason, plus READ_ONLY_NOTE when a PATCH check failed only on read-only values."""
+    reason = r.reason or ""
+    data = r.data if isinstance(r.data, dict) else {}
+    if r.status in (Status.ERROR, Status.CRITICAL) and "expected" in data:
+        actual = data.get("modify_actual", data.get("actual"))
+        if actual is not None and _same_but_read_only(data["expected"], actual):
+            reason = f"{reason} {READ_ONLY_NOTE}"
+    return reason
 
 
 def main() -> int:
@@ -71,7 +108,7 @@ def main() -> int:
             status=STATUS_MAP.get(r.status, gate.FAIL),
             raw_status=r.status.name,
             resource_type=r.resource_type,
-            reason=r.reason or "",
+            reason=_note(r),
             detail=gate.detail_text(r.data) if r.status not in (Status.SUCCESS, Status.COMPLIANT) else "",
         )
         for r in results
