@@ -91,7 +91,7 @@ impl<'a> FilterLowering<'a> {
             Filter::ValuePath { path, filter } => {
                 let resolved = self.resolve(path)?;
                 if !resolved.attr.multi_valued || resolved.sub.is_some() {
-                    return err(format!("'{}' is not a multi-valued attribute", path_text(path)));
+                    return err(format!("'{}' is not a multi-valued attribute", path));
                 }
                 self.push_exists(b, &resolved, |this, b, elements| {
                     this.push_element_filter(b, resolved.attr, elements, filter)
@@ -264,13 +264,7 @@ impl<'a> FilterLowering<'a> {
             (Elements::UserGroupRows, "value") => text("m.group_id", false, false),
             (Elements::UserGroupRows, "display") => text("g.display_name_norm", true, true),
             (Elements::UserGroupRows, _) => return unsupported(),
-            (Elements::Json, _) => {
-                let base = match self.backend {
-                    DbBackend::Postgres => "j.value",
-                    _ => "j.value",
-                };
-                self.json_leaf(base, &[sub.name.as_str()], sub)
-            }
+            (Elements::Json, _) => self.json_leaf("j.value", &[sub.name.as_str()], sub),
         })
     }
 
@@ -371,7 +365,7 @@ impl<'a> FilterLowering<'a> {
         cmp: Option<(CompareOp, &CompValue)>,
     ) -> Result<()> {
         if path.sub_attr.is_some() {
-            return err(format!("'{}' is too deep inside '{}[...]'", path_text(path), attr.name));
+            return err(format!("'{}' is too deep inside '{}[...]'", path, attr.name));
         }
         let sub = attr
             .sub_attribute(&path.name)
@@ -406,7 +400,7 @@ impl<'a> FilterLowering<'a> {
                     b.push(&leaf.sql).push(" IS NOT NULL");
                     Ok(())
                 }
-                _ => err(format!("'{}' cannot be used with null", op_text(op))),
+                _ => err(format!("'{}' cannot be used with null", op)),
             };
         }
         match leaf.ty {
@@ -505,13 +499,7 @@ impl<'a> FilterLowering<'a> {
         let sql_op = match op {
             CompareOp::Eq => "=",
             CompareOp::Ne => "<>",
-            _ => {
-                return err(format!(
-                    "'{}' is not supported on boolean attribute '{}'",
-                    op_text(op),
-                    def.name
-                ))
-            }
+            _ => return err(format!("'{}' is not supported on boolean attribute '{}'", op, def.name)),
         };
         b.push("(")
             .push(&leaf.sql)
@@ -552,13 +540,7 @@ impl<'a> FilterLowering<'a> {
             CompareOp::Eq => "=",
             CompareOp::Ne => "<>",
             CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le => ordering_sql(op),
-            _ => {
-                return err(format!(
-                    "'{}' is not supported on number attribute '{}'",
-                    op_text(op),
-                    def.name
-                ))
-            }
+            _ => return err(format!("'{}' is not supported on number attribute '{}'", op, def.name)),
         };
         b.push(&lhs).push(" ").push(sql_op).push(" ").bind(x);
         Ok(())
@@ -641,8 +623,7 @@ fn push_time_condition(
         _ => {
             return err(format!(
                 "'{}' is not supported on dateTime attribute '{}'",
-                op_text(op),
-                def.name
+                op, def.name
             ))
         }
     };
@@ -657,14 +638,6 @@ fn ordering_sql(op: CompareOp) -> &'static str {
         CompareOp::Lt => "<",
         _ => "<=",
     }
-}
-
-fn op_text(op: CompareOp) -> String {
-    op.to_string()
-}
-
-fn path_text(path: &AttrPath) -> String {
-    path.to_string()
 }
 
 /// Evaluates a comparison against a constant (e.g. `meta.resourceType`).
