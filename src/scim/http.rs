@@ -320,18 +320,23 @@ async fn patch(
         ResourceKind::Group => svc.patch_group(&tenant, &id, &body, pre).await?,
     };
     tracing::info!(resource = rt.kind.name(), id = %stored.id, "patched");
-    if !state.config.scim.patch_returns_resource {
+    // RFC 7644 §3.5.2: a 200 carries the entire resource, a 204 nothing, and "attributes" in
+    // the request asks for a 200. Groups answer 204 otherwise: echoing 50,000 members for a
+    // one-member change would make every member change cost the size of the group.
+    let attributes_asked = serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
+        .unwrap_or_default()
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("attributes"));
+    let no_content = !state.config.scim.patch_returns_resource || **kind == ResourceKind::Group;
+    if no_content && !attributes_asked {
         return Ok(HttpResponse::NoContent()
             .insert_header((header::ETAG, etag(stored.version)))
             .finish());
     }
-    // Users come back as GET would show them. A group's member list comes back only when
-    // asked for with `attributes=members`: answering a one-member change with 50,000 members
-    // would make member changes cost the size of the group.
     let version = stored.version;
     let stored = match **kind {
         ResourceKind::User if projection.wants(rt, "groups") => svc.get_user(&tenant, &id, true).await?,
-        ResourceKind::Group if projection.requests(rt, "members") => svc.get_group(&tenant, &id, true).await?,
+        ResourceKind::Group if projection.wants(rt, "members") => svc.get_group(&tenant, &id, true).await?,
         _ => stored,
     };
     let rendered = render_stored(rt, stored, &base_url(&req, &state), &projection);

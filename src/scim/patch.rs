@@ -309,6 +309,10 @@ impl<'r> Patcher<'r> {
         scope: Option<&'r SchemaDef>,
     ) -> Result<(), ScimError> {
         for (key, value) in map {
+            // Clients echo `schemas` inside extension values too; it is not an attribute.
+            if scope.is_some() && key.eq_ignore_ascii_case("schemas") {
+                continue;
+            }
             if scope.is_none() {
                 if let Some((schema, _)) = self.rt.schema_by_urn(key) {
                     self.apply_schema_block(doc, kind, schema, Some(value))?;
@@ -1066,6 +1070,23 @@ mod tests {
             "addresses": [{"type": "work", "streetAddress": "100 Universal City Plaza", "locality": "Hollywood"}],
             ENT: {"department": "Tour Operations", "employeeNumber": "701984"}
         })
+    }
+
+    #[test]
+    fn schemas_echoed_inside_an_extension_value_is_ignored() {
+        for op in ["add", "replace"] {
+            let doc = patch_user(
+                barbara(),
+                json!([{"op": op, "path": ENT, "value": {"schemas": [ENT], "employeeNumber": "10"}}]),
+            );
+            assert_eq!(doc[ENT]["employeeNumber"], "10");
+            assert!(doc[ENT].get("schemas").is_none());
+        }
+        let doc = patch_user(
+            barbara(),
+            json!([{"op": "add", "value": {ENT: {"schemas": [ENT], "costCenter": "4"}}}]),
+        );
+        assert_eq!(doc[ENT]["costCenter"], "4");
     }
 
     // ---- parse_patch_request ----------------------------------------------------------------

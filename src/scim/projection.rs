@@ -47,13 +47,6 @@ impl Projection {
         self.keeps(def, None).is_some()
     }
 
-    /// Does `attributes` name this top-level core attribute (or one of its sub-attributes)?
-    pub fn requests(&self, rt: &ResourceTypeDef, attr: &str) -> bool {
-        rt.core
-            .attribute(attr)
-            .is_some_and(|def| self.attributes.iter().any(|n| n.urn.is_none() && n.attr == def.name))
-    }
-
     /// Applies the projection to a rendered resource.
     pub fn apply(&self, rt: &ResourceTypeDef, resource: Value) -> Value {
         let Value::Object(obj) = resource else { return resource };

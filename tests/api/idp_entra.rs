@@ -110,7 +110,7 @@ async fn entra_group_with_vendor_schema_and_member_removal() {
             TestApp::patch_body(json!([{"op":"Add","path":"members","value":[{"value":a},{"value":b},{"value":c}]}])),
         )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 204);
 
     // Entra's Remove with a value list removes only the listed members.
     let (status, body) = app
@@ -119,7 +119,7 @@ async fn entra_group_with_vendor_schema_and_member_removal() {
             TestApp::patch_body(json!([{"op":"Remove","path":"members","value":[{"value":a}]}])),
         )
         .await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 204, "{body}");
     let (_, got) = app.get(&format!("/Groups/{gid}")).await;
     let ids: Vec<&str> = got["members"]
         .as_array()
@@ -144,7 +144,7 @@ async fn entra_group_with_vendor_schema_and_member_removal() {
             TestApp::patch_body(json!([{"op":"remove","path":"members"}])),
         )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 204);
     let (_, got) = app.get(&format!("/Groups/{gid}")).await;
     assert!(got.get("members").is_none(), "{got}");
 }

@@ -107,7 +107,10 @@ async fn okta_group_push() {
                 TestApp::patch_body(json!([{"op":"add","path":"members","value":[{"value":u,"display":"x"}]}])),
             )
             .await;
-        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            status, 204,
+            "group PATCH answers 204 unless attributes are asked: {body}"
+        );
     }
     let (_, got) = app.get(&format!("/Groups/{gid}")).await;
     assert_eq!(got["members"].as_array().unwrap().len(), 2);
@@ -120,12 +123,13 @@ async fn okta_group_push() {
     // Okta's group rename carries the (same) id in a path-less value.
     let (status, renamed) = app
         .patch(
-            &format!("/Groups/{gid}"),
+            &format!("/Groups/{gid}?attributes=displayName"),
             TestApp::patch_body(json!([{"op":"replace","value":{"id":gid,"displayName":"Engineering EMEA"}}])),
         )
         .await;
     assert_eq!(status, 200, "{renamed}");
     assert_eq!(renamed["displayName"], "Engineering EMEA");
+    assert_eq!(renamed["id"], gid.as_str());
 
     // Okta removes a member by value filter.
     let (status, _) = app
@@ -134,7 +138,7 @@ async fn okta_group_push() {
             TestApp::patch_body(json!([{"op":"remove","path":format!("members[value eq \"{u1}\"]")}])),
         )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 204);
     let (_, got) = app.get(&format!("/Groups/{gid}")).await;
     assert_eq!(
         got["members"],

@@ -213,3 +213,18 @@ async fn concurrent_creates_of_one_user_name_yield_exactly_one_user() {
     let (_, list) = app.get("/Users").await;
     assert_eq!(list["totalResults"], json!(1));
 }
+
+#[tokio::test]
+async fn patch_no_content_still_answers_200_when_attributes_are_asked() {
+    let app = TestApp::spawn_with(|c| c.scim.patch_returns_resource = false).await;
+    let id = app.create_user("quiet").await;
+    let set_title = |t: &str| TestApp::patch_body(json!([{"op":"replace","path":"title","value":t}]));
+    let (status, body) = app.patch(&format!("/Users/{id}"), set_title("a")).await;
+    assert_eq!((status, body), (204, serde_json::Value::Null));
+    let (status, body) = app
+        .patch(&format!("/Users/{id}?attributes=title"), set_title("b"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["title"], "b");
+    assert!(body.get("meta").is_none());
+}

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Runs the third-party SCIM conformance suites scim2-tester and scim-sanity against a real
+# seatbridge: builds it (unless SEATBRIDGE_BIN is set), starts it on a free loopback port with
+# a fresh SQLite database and an enterprise tenant, runs both suites, stops the server.
+# Exits non-zero when a suite reports a result that conformance/allowlist.json does not allow.
+#
+# Environment:
+#   SEATBRIDGE_BIN         use this binary instead of `cargo build --bin seatbridge`
+#   SEATBRIDGE_SERVE_ARGS  extra `seatbridge serve` arguments, e.g. "--patch-no-content"
+#   CONFORMANCE_STRICT=1   also fail on allow-listed known seatbridge bugs (kind seatbridge-bug)
+#   CONFORMANCE_KEEP=1     keep the work directory (database, server log, JSON results)
+#   PYTHON                 interpreter for the virtualenv (default python3)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+VENV="$HERE/.venv"
+REQ="$HERE/requirements.txt"
+PYTHON="${PYTHON:-python3}"
+
+log() { printf '==> %s\n' "$*"; }
+
+# --- Python suites in conformance/.venv ------------------------------------------------------
+if [[ -d "$VENV" ]] && ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+  rm -rf "$VENV" # left over from an interpreter that is gone
+fi
+if [[ ! -x "$VENV/bin/python" ]]; then
+  log "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+want="$("$VENV/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$REQ")"
+stamp="$VENV/.requirements.sha256"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+  log "installing conformance/requirements.txt"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet -r "$REQ"
+  echo "$want" >"$stamp"
+fi
+
+# --- seatbridge binary ---------------------------------------------------------------------
+if [[ -n "${SEATBRIDGE_BIN:-}" ]]; then
+  BIN="$SEATBRIDGE_BIN"
+else
+  log "cargo build --bin seatbridge"
+  (cd "$ROOT" && cargo build --bin seatbridge)
+  target_dir="$(cd "$ROOT" && cargo metadata --no-deps --format-version 1 |
+    "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+  BIN="$target_dir/debug/seatbridge"
+fi
+[[ -x "$BIN" ]] || { echo "seatbridge binary not found at $BIN" >&2; exit 1; }
+
+# Settings meant for another seatbridge must not leak into this one.
+for var in $(compgen -e | grep '^SEATBRIDGE_' || true); do
+  [[ "$var" == SEATBRIDGE_BIN || "$var" == SEATBRIDGE_SERVE_ARGS ]] || unset "$var"
+done
+
+# --- server on a fresh database --------------------------------------------------------------
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/seatbridge-conformance.XXXXXX")"
+SERVER_PID=""
+stop_server() {
+  [[ -n "$SERVER_PID" ]] || return 0
+  if kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 50); do
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+  fi
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+on_exit() {
+  local rc=$?
+  stop_server
+  if [[ $rc -eq 0 && -z "${CONFORMANCE_KEEP:-}" ]]; then
+    rm -rf "$WORK"
+  else
+    echo "conformance: database, server log and results kept in $WORK" >&2
+  fi
+  exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+DB_URL="sqlite://$WORK/conformance.db?mode=rwc"
+if ! "$BIN" tenant create conformance --database-url "$DB_URL" --plan enterprise --seats 100000 \
+  >"$WORK/tenant.json" 2>>"$WORK/cli.log"; then
+  tail -n 20 "$WORK/cli.log" >&2 || true
+  echo "could not create the conformance tenant with $BIN" >&2
+  exit 1
+fi
+TOKEN="$("$BIN" token create --database-url "$DB_URL" --tenant conformance --name conformance \
+  2>>"$WORK/cli.log" | grep -E '^sbt_' | tail -n 1 || true)"
+[[ -n "$TOKEN" ]] || { echo "could not create a bearer token; see $WORK/cli.log" >&2; exit 1; }
+
+PORT="$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+read -r -a extra_args <<<"${SEATBRIDGE_SERVE_ARGS:-}"
+log "starting seatbridge on 127.0.0.1:$PORT ${SEATBRIDGE_SERVE_ARGS:-}"
+"$BIN" serve --database-url "$DB_URL" --listen "127.0.0.1:$PORT" ${extra_args[@]+"${extra_args[@]}"} \
+  >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+
+if ! "$VENV/bin/python" - "$PORT" "$SERVER_PID" <<'EOF'; then
+import os, sys, time, urllib.request
+port, pid = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+            if r.status == 200:
+                sys.exit(0)
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        print("seatbridge exited during start-up", file=sys.stderr)
+        sys.exit(1)
+    time.sleep(0.2)
+print("seatbridge did not answer /healthz within 30 s", file=sys.stderr)
+sys.exit(1)
+EOF
+  tail -n 30 "$WORK/server.log" >&2 || true
+  exit 1
+fi
+
+BASE="http://127.0.0.1:$PORT/scim/v2"
+export SCIM_TOKEN="$TOKEN"
+
+# --- suites ------------------------------------------------------------------------------------
+status=0
+log "scim2-tester against $BASE"
+"$VENV/bin/python" "$HERE/run_scim2_tester.py" --url "$BASE" --json-out "$WORK/scim2-tester.json" || status=1
+log "scim-sanity against $BASE"
+"$VENV/bin/python" "$HERE/run_scim_sanity.py" --url "$BASE" --json-out "$WORK/scim-sanity.json" || status=1
+
+if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+  echo "seatbridge died during the run; see $WORK/server.log" >&2
+  status=1
+fi
+if [[ $status -eq 0 ]]; then
+  log "conformance: both suites passed (apart from the allow-listed results above)"
+else
+  log "conformance: FAILED (see the UNEXPECTED results above)"
+fi
+exit "$status"
