@@ -5,9 +5,11 @@
 //! [`auth`] (SCIM bearer tokens), [`app`] (routes), [`cli`], [`config`], [`telemetry`].
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod license;
 pub mod provisioning;
 pub mod scim;
 pub mod store;

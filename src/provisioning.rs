@@ -182,9 +182,15 @@ impl<'a> Provisioning<'a> {
         existing: Option<&user::Model>,
         doc: &Value,
     ) -> Result<user::Model, ScimError> {
+        let active = users::doc_active(doc);
+        let seat = users::SeatState {
+            entitled: active,
+            seat_type: crate::license::DEFAULT_SEAT_TYPE.to_string(),
+            reason: if active { "seat_assigned" } else { "inactive" },
+        };
         let result = match existing {
-            None => users::insert(tx, &tenant.id, &uuid::Uuid::now_v7().to_string(), doc).await,
-            Some(row) => users::update(tx, row, doc).await,
+            None => users::insert(tx, &tenant.id, &uuid::Uuid::now_v7().to_string(), doc, &seat).await,
+            Some(row) => users::update(tx, row, doc, &seat).await,
         };
         result.map_err(|e| match e {
             StoreError::UniqueViolation(_) => ScimError::Uniqueness(format!(

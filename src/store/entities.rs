@@ -63,6 +63,10 @@ pub mod license {
         pub policy: String,
         pub version: i64,
         pub updated_at: DateTimeUtc,
+        /// Usage-capped licenses: provisioning operations allowed per period.
+        pub usage_cap: Option<i64>,
+        /// `day` or `month`.
+        pub usage_period: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -116,6 +120,14 @@ pub mod user {
         pub version: i64,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        /// The license verdict: holds a seat (access needs `active` too).
+        pub entitled: bool,
+        pub seat_type: String,
+        pub entitlement_reason: String,
+        pub entitlement_updated: Option<DateTimeUtc>,
+        /// When the user got its seat, or started waiting for one: the order of
+        /// `deactivate_newest` and of re-seating.
+        pub seat_since: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -186,6 +198,59 @@ pub mod group_member {
         pub member_id: String,
         pub tenant_id: String,
         pub member_type: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// One entry of the hash-chained audit log.
+pub mod audit_entry {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_log")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub seq: i64,
+        pub at: DateTimeUtc,
+        pub actor: String,
+        pub action: String,
+        pub target: String,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub before: Option<String>,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub after: Option<String>,
+        pub request_id: Option<String>,
+        pub prev_hash: String,
+        pub hash: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A group whose members get a seat type.
+pub mod seat_type_mapping {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "seat_type_mappings")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub group_id: String,
+        pub seat_type: String,
+        /// Higher wins when a user is in several mapped groups.
+        pub priority: i32,
         pub created_at: DateTimeUtc,
     }
 

@@ -168,8 +168,73 @@ pub async fn put_license(
             policy: Set("block_new".into()),
             version: Set(1),
             updated_at: Set(t),
+            usage_cap: Set(None),
+            usage_period: Set(None),
         }
         .insert(conn)
         .await?),
     }
+}
+
+/// Serialises writes of one tenant: on PostgreSQL a row lock on the tenant, held until the
+/// transaction ends, so seat decisions and audit chains of concurrent requests — on any number
+/// of instances — happen one after another. SQLite write transactions are already exclusive
+/// (`BEGIN IMMEDIATE`).
+pub async fn lock_tenant(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<(), StoreError> {
+    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        let mut b = super::sql::SqlBuilder::new(sea_orm::DbBackend::Postgres);
+        b.push("SELECT id FROM tenants WHERE id = ")
+            .bind(tenant_id.to_string())
+            .push(" FOR UPDATE");
+        conn.query_one_raw(b.build()).await?;
+    }
+    Ok(())
+}
+
+/// A plan row as the license engine sees it. Unreadable JSON columns count as empty, and are
+/// logged: a bad plan must not take provisioning down.
+pub fn plan_to_domain(p: &plan::Model) -> crate::license::Plan {
+    let features: Vec<String> = serde_json::from_str(&p.features).unwrap_or_else(|e| {
+        tracing::error!(plan = %p.name, error = %e, "plan features are not a JSON array of strings");
+        Vec::new()
+    });
+    let seat_pools = serde_json::from_str(&p.seat_pools).unwrap_or_else(|e| {
+        tracing::error!(plan = %p.name, error = %e, "plan seat pools are not a JSON object");
+        Default::default()
+    });
+    crate::license::Plan {
+        name: p.name.clone(),
+        features,
+        seats_default: p.seats_default,
+        seat_pools,
+        grace_days: i64::from(p.grace_days),
+        overage: p.overage,
+    }
+}
+
+/// A license row as the license engine sees it.
+pub fn license_to_domain(l: &license::Model) -> crate::license::License {
+    crate::license::License {
+        plan: l.plan_name.clone(),
+        seats: l.seats,
+        starts_at: l.starts_at,
+        expires_at: l.expires_at,
+        status: l.status.parse().unwrap_or(crate::license::LicenseStatus::Suspended),
+        policy: l.policy.parse().unwrap_or(crate::license::Policy::BlockNew),
+        version: l.version,
+    }
+}
+
+/// A tenant's license and its plan, for a decision.
+pub async fn license_and_plan(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+) -> Result<Option<(crate::license::License, crate::license::Plan)>, StoreError> {
+    let Some(l) = find_license(conn, tenant_id).await? else {
+        return Ok(None);
+    };
+    let Some(p) = find_plan(conn, &l.plan_name).await? else {
+        return Ok(None);
+    };
+    Ok(Some((license_to_domain(&l), plan_to_domain(&p))))
 }

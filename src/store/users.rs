@@ -34,12 +34,21 @@ pub fn doc_active(doc: &Value) -> bool {
     columns(doc).active
 }
 
+/// The license state written with a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatState {
+    pub entitled: bool,
+    pub seat_type: String,
+    pub reason: &'static str,
+}
+
 /// Inserts a new user with its emails.
 pub async fn insert(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
     id: &str,
     doc: &Value,
+    seat: &SeatState,
 ) -> Result<user::Model, StoreError> {
     let c = columns(doc);
     let t = now();
@@ -56,6 +65,11 @@ pub async fn insert(
         version: Set(1),
         created_at: Set(t),
         updated_at: Set(t),
+        entitled: Set(seat.entitled),
+        seat_type: Set(seat.seat_type.clone()),
+        entitlement_reason: Set(seat.reason.to_string()),
+        entitlement_updated: Set(Some(t)),
+        seat_since: Set(Some(t)),
     }
     .insert(conn)
     .await?;
@@ -63,10 +77,26 @@ pub async fn insert(
     Ok(model)
 }
 
-/// Replaces a user's document, bumping its version.
-pub async fn update(conn: &impl ConnectionTrait, row: &user::Model, doc: &Value) -> Result<user::Model, StoreError> {
+/// Replaces a user's document and license state, bumping its version. `seat_since` moves when
+/// the user gains a seat or starts waiting for one.
+pub async fn update(
+    conn: &impl ConnectionTrait,
+    row: &user::Model,
+    doc: &Value,
+    seat: &SeatState,
+) -> Result<user::Model, StoreError> {
     let c = columns(doc);
+    let t = now();
     let mut active: user::ActiveModel = row.clone().into();
+    if row.entitled != seat.entitled || row.seat_type != seat.seat_type || row.entitlement_reason != seat.reason {
+        active.entitled = Set(seat.entitled);
+        active.seat_type = Set(seat.seat_type.clone());
+        active.entitlement_reason = Set(seat.reason.to_string());
+        active.entitlement_updated = Set(Some(t));
+        if row.entitled != seat.entitled || row.seat_type != seat.seat_type {
+            active.seat_since = Set(Some(t));
+        }
+    }
     active.user_name_norm = Set(c.user_name.to_lowercase());
     active.user_name = Set(c.user_name);
     active.external_id = Set(c.external_id);
@@ -75,7 +105,7 @@ pub async fn update(conn: &impl ConnectionTrait, row: &user::Model, doc: &Value)
     active.active = Set(c.active);
     active.doc = Set(doc.to_string());
     active.version = Set(row.version + 1);
-    active.updated_at = Set(now());
+    active.updated_at = Set(t);
     let model = active.update(conn).await?;
     replace_emails(conn, &row.tenant_id, &row.id, doc).await?;
     Ok(model)
@@ -176,4 +206,76 @@ pub async fn groups_of(
         });
     }
     Ok(out)
+}
+
+/// Entitled users of a tenant in one seat pool, not counting `except` (the user being decided).
+pub async fn count_entitled(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    seat_type: &str,
+    except: Option<&str>,
+) -> Result<i64, StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push("SELECT COUNT(*) FROM users WHERE tenant_id = ")
+        .bind(tenant_id.to_string())
+        .push(" AND seat_type = ")
+        .bind(seat_type.to_string())
+        .push(" AND entitled = ")
+        .bind(true);
+    if let Some(id) = except {
+        b.push(" AND id <> ").bind(id.to_string());
+    }
+    let row = conn.query_one_raw(b.build()).await?;
+    Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0))
+}
+
+/// Every user of a tenant with its seat state, for rebalancing after a license change.
+pub async fn seat_holders(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+) -> Result<Vec<crate::license::decision::SeatHolder>, StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push("SELECT id, seat_type, active, entitled, COALESCE(seat_since, created_at) FROM users WHERE tenant_id = ")
+        .bind(tenant_id.to_string());
+    let mut out = Vec::new();
+    for row in conn.query_all_raw(b.build()).await? {
+        out.push(crate::license::decision::SeatHolder {
+            id: row.try_get_by_index(0)?,
+            seat_type: row.try_get_by_index(1)?,
+            active: row.try_get_by_index(2)?,
+            entitled: row.try_get_by_index(3)?,
+            since: row.try_get_by_index(4)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Sets the verdict of many users at once (in batches), bumping their versions.
+pub async fn set_entitlement(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    ids: &[String],
+    entitled: bool,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let t = now();
+    for chunk in ids.chunks(500) {
+        let mut b = SqlBuilder::new(conn.get_database_backend());
+        b.push("UPDATE users SET entitled = ")
+            .bind(entitled)
+            .push(", entitlement_reason = ")
+            .bind(reason.to_string())
+            .push(", entitlement_updated = ")
+            .bind(t)
+            .push(", seat_since = ")
+            .bind(t)
+            .push(", updated_at = ")
+            .bind(t)
+            .push(", version = version + 1 WHERE tenant_id = ")
+            .bind(tenant_id.to_string())
+            .push(" AND id IN ")
+            .bind_list(chunk.iter().cloned());
+        conn.execute_raw(b.build()).await?;
+    }
+    Ok(())
 }

@@ -1,0 +1,54 @@
+//! Rows of the audit log. The chain logic lives in `crate::audit`.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::entities::audit_entry;
+use super::StoreError;
+
+/// The newest entry of a tenant's chain.
+pub async fn last(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<Option<audit_entry::Model>, StoreError> {
+    Ok(audit_entry::Entity::find()
+        .filter(audit_entry::Column::TenantId.eq(tenant_id))
+        .order_by_desc(audit_entry::Column::Seq)
+        .limit(1)
+        .one(conn)
+        .await?)
+}
+
+/// Appends one entry (the caller computed its hash).
+pub async fn insert(conn: &impl ConnectionTrait, entry: audit_entry::Model) -> Result<(), StoreError> {
+    audit_entry::ActiveModel {
+        tenant_id: Set(entry.tenant_id),
+        seq: Set(entry.seq),
+        at: Set(entry.at),
+        actor: Set(entry.actor),
+        action: Set(entry.action),
+        target: Set(entry.target),
+        before: Set(entry.before),
+        after: Set(entry.after),
+        request_id: Set(entry.request_id),
+        prev_hash: Set(entry.prev_hash),
+        hash: Set(entry.hash),
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
+/// A page of a tenant's entries in chain order, starting after `after_seq`.
+pub async fn page(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    after_seq: i64,
+    limit: u64,
+) -> Result<Vec<audit_entry::Model>, StoreError> {
+    Ok(audit_entry::Entity::find()
+        .filter(audit_entry::Column::TenantId.eq(tenant_id))
+        .filter(audit_entry::Column::Seq.gt(after_seq))
+        .order_by_asc(audit_entry::Column::Seq)
+        .limit(limit)
+        .all(conn)
+        .await?)
+}
