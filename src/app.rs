@@ -9,7 +9,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpMessage, HttpResponse, HttpServer};
 use sea_orm::DatabaseConnection;
 use tracing::Instrument;
 
@@ -127,6 +127,10 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// The id of the current request, for handlers that record it (e.g. in the audit log).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Gives every request an id (the client's `X-Request-Id` when it is sane, else a new UUID),
@@ -149,6 +153,7 @@ async fn request_context(
         path = %req.path(),
         tenant = tracing::field::Empty,
     );
+    req.extensions_mut().insert(RequestId(request_id.clone()));
     let started = Instant::now();
     let mut res = next.call(req).instrument(span.clone()).await?;
     let status = res.status().as_u16();

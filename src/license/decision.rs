@@ -252,6 +252,8 @@ mod tests {
             status: LicenseStatus::Active,
             policy,
             version: 1,
+            usage_cap: None,
+            usage_period: None,
         }
     }
 

@@ -124,6 +124,10 @@ pub struct License {
     pub status: LicenseStatus,
     pub policy: Policy,
     pub version: i64,
+    /// Usage-capped licenses: provisioning operations allowed per period.
+    pub usage_cap: Option<i64>,
+    /// `day` or `month`.
+    pub usage_period: Option<String>,
 }
 
 /// Why a user is or is not entitled (published as `entitlementReason`).

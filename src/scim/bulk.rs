@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::error::ScimError;
-use super::http::{base_url, check_accept, read_json, scim_response};
+use super::http::{base_url, check_accept, read_json, scim_response, service};
 use super::resource::etag;
 use super::schema::{ResourceKind, BULK_REQUEST_SCHEMA, BULK_RESPONSE_SCHEMA};
 use crate::app::AppState;
@@ -37,7 +37,7 @@ pub async fn handle(
     let limits = &state.config.scim;
     let body = read_json(&req, payload, limits.bulk_max_payload_bytes).await?;
     let (ops, fail_on_errors) = parse_request(&body, limits.bulk_max_operations)?;
-    let svc = Provisioning::new(&state.db, &state.schemas);
+    let svc = service(&req, &state, &tenant);
     let base = base_url(&req, &state);
     let results = execute(&svc, &tenant, &ops, fail_on_errors, &base).await;
     let body = json!({"schemas": [BULK_RESPONSE_SCHEMA], "Operations": results});

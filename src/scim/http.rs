@@ -3,7 +3,7 @@
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
@@ -15,7 +15,7 @@ use super::schema::{ResourceKind, ResourceTypeDef};
 use super::{bulk, discovery, SCIM_CONTENT_TYPE};
 use crate::app::AppState;
 use crate::auth::Tenant;
-use crate::provisioning::{etag_matches, Precondition, Provisioning, StoredResource};
+use crate::provisioning::{etag_matches, Actor, Precondition, Provisioning, StoredResource};
 use crate::store::listing::ListQuery;
 
 /// Mounts the SCIM routes; the caller puts them under `/scim/v2`.
@@ -65,6 +65,12 @@ fn resource(path: &str) -> actix_web::Resource {
 /// Answer for unknown paths under `/scim/v2`.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ScimError> {
     Err(ScimError::NotFound(format!("no SCIM endpoint at {}", req.path())))
+}
+
+/// The provisioning service acting for this request's token.
+pub fn service<'a>(req: &HttpRequest, state: &'a AppState, tenant: &Tenant) -> Provisioning<'a> {
+    let request_id = req.extensions().get::<crate::app::RequestId>().map(|r| r.0.clone());
+    Provisioning::new(&state.db, &state.schemas, Actor::scim(tenant, request_id))
 }
 
 /// `{public_url or scheme://host}/scim/v2`.
@@ -230,7 +236,7 @@ async fn get(
     check_accept(&req)?;
     let rt = state.schemas.resource_type(**kind);
     let projection = query_projection(&req, rt)?;
-    let svc = Provisioning::new(&state.db, &state.schemas);
+    let svc = service(&req, &state, &tenant);
     let with_related = projection.wants(rt, related_attr(**kind));
     let stored = match **kind {
         ResourceKind::User => svc.get_user(&tenant, &id, with_related).await?,
@@ -259,7 +265,7 @@ async fn create(
     let body = read_json(&req, payload, state.config.scim.max_body_bytes).await?;
     let rt = state.schemas.resource_type(**kind);
     let projection = query_projection(&req, rt)?;
-    let svc = Provisioning::new(&state.db, &state.schemas);
+    let svc = service(&req, &state, &tenant);
     let stored = match **kind {
         ResourceKind::User => svc.create_user(&tenant, &body).await?,
         ResourceKind::Group => svc.create_group(&tenant, &body).await?,
@@ -290,7 +296,7 @@ async fn replace(
     let rt = state.schemas.resource_type(**kind);
     let projection = query_projection(&req, rt)?;
     let pre = precondition(&req)?;
-    let svc = Provisioning::new(&state.db, &state.schemas);
+    let svc = service(&req, &state, &tenant);
     let stored = match **kind {
         ResourceKind::User => svc.replace_user(&tenant, &id, &body, pre).await?,
         ResourceKind::Group => svc.replace_group(&tenant, &id, &body, pre).await?,
@@ -314,7 +320,7 @@ async fn patch(
     let rt = state.schemas.resource_type(**kind);
     let projection = query_projection(&req, rt)?;
     let pre = precondition(&req)?;
-    let svc = Provisioning::new(&state.db, &state.schemas);
+    let svc = service(&req, &state, &tenant);
     let stored = match **kind {
         ResourceKind::User => svc.patch_user(&tenant, &id, &body, pre).await?,
         ResourceKind::Group => svc.patch_group(&tenant, &id, &body, pre).await?,
@@ -351,7 +357,7 @@ async fn delete(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ScimError> {
     let pre = precondition(&req)?;
-    let svc = Provisioning::new(&state.db, &state.schemas);
+    let svc = service(&req, &state, &tenant);
     match **kind {
         ResourceKind::User => svc.delete_user(&tenant, &id, pre).await?,
         ResourceKind::Group => svc.delete_group(&tenant, &id, pre).await?,
@@ -420,7 +426,7 @@ async fn run_list(
         request.attributes.as_deref(),
         request.excluded_attributes.as_deref(),
     )?;
-    let svc = Provisioning::new(&state.db, &state.schemas);
+    let svc = service(req, state, tenant);
     let q = store_query(&request, request.start_index - 1, request.count);
     let (total, rows) = list_kind(&svc, tenant, kind, &q, projection.wants(rt, related_attr(kind))).await?;
     let base = base_url(req, state);
@@ -445,7 +451,7 @@ async fn search_root(
     check_accept(&req)?;
     let body = read_json(&req, payload, state.config.scim.max_body_bytes).await?;
     let request = ListRequest::from_search_body(&body, &state.config.scim)?;
-    let svc = Provisioning::new(&state.db, &state.schemas);
+    let svc = service(&req, &state, &tenant);
     let base = base_url(&req, &state);
     let mut offset = request.start_index - 1;
     let mut remaining = request.count;

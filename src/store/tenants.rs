@@ -222,6 +222,8 @@ pub fn license_to_domain(l: &license::Model) -> crate::license::License {
         status: l.status.parse().unwrap_or(crate::license::LicenseStatus::Suspended),
         policy: l.policy.parse().unwrap_or(crate::license::Policy::BlockNew),
         version: l.version,
+        usage_cap: l.usage_cap,
+        usage_period: l.usage_period.clone(),
     }
 }
 
@@ -237,4 +239,27 @@ pub async fn license_and_plan(
         return Ok(None);
     };
     Ok(Some((license_to_domain(&l), plan_to_domain(&p))))
+}
+
+/// Provisioning operations counted for a tenant in a period (`2026-11` or `2026-11-25`).
+pub async fn usage(conn: &impl ConnectionTrait, tenant_id: &str, period: &str) -> Result<i64, StoreError> {
+    let mut b = super::sql::SqlBuilder::new(conn.get_database_backend());
+    b.push("SELECT operations FROM usage_counters WHERE tenant_id = ")
+        .bind(tenant_id.to_string())
+        .push(" AND period = ")
+        .bind(period.to_string());
+    let row = conn.query_one_raw(b.build()).await?;
+    Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0))
+}
+
+/// Counts one provisioning operation.
+pub async fn add_usage(conn: &impl ConnectionTrait, tenant_id: &str, period: &str) -> Result<(), StoreError> {
+    let mut b = super::sql::SqlBuilder::new(conn.get_database_backend());
+    b.push("INSERT INTO usage_counters (tenant_id, period, operations) VALUES (")
+        .bind(tenant_id.to_string())
+        .push(", ")
+        .bind(period.to_string())
+        .push(", 1) ON CONFLICT (tenant_id, period) DO UPDATE SET operations = usage_counters.operations + 1");
+    conn.execute_raw(b.build()).await?;
+    Ok(())
 }

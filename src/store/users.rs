@@ -279,3 +279,28 @@ pub async fn set_entitlement(
     }
     Ok(())
 }
+
+/// The `limit` users of a pool who have waited longest for a seat (active, not entitled).
+pub async fn oldest_waiting(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    seat_type: &str,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push("SELECT id FROM users WHERE tenant_id = ")
+        .bind(tenant_id.to_string())
+        .push(" AND seat_type = ")
+        .bind(seat_type.to_string())
+        .push(" AND active = ")
+        .bind(true)
+        .push(" AND entitled = ")
+        .bind(false)
+        .push(" ORDER BY COALESCE(seat_since, created_at), id LIMIT ")
+        .bind(limit);
+    conn.query_all_raw(b.build())
+        .await?
+        .into_iter()
+        .map(|r| r.try_get_by_index::<String>(0).map_err(StoreError::from))
+        .collect()
+}

@@ -14,6 +14,7 @@ pub const SCIM: &str = "application/scim+json";
 pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const SEATBRIDGE: &str = "urn:ietf:params:scim:schemas:extension:seatbridge:2.0:User";
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 pub const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
@@ -100,6 +101,36 @@ impl TestApp {
     /// Creates another tenant in the same database and returns its token.
     pub async fn other_tenant(&self, slug: &str) -> String {
         create_tenant(&self.db, slug).await
+    }
+
+    /// Creates a tenant on `plan` with `seats` and returns a client for it.
+    pub async fn tenant(&self, slug: &str, plan: &str, seats: i64) -> TenantClient<'_> {
+        let t = tenants::insert_tenant(&self.db, slug, slug).await.expect("tenant");
+        tenants::put_license(
+            &self.db,
+            &t.id,
+            tenants::LicenseFields {
+                plan_name: plan.into(),
+                seats,
+                expires_at: None,
+            },
+        )
+        .await
+        .expect("license");
+        let token = generate_token();
+        tenants::insert_token(&self.db, &t.id, "test", &hash_token(&token))
+            .await
+            .expect("token");
+        TenantClient {
+            app: self,
+            token,
+            tenant_id: t.id,
+        }
+    }
+
+    /// Runs SQL against the test database (to set up states an API would not allow).
+    pub async fn sql(&self, sql: &str) {
+        self.db.execute_unprepared(sql).await.expect("sql");
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -201,4 +232,53 @@ pub fn assert_scim_error(status: u16, body: &Value, want_status: u16, want_type:
         assert_eq!(body["scimType"], t, "{body}");
     }
     assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+}
+
+/// A client acting as one tenant's token.
+pub struct TenantClient<'a> {
+    pub app: &'a TestApp,
+    pub token: String,
+    pub tenant_id: String,
+}
+
+impl TenantClient<'_> {
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        parts(self.app.request_as(&self.token, method, path, body).await).await
+    }
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(Method::GET, path, None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(Method::POST, path, Some(body)).await
+    }
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(Method::PUT, path, Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(Method::PATCH, path, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str) -> u16 {
+        self.send(Method::DELETE, path, None).await.0
+    }
+    /// POSTs a user and returns (status, body).
+    pub async fn create_user(&self, user_name: &str, active: bool) -> (u16, Value) {
+        self.post("/Users", json!({"schemas":[USER],"userName":user_name,"active":active}))
+            .await
+    }
+    /// Sets license columns directly, e.g. `"expires_at = '2020-01-01T00:00:00+00:00'"`.
+    pub async fn set_license(&self, assignments: &str) {
+        self.app
+            .sql(&format!(
+                "UPDATE licenses SET {assignments} WHERE tenant_id = '{}'",
+                self.tenant_id
+            ))
+            .await;
+    }
+    /// Number of entitled users.
+    pub async fn entitled(&self) -> usize {
+        let (_, list) = self.get("/Users?count=1000").await;
+        list["Resources"].as_array().map_or(0, |r| {
+            r.iter().filter(|u| u[SEATBRIDGE]["entitled"] == json!(true)).count()
+        })
+    }
 }

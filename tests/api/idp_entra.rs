@@ -25,7 +25,8 @@ async fn entra_user_lifecycle() {
     let (status, user) = app.post("/Users", create).await;
     assert_eq!(status, 201, "{user}");
     let id = user["id"].as_str().unwrap().to_string();
-    assert_eq!(user["schemas"], json!([USER, ENTERPRISE]));
+    assert_eq!(user["schemas"], json!([USER, ENTERPRISE, SEATBRIDGE]));
+    assert_eq!(user[SEATBRIDGE]["entitled"], json!(true));
 
     let (_, found) = app
         .get("/Users?filter=externalId+eq+%228aa1a0c0-c4c3-4bc0-b4a5-2ef676900159%22")

@@ -11,4 +11,5 @@ mod filters;
 mod groups;
 mod idp_entra;
 mod idp_okta;
+mod licensing;
 mod users;

@@ -1,0 +1,326 @@
+//! Group operations. Members live in their own table and change row by row.
+
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
+use serde_json::{json, Value};
+
+use super::{check_precondition, group_resource, parse_doc, Precondition, Provisioning, StoredResource, WriteTx};
+use crate::auth::Tenant;
+use crate::scim::error::ScimError;
+use crate::scim::patch::{apply_patch, parse_patch_request, MemberChange, MemberRef};
+use crate::scim::resource::{check_immutable, check_schemas, normalize_resource};
+use crate::scim::schema::ResourceKind;
+use crate::store::entities::group;
+use crate::store::groups;
+use crate::store::listing::{list_page, ListQuery};
+
+/// The plan feature every `/Groups` operation needs.
+const GROUPS_FEATURE: &str = "scim.groups";
+
+impl Provisioning<'_> {
+    /// POST /Groups.
+    pub async fn create_group(&self, tenant: &Tenant, body: &Value) -> Result<StoredResource, ScimError> {
+        let rt = self.rt(ResourceKind::Group);
+        check_schemas(rt, body)?;
+        let (doc, members) = split_members(normalize_resource(rt, body)?)?;
+        let w = self.begin(tenant).await?;
+        let outcome = async {
+            super::seats::check_feature(&w.plan, GROUPS_FEATURE)?;
+            self.charge_usage(&w, tenant).await?;
+            let row = groups::insert(&w.tx, &tenant.id, &uuid::Uuid::now_v7().to_string(), &doc).await?;
+            if let Some(members) = &members {
+                add_members(&w.tx, tenant, &row.id, members).await?;
+            }
+            let after = json!({"displayName": row.display_name, "members": members.as_ref().map_or(0, Vec::len)});
+            self.audit(
+                &w.tx,
+                tenant,
+                "scim.group.create",
+                &format!("Group/{}", row.id),
+                None,
+                Some(after),
+            )
+            .await?;
+            Ok(row)
+        }
+        .await;
+        let row = self.finish(w, tenant, "scim.group.create", "Group", outcome).await?;
+        if members.is_some() {
+            return self.get_group(tenant, &row.id, true).await;
+        }
+        Ok(group_resource(&row, doc))
+    }
+
+    /// PUT /Groups/{id}: replaces attributes and the whole member list.
+    pub async fn replace_group(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        body: &Value,
+        pre: Precondition<'_>,
+    ) -> Result<StoredResource, ScimError> {
+        let rt = self.rt(ResourceKind::Group);
+        check_schemas(rt, body)?;
+        let (doc, members) = split_members(normalize_resource(rt, body)?)?;
+        let w = self.begin(tenant).await?;
+        let outcome = async {
+            let row = self.load_group_for_write(&w, tenant, id).await?;
+            check_precondition(pre, row.version)?;
+            check_immutable(rt, &parse_doc(&row.doc), &doc)?;
+            groups::remove_all_members(&w.tx, &row.id).await?;
+            if let Some(members) = &members {
+                add_members(&w.tx, tenant, &row.id, members).await?;
+            }
+            groups::update(&w.tx, &row, &doc).await?;
+            let after = json!({"displayName": doc.get("displayName"), "members": members.as_ref().map_or(0, Vec::len)});
+            let before = json!({"displayName": row.display_name});
+            self.audit(
+                &w.tx,
+                tenant,
+                "scim.group.replace",
+                &format!("Group/{id}"),
+                Some(before),
+                Some(after),
+            )
+            .await?;
+            Ok(())
+        }
+        .await;
+        self.finish(w, tenant, "scim.group.replace", &format!("Group/{id}"), outcome)
+            .await?;
+        self.get_group(tenant, id, true).await
+    }
+
+    /// PATCH /Groups/{id}. Member changes are applied row by row, never by rewriting the list.
+    pub async fn patch_group(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        body: &Value,
+        pre: Precondition<'_>,
+    ) -> Result<StoredResource, ScimError> {
+        let rt = self.rt(ResourceKind::Group);
+        let ops = parse_patch_request(body)?;
+        let w = self.begin(tenant).await?;
+        let outcome = async {
+            let row = self.load_group_for_write(&w, tenant, id).await?;
+            check_precondition(pre, row.version)?;
+            let old = parse_doc(&row.doc);
+            let mut doc = old.clone();
+            let outcome = apply_patch(rt, &mut doc, &ops)?;
+            let doc = normalize_resource(rt, &doc)?;
+            check_immutable(rt, &old, &doc)?;
+            for change in &outcome.member_changes {
+                apply_member_change(&w.tx, tenant, &row.id, change).await?;
+            }
+            let changed = doc != old || !outcome.member_changes.is_empty();
+            let new_row = if doc != old {
+                groups::update(&w.tx, &row, &doc).await?
+            } else if changed {
+                groups::touch(&w.tx, &row).await?
+            } else {
+                row.clone()
+            };
+            if changed {
+                let after =
+                    json!({"displayName": new_row.display_name, "memberChanges": describe(&outcome.member_changes)});
+                let before = json!({"displayName": row.display_name});
+                self.audit(
+                    &w.tx,
+                    tenant,
+                    "scim.group.patch",
+                    &format!("Group/{id}"),
+                    Some(before),
+                    Some(after),
+                )
+                .await?;
+            }
+            Ok(group_resource(&new_row, doc))
+        }
+        .await;
+        self.finish(w, tenant, "scim.group.patch", &format!("Group/{id}"), outcome)
+            .await
+    }
+
+    /// DELETE /Groups/{id}.
+    pub async fn delete_group(&self, tenant: &Tenant, id: &str, pre: Precondition<'_>) -> Result<(), ScimError> {
+        let w = self.begin(tenant).await?;
+        let outcome = async {
+            let row = self.load_group_for_write(&w, tenant, id).await?;
+            check_precondition(pre, row.version)?;
+            groups::delete(&w.tx, &tenant.id, id).await?;
+            let before = json!({"displayName": row.display_name});
+            self.audit(
+                &w.tx,
+                tenant,
+                "scim.group.delete",
+                &format!("Group/{id}"),
+                Some(before),
+                None,
+            )
+            .await?;
+            Ok(())
+        }
+        .await;
+        self.finish(w, tenant, "scim.group.delete", &format!("Group/{id}"), outcome)
+            .await
+    }
+
+    /// GET /Groups/{id}; `with_members` loads the member list.
+    pub async fn get_group(&self, tenant: &Tenant, id: &str, with_members: bool) -> Result<StoredResource, ScimError> {
+        self.require_feature(tenant, GROUPS_FEATURE).await?;
+        let row = self.load_group(self.db, tenant, id).await?;
+        let mut out = self.groups_with_members(vec![row], with_members).await?;
+        out.pop().ok_or(ScimError::Internal)
+    }
+
+    /// GET /Groups with filter, sort and pagination.
+    pub async fn list_groups(
+        &self,
+        tenant: &Tenant,
+        q: &ListQuery,
+        with_members: bool,
+    ) -> Result<(u64, Vec<StoredResource>), ScimError> {
+        self.require_feature(tenant, GROUPS_FEATURE).await?;
+        let (total, rows) =
+            list_page::<group::Entity>(self.db, "groups", self.rt(ResourceKind::Group), &tenant.id, q).await?;
+        Ok((total, self.groups_with_members(rows, with_members).await?))
+    }
+
+    /// Tier gate, usage cap and lookup shared by every group write.
+    async fn load_group_for_write(&self, w: &WriteTx, tenant: &Tenant, id: &str) -> Result<group::Model, ScimError> {
+        super::seats::check_feature(&w.plan, GROUPS_FEATURE)?;
+        self.charge_usage(w, tenant).await?;
+        self.load_group(&w.tx, tenant, id).await
+    }
+
+    async fn load_group(
+        &self,
+        conn: &impl ConnectionTrait,
+        tenant: &Tenant,
+        id: &str,
+    ) -> Result<group::Model, ScimError> {
+        groups::find(conn, &tenant.id, id)
+            .await?
+            .ok_or_else(|| ScimError::NotFound(format!("Group '{id}' not found")))
+    }
+
+    async fn groups_with_members(
+        &self,
+        rows: Vec<group::Model>,
+        with_members: bool,
+    ) -> Result<Vec<StoredResource>, ScimError> {
+        let mut members = if with_members {
+            let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+            groups::members_of(self.db, &ids).await?
+        } else {
+            Default::default()
+        };
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let mut doc = parse_doc(&row.doc);
+                if let Some(list) = members.remove(&row.id) {
+                    let values: Vec<Value> = list
+                        .into_iter()
+                        .map(|m| {
+                            let mut v = json!({"value": m.id, "type": m.kind});
+                            if let Some(d) = m.display {
+                                v["display"] = json!(d);
+                            }
+                            v
+                        })
+                        .collect();
+                    doc["members"] = Value::Array(values);
+                }
+                group_resource(row, doc)
+            })
+            .collect())
+    }
+}
+
+/// A short description of member changes for the audit log.
+fn describe(changes: &[MemberChange]) -> Vec<Value> {
+    changes
+        .iter()
+        .map(|c| match c {
+            MemberChange::Add(refs) => json!({"add": refs.iter().map(|r| r.value.as_str()).collect::<Vec<_>>()}),
+            MemberChange::Remove(ids) => json!({"remove": ids}),
+            MemberChange::RemoveAll => json!({"removeAll": true}),
+            MemberChange::ReplaceAll(refs) => {
+                json!({"replaceWith": refs.iter().map(|r| r.value.as_str()).collect::<Vec<_>>()})
+            }
+        })
+        .collect()
+}
+/// Separates `members` from a normalized group document: members live in their own table.
+fn split_members(mut doc: Value) -> Result<(Value, Option<Vec<MemberRef>>), ScimError> {
+    let members = doc.as_object_mut().and_then(|o| o.remove("members"));
+    let refs = match members {
+        None => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|m| {
+                    let value = m.get("value").and_then(Value::as_str).ok_or_else(|| {
+                        ScimError::InvalidValue("every member needs a 'value' (the member's id)".into())
+                    })?;
+                    Ok(MemberRef {
+                        value: value.to_string(),
+                        kind: m.get("type").and_then(Value::as_str).map(str::to_string),
+                    })
+                })
+                .collect::<Result<Vec<_>, ScimError>>()?,
+        ),
+        Some(_) => return Err(ScimError::InvalidValue("'members' must be an array".into())),
+    };
+    Ok((doc, refs))
+}
+
+async fn apply_member_change(
+    tx: &DatabaseTransaction,
+    tenant: &Tenant,
+    group_id: &str,
+    change: &MemberChange,
+) -> Result<(), ScimError> {
+    match change {
+        MemberChange::Add(refs) => add_members(tx, tenant, group_id, refs).await,
+        MemberChange::Remove(ids) => Ok(groups::remove_members(tx, group_id, ids).await?),
+        MemberChange::RemoveAll => Ok(groups::remove_all_members(tx, group_id).await?),
+        MemberChange::ReplaceAll(refs) => {
+            groups::remove_all_members(tx, group_id).await?;
+            add_members(tx, tenant, group_id, refs).await
+        }
+    }
+}
+
+/// Adds members after checking that each id is a user or group of the same tenant.
+async fn add_members(
+    tx: &DatabaseTransaction,
+    tenant: &Tenant,
+    group_id: &str,
+    refs: &[MemberRef],
+) -> Result<(), ScimError> {
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<String> = refs.iter().map(|r| r.value.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    if ids.iter().any(|id| id == group_id) {
+        return Err(ScimError::InvalidValue("a group cannot be a member of itself".into()));
+    }
+    let kinds = groups::member_kinds(tx, &tenant.id, &ids).await?;
+    if let Some(missing) = ids.iter().find(|id| !kinds.contains_key(*id)) {
+        return Err(ScimError::InvalidValue(format!(
+            "member '{missing}' is not a User or Group of this tenant"
+        )));
+    }
+    let members: Vec<(String, &'static str)> = ids
+        .into_iter()
+        .map(|id| {
+            let kind = kinds.get(&id).copied().unwrap_or("User");
+            (id, kind)
+        })
+        .collect();
+    Ok(groups::add_members(tx, &tenant.id, group_id, &members).await?)
+}

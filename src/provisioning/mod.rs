@@ -1,0 +1,305 @@
+//! Provisioning: the service layer between the SCIM handlers and the store.
+//!
+//! Every state change runs in one write transaction that first takes the tenant's write lock
+//! ([`Provisioning::begin`]), so a request either lands whole or not at all, and license
+//! decisions of concurrent requests — on one instance or many on PostgreSQL — never interleave.
+//! Every user write passes through `users::write_user`, where the license engine decides the
+//! seat; every change is appended to the audit log in the same transaction.
+
+mod groups;
+mod seats;
+mod users;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
+use serde_json::{json, Value};
+
+use crate::audit;
+use crate::auth::Tenant;
+use crate::license::{effective_status, License, LicenseStatus, Plan};
+use crate::scim::error::ScimError;
+use crate::scim::resource::format_datetime;
+use crate::scim::schema::{ResourceKind, ResourceTypeDef, SchemaRegistry, SEATBRIDGE_USER_SCHEMA};
+use crate::store::entities::{group, user};
+use crate::store::listing::ListError;
+use crate::store::{self, tenants, StoreError};
+
+/// A resource as stored, ready to render: the canonical document (plus `groups`/`members`
+/// when asked for) and its server-maintained metadata.
+#[derive(Debug, Clone)]
+pub struct StoredResource {
+    pub id: String,
+    pub doc: Value,
+    pub created: DateTime<Utc>,
+    pub last_modified: DateTime<Utc>,
+    pub version: i64,
+}
+
+/// `If-Match` precondition of a write (RFC 7644 §3.14).
+#[derive(Debug, Clone, Copy)]
+pub enum Precondition<'a> {
+    None,
+    IfMatch(&'a str),
+}
+
+/// Who is acting, recorded with every audit entry.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// `token:<id>` for SCIM clients, `cli`, `operator`, `system:sweeper`…
+    pub name: String,
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    /// The SCIM client behind a tenant token.
+    pub fn scim(tenant: &Tenant, request_id: Option<String>) -> Self {
+        Actor {
+            name: format!("token:{}", tenant.token_id),
+            request_id,
+        }
+    }
+
+    /// A non-HTTP actor such as `cli` or `system:sweeper`.
+    pub fn named(name: &str) -> Self {
+        Actor {
+            name: name.to_string(),
+            request_id: None,
+        }
+    }
+}
+
+impl From<StoreError> for ScimError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::UniqueViolation(_) => {
+                ScimError::Uniqueness("a resource with this unique attribute already exists".into())
+            }
+            StoreError::Unavailable(msg) => {
+                tracing::warn!(error = %msg, "database busy");
+                ScimError::Unavailable("the database is busy; retry the request".into())
+            }
+            StoreError::Db(e) => {
+                tracing::error!(error = %e, "database error");
+                ScimError::Internal
+            }
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for ScimError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        StoreError::from(err).into()
+    }
+}
+
+impl From<ListError> for ScimError {
+    fn from(err: ListError) -> Self {
+        match err {
+            ListError::Filter(e) => ScimError::InvalidFilter(e.0),
+            ListError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// An open write transaction holding the tenant's lock, with the license facts read under it.
+pub(crate) struct WriteTx {
+    pub tx: DatabaseTransaction,
+    pub license: License,
+    pub plan: Plan,
+    pub status: LicenseStatus,
+}
+
+/// The provisioning service for one request.
+pub struct Provisioning<'a> {
+    pub db: &'a DatabaseConnection,
+    pub schemas: &'a SchemaRegistry,
+    pub actor: Actor,
+}
+
+impl<'a> Provisioning<'a> {
+    /// A service over a pool and the schema registry, acting as `actor`.
+    pub fn new(db: &'a DatabaseConnection, schemas: &'a SchemaRegistry, actor: Actor) -> Self {
+        Provisioning { db, schemas, actor }
+    }
+
+    fn rt(&self, kind: ResourceKind) -> &'a ResourceTypeDef {
+        self.schemas.resource_type(kind)
+    }
+
+    /// Opens a write transaction, takes the tenant's lock and reads its license and plan.
+    async fn begin(&self, tenant: &Tenant) -> Result<WriteTx, ScimError> {
+        let tx = store::begin_write(self.db).await?;
+        tenants::lock_tenant(&tx, &tenant.id).await?;
+        let (license, plan) =
+            tenants::license_and_plan(&tx, &tenant.id)
+                .await?
+                .ok_or_else(|| ScimError::Forbidden {
+                    code: "NO_LICENSE",
+                    detail: "this tenant has no license; an operator must set one with `seatbridge license set`".into(),
+                })?;
+        let status = effective_status(&license, &plan, store::now());
+        Ok(WriteTx {
+            tx,
+            license,
+            plan,
+            status,
+        })
+    }
+
+    /// Commits a successful write; rolls back a failed one. A refusal by the license engine
+    /// (403) is still recorded in the audit log, in a transaction of its own.
+    async fn finish<T>(
+        &self,
+        w: WriteTx,
+        tenant: &Tenant,
+        action: &str,
+        target: &str,
+        outcome: Result<T, ScimError>,
+    ) -> Result<T, ScimError> {
+        match outcome {
+            Ok(value) => {
+                w.tx.commit().await?;
+                Ok(value)
+            }
+            Err(err) => {
+                if let Err(e) = w.tx.rollback().await {
+                    tracing::warn!(error = %e, "rollback failed");
+                }
+                if let ScimError::Forbidden { code, detail } = &err {
+                    tracing::info!(code, %detail, "refused by the license");
+                    self.record_refusal(tenant, action, target, code, detail).await;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn record_refusal(&self, tenant: &Tenant, action: &str, target: &str, code: &str, detail: &str) {
+        let result = async {
+            let tx = store::begin_write(self.db).await?;
+            tenants::lock_tenant(&tx, &tenant.id).await?;
+            let after = json!({"refused": action, "code": code, "detail": detail});
+            self.audit(&tx, tenant, "provisioning.refused", target, None, Some(after))
+                .await?;
+            tx.commit().await?;
+            Ok::<(), ScimError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "could not record a refusal in the audit log");
+        }
+    }
+
+    /// Appends an audit entry for this actor.
+    async fn audit(
+        &self,
+        conn: &impl ConnectionTrait,
+        tenant: &Tenant,
+        action: &str,
+        target: &str,
+        before: Option<Value>,
+        after: Option<Value>,
+    ) -> Result<(), ScimError> {
+        let event = audit::Event {
+            actor: &self.actor.name,
+            action,
+            target,
+            before,
+            after,
+            request_id: self.actor.request_id.as_deref(),
+        };
+        Ok(audit::append(conn, &tenant.id, event).await?)
+    }
+
+    /// Refuses with 403 when the tenant's plan lacks `feature` (reads check outside a write).
+    async fn require_feature(&self, tenant: &Tenant, feature: &str) -> Result<(), ScimError> {
+        let (_, plan) = tenants::license_and_plan(self.db, &tenant.id)
+            .await?
+            .ok_or_else(|| ScimError::Forbidden {
+                code: "NO_LICENSE",
+                detail: "this tenant has no license; an operator must set one with `seatbridge license set`".into(),
+            })?;
+        seats::check_feature(&plan, feature)
+    }
+}
+
+/// Refuses a write whose `If-Match` does not match the current version.
+fn check_precondition(pre: Precondition<'_>, version: i64) -> Result<(), ScimError> {
+    let Precondition::IfMatch(header) = pre else {
+        return Ok(());
+    };
+    if etag_matches(header, version) {
+        Ok(())
+    } else {
+        Err(ScimError::PreconditionFailed(format!(
+            "the resource has changed: current version is {}",
+            crate::scim::resource::etag(version)
+        )))
+    }
+}
+
+/// Weak comparison of an `If-Match`/`If-None-Match` list (`*`, `W/"3"`, `"3"`) with a version.
+pub fn etag_matches(header: &str, version: i64) -> bool {
+    let want = version.to_string();
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == want)
+}
+
+/// Stored documents are written by this program; an unreadable one is treated as empty so a
+/// corrupt row can still be read, replaced or deleted.
+fn parse_doc(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "stored resource document is not valid JSON");
+        json!({})
+    })
+}
+
+/// A user as SCIM shows it: the stored document, its groups, and the license verdict in the
+/// seatbridge extension (kept in columns, never in the document, so IdP writes cannot touch it).
+fn user_resource(row: &user::Model, mut doc: Value, groups: Option<Vec<Value>>) -> StoredResource {
+    if let Some(g) = groups.filter(|g| !g.is_empty()) {
+        doc["groups"] = Value::Array(g);
+    }
+    let mut verdict = json!({
+        "seatType": row.seat_type,
+        "entitled": row.entitled,
+        "entitlementReason": row.entitlement_reason,
+    });
+    if let Some(t) = &row.entitlement_updated {
+        verdict["entitlementUpdated"] = json!(format_datetime(t));
+    }
+    doc[SEATBRIDGE_USER_SCHEMA] = verdict;
+    StoredResource {
+        id: row.id.clone(),
+        doc,
+        created: row.created_at,
+        last_modified: row.updated_at,
+        version: row.version,
+    }
+}
+
+fn group_resource(row: &group::Model, doc: Value) -> StoredResource {
+    StoredResource {
+        id: row.id.clone(),
+        doc,
+        created: row.created_at,
+        last_modified: row.updated_at,
+        version: row.version,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_compare_weakly_and_accept_star() {
+        assert!(etag_matches("W/\"3\"", 3));
+        assert!(etag_matches("\"3\"", 3));
+        assert!(etag_matches("*", 9));
+        assert!(etag_matches("W/\"1\", W/\"3\"", 3));
+        assert!(!etag_matches("W/\"2\"", 3));
+    }
+}

@@ -1,0 +1,197 @@
+//! The license engine inside the write path: tier gates, usage caps, seat decisions and handing
+//! freed seats to waiting users. The decisions themselves are in `crate::license`; this file
+//! loads the facts they need inside the write transaction and applies the verdict.
+
+use serde_json::{json, Value};
+
+use super::{Provisioning, WriteTx};
+use crate::auth::Tenant;
+use crate::license::decision::{admit, limit_of, AdmitError, SeatRequest};
+use crate::license::{EntitlementReason, LicenseStatus, Plan, DEFAULT_SEAT_TYPE};
+use crate::scim::error::ScimError;
+use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, SEATBRIDGE_USER_SCHEMA};
+use crate::store::entities::user;
+use crate::store::users::{self, SeatState};
+use crate::store::{self, tenants};
+
+/// Refuses with 403 when the plan lacks `feature`.
+pub(super) fn check_feature(plan: &Plan, feature: &str) -> Result<(), ScimError> {
+    if plan.has_feature(feature) {
+        return Ok(());
+    }
+    Err(ScimError::Forbidden {
+        code: "FEATURE_NOT_IN_PLAN",
+        detail: format!(
+            "this needs the '{feature}' entitlement, which plan {} does not include; upgrade the plan to use it",
+            plan.name
+        ),
+    })
+}
+
+/// Tier gates that depend on what a user document carries.
+pub(super) fn check_user_features(plan: &Plan, doc: &Value) -> Result<(), ScimError> {
+    if doc.get(ENTERPRISE_USER_SCHEMA).is_some() {
+        check_feature(plan, "scim.enterprise").map_err(|_| ScimError::Forbidden {
+            code: "FEATURE_NOT_IN_PLAN",
+            detail: format!(
+                "enterprise extension attributes ({ENTERPRISE_USER_SCHEMA}) need the 'scim.enterprise' entitlement, \
+                 which plan {} does not include; upgrade the plan or stop sending these attributes",
+                plan.name
+            ),
+        })?;
+    }
+    Ok(())
+}
+
+/// The seat type a document asks for (our extension's `seatType`), if any.
+fn requested_seat_type(doc: &Value) -> Option<String> {
+    doc.get(SEATBRIDGE_USER_SCHEMA)?
+        .get("seatType")?
+        .as_str()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn waiting_reason(err: &AdmitError) -> EntitlementReason {
+    match err {
+        AdmitError::Expired { .. } => EntitlementReason::LicenseExpired,
+        AdmitError::Suspended { .. } => EntitlementReason::LicenseSuspended,
+        _ => EntitlementReason::SeatLimit,
+    }
+}
+
+fn refusal(err: AdmitError) -> ScimError {
+    match err {
+        AdmitError::UnknownSeatType { .. } => ScimError::InvalidValue(err.to_string()),
+        other => ScimError::Forbidden {
+            code: other.code(),
+            detail: other.to_string(),
+        },
+    }
+}
+
+impl Provisioning<'_> {
+    /// Decides the license state a user write leaves behind.
+    ///
+    /// * Inactive users hold no seat.
+    /// * A user keeping its seat in the same pool keeps it (profile updates never need a seat).
+    /// * Anyone else who is active asks the engine for a seat. A write that *newly* asks — a
+    ///   create with `active: true`, a reactivation, a move to another pool — is refused (403,
+    ///   nothing written) when there is none. A user already waiting stays waiting.
+    pub(super) async fn decide_seat(
+        &self,
+        w: &WriteTx,
+        tenant: &Tenant,
+        existing: Option<&user::Model>,
+        doc: &Value,
+    ) -> Result<SeatState, ScimError> {
+        let seat_type = requested_seat_type(doc)
+            .or_else(|| existing.map(|e| e.seat_type.clone()))
+            .unwrap_or_else(|| DEFAULT_SEAT_TYPE.to_string());
+        let state = |entitled: bool, reason: EntitlementReason| SeatState {
+            entitled,
+            seat_type: seat_type.clone(),
+            reason: reason.as_str(),
+        };
+        if !users::doc_active(doc) {
+            // An unknown seat type is still a client error, even on an inactive user.
+            limit_of(&w.plan, &w.license, &seat_type).map_err(|known| {
+                ScimError::InvalidValue(format!(
+                    "seat type '{seat_type}' does not exist on plan {}; known seat types: {}",
+                    w.plan.name,
+                    known.join(", ")
+                ))
+            })?;
+            return Ok(state(false, EntitlementReason::Inactive));
+        }
+        let holds_same_seat = existing.is_some_and(|e| e.entitled && e.seat_type == seat_type);
+        if holds_same_seat {
+            return Ok(match w.status {
+                LicenseStatus::Active | LicenseStatus::Grace => state(true, EntitlementReason::SeatAssigned),
+                LicenseStatus::Expired => state(false, EntitlementReason::LicenseExpired),
+                LicenseStatus::Suspended => state(false, EntitlementReason::LicenseSuspended),
+            });
+        }
+        let newly_asking = match existing {
+            None => true,
+            Some(e) => !e.active || e.entitled,
+        };
+        let in_use = users::count_entitled(&w.tx, &tenant.id, &seat_type, existing.map(|e| e.id.as_str())).await?;
+        match admit(
+            &w.plan,
+            &w.license,
+            w.status,
+            SeatRequest {
+                seat_type: &seat_type,
+                in_use,
+            },
+        ) {
+            Ok(()) => Ok(state(true, EntitlementReason::SeatAssigned)),
+            Err(err @ AdmitError::UnknownSeatType { .. }) => Err(refusal(err)),
+            Err(err) if newly_asking => Err(refusal(err)),
+            Err(err) => Ok(state(false, waiting_reason(&err))),
+        }
+    }
+
+    /// Gives free seats of `seat_type` to waiting users, oldest first (only while the license
+    /// is active: in grace nobody new gets a seat).
+    pub(super) async fn promote_waiting(&self, w: &WriteTx, tenant: &Tenant, seat_type: &str) -> Result<(), ScimError> {
+        if w.status != LicenseStatus::Active {
+            return Ok(());
+        }
+        let Ok(limit) = limit_of(&w.plan, &w.license, seat_type) else {
+            return Ok(());
+        };
+        let free = match limit {
+            None => i64::MAX,
+            Some(limit) => limit - users::count_entitled(&w.tx, &tenant.id, seat_type, None).await?,
+        };
+        if free <= 0 {
+            return Ok(());
+        }
+        let next = users::oldest_waiting(&w.tx, &tenant.id, seat_type, free).await?;
+        if next.is_empty() {
+            return Ok(());
+        }
+        users::set_entitlement(&w.tx, &tenant.id, &next, true, EntitlementReason::SeatAssigned.as_str()).await?;
+        for id in &next {
+            let after =
+                json!({"entitled": true, "seatType": seat_type, "reason": EntitlementReason::SeatAssigned.as_str()});
+            self.audit(
+                &w.tx,
+                tenant,
+                "entitlement.granted",
+                &format!("User/{id}"),
+                None,
+                Some(after),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Counts one provisioning operation against a usage-capped license, refusing past the cap.
+    pub(super) async fn charge_usage(&self, w: &WriteTx, tenant: &Tenant) -> Result<(), ScimError> {
+        let (Some(cap), Some(period)) = (w.license.usage_cap, w.license.usage_period.as_deref()) else {
+            return Ok(());
+        };
+        let now = store::now();
+        let key = match period {
+            "day" => now.format("%Y-%m-%d").to_string(),
+            _ => now.format("%Y-%m").to_string(),
+        };
+        let used = tenants::usage(&w.tx, &tenant.id, &key).await?;
+        if used >= cap {
+            return Err(ScimError::Forbidden {
+                code: "USAGE_CAP_REACHED",
+                detail: format!(
+                    "usage cap reached: {used} of {cap} provisioning operations this {period} on plan {}; \
+                     wait for the next {period} or raise the cap",
+                    w.plan.name
+                ),
+            });
+        }
+        tenants::add_usage(&w.tx, &tenant.id, &key).await?;
+        Ok(())
+    }
+}

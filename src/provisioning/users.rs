@@ -1,0 +1,236 @@
+//! User operations. Every write goes through [`Provisioning::write_user`].
+
+use sea_orm::ConnectionTrait;
+use serde_json::{json, Value};
+
+use super::{check_precondition, parse_doc, user_resource, Precondition, Provisioning, StoredResource, WriteTx};
+use crate::auth::Tenant;
+use crate::scim::error::ScimError;
+use crate::scim::patch::{apply_patch, parse_patch_request};
+use crate::scim::resource::{check_immutable, check_schemas, normalize_resource};
+use crate::scim::schema::ResourceKind;
+use crate::store::entities::user;
+use crate::store::listing::{list_page, ListQuery};
+use crate::store::{users, StoreError};
+
+/// The plan feature every `/Users` operation needs.
+const USERS_FEATURE: &str = "scim.users";
+
+impl Provisioning<'_> {
+    /// POST /Users.
+    pub async fn create_user(&self, tenant: &Tenant, body: &Value) -> Result<StoredResource, ScimError> {
+        let rt = self.rt(ResourceKind::User);
+        check_schemas(rt, body)?;
+        let doc = normalize_resource(rt, body)?;
+        let target = format!(
+            "User?userName={}",
+            doc.get("userName").and_then(Value::as_str).unwrap_or_default()
+        );
+        let w = self.begin(tenant).await?;
+        let outcome = async {
+            let row = self.write_user(&w, tenant, None, &doc).await?;
+            Ok(user_resource(&row, doc.clone(), None))
+        }
+        .await;
+        self.finish(w, tenant, "scim.user.create", &target, outcome).await
+    }
+
+    /// PUT /Users/{id}.
+    pub async fn replace_user(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        body: &Value,
+        pre: Precondition<'_>,
+    ) -> Result<StoredResource, ScimError> {
+        let rt = self.rt(ResourceKind::User);
+        check_schemas(rt, body)?;
+        let doc = normalize_resource(rt, body)?;
+        let w = self.begin(tenant).await?;
+        let outcome = async {
+            let row = self.load_user(&w.tx, tenant, id).await?;
+            check_precondition(pre, row.version)?;
+            check_immutable(rt, &parse_doc(&row.doc), &doc)?;
+            let row = self.write_user(&w, tenant, Some(&row), &doc).await?;
+            Ok(user_resource(&row, doc.clone(), None))
+        }
+        .await;
+        self.finish(w, tenant, "scim.user.replace", &format!("User/{id}"), outcome)
+            .await
+    }
+
+    /// PATCH /Users/{id}. A PATCH that changes nothing writes nothing (the version stays).
+    pub async fn patch_user(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        body: &Value,
+        pre: Precondition<'_>,
+    ) -> Result<StoredResource, ScimError> {
+        let rt = self.rt(ResourceKind::User);
+        let ops = parse_patch_request(body)?;
+        let w = self.begin(tenant).await?;
+        let outcome = async {
+            let row = self.load_user(&w.tx, tenant, id).await?;
+            check_precondition(pre, row.version)?;
+            let old = parse_doc(&row.doc);
+            let mut doc = old.clone();
+            apply_patch(rt, &mut doc, &ops)?;
+            let doc = normalize_resource(rt, &doc)?;
+            check_immutable(rt, &old, &doc)?;
+            if doc == old {
+                return Ok(user_resource(&row, doc, None));
+            }
+            let row = self.write_user(&w, tenant, Some(&row), &doc).await?;
+            Ok(user_resource(&row, doc, None))
+        }
+        .await;
+        self.finish(w, tenant, "scim.user.patch", &format!("User/{id}"), outcome)
+            .await
+    }
+
+    /// DELETE /Users/{id}: removes the user and its memberships; its seat goes to the next in line.
+    pub async fn delete_user(&self, tenant: &Tenant, id: &str, pre: Precondition<'_>) -> Result<(), ScimError> {
+        let w = self.begin(tenant).await?;
+        let outcome = async {
+            self.check_users_allowed(&w)?;
+            let row = self.load_user(&w.tx, tenant, id).await?;
+            check_precondition(pre, row.version)?;
+            users::delete(&w.tx, &tenant.id, id).await?;
+            self.audit(
+                &w.tx,
+                tenant,
+                "scim.user.delete",
+                &format!("User/{id}"),
+                Some(summary(&row)),
+                None,
+            )
+            .await?;
+            if row.entitled {
+                self.promote_waiting(&w, tenant, &row.seat_type).await?;
+            }
+            Ok(())
+        }
+        .await;
+        self.finish(w, tenant, "scim.user.delete", &format!("User/{id}"), outcome)
+            .await
+    }
+
+    /// GET /Users/{id}; `with_groups` loads the reverse `groups` attribute.
+    pub async fn get_user(&self, tenant: &Tenant, id: &str, with_groups: bool) -> Result<StoredResource, ScimError> {
+        self.require_feature(tenant, USERS_FEATURE).await?;
+        let row = self.load_user(self.db, tenant, id).await?;
+        let mut out = self.users_with_groups(tenant, vec![row], with_groups).await?;
+        out.pop().ok_or(ScimError::Internal)
+    }
+
+    /// GET /Users with filter, sort and pagination.
+    pub async fn list_users(
+        &self,
+        tenant: &Tenant,
+        q: &ListQuery,
+        with_groups: bool,
+    ) -> Result<(u64, Vec<StoredResource>), ScimError> {
+        self.require_feature(tenant, USERS_FEATURE).await?;
+        let (total, rows) =
+            list_page::<user::Entity>(self.db, "users", self.rt(ResourceKind::User), &tenant.id, q).await?;
+        Ok((total, self.users_with_groups(tenant, rows, with_groups).await?))
+    }
+
+    fn check_users_allowed(&self, w: &WriteTx) -> Result<(), ScimError> {
+        super::seats::check_feature(&w.plan, USERS_FEATURE)
+    }
+
+    /// The one place every user write passes (create, replace, patch, bulk): tier gates, the
+    /// seat decision, the write itself, the audit entry, and handing a freed seat to the next
+    /// user in line — all in the caller's transaction.
+    pub(super) async fn write_user(
+        &self,
+        w: &WriteTx,
+        tenant: &Tenant,
+        existing: Option<&user::Model>,
+        doc: &Value,
+    ) -> Result<user::Model, ScimError> {
+        self.check_users_allowed(w)?;
+        super::seats::check_user_features(&w.plan, doc)?;
+        self.charge_usage(w, tenant).await?;
+        let seat = self.decide_seat(w, tenant, existing, doc).await?;
+        let result = match existing {
+            None => users::insert(&w.tx, &tenant.id, &uuid::Uuid::now_v7().to_string(), doc, &seat).await,
+            Some(row) => users::update(&w.tx, row, doc, &seat).await,
+        };
+        let row = result.map_err(|e| match e {
+            StoreError::UniqueViolation(_) => ScimError::Uniqueness(format!(
+                "userName '{}' is already in use in this tenant",
+                doc.get("userName").and_then(Value::as_str).unwrap_or_default()
+            )),
+            other => other.into(),
+        })?;
+        let action = if existing.is_some() {
+            "scim.user.update"
+        } else {
+            "scim.user.create"
+        };
+        self.audit(
+            &w.tx,
+            tenant,
+            action,
+            &format!("User/{}", row.id),
+            existing.map(summary),
+            Some(summary(&row)),
+        )
+        .await?;
+        if let Some(old) = existing.filter(|o| o.entitled && (!row.entitled || o.seat_type != row.seat_type)) {
+            self.promote_waiting(w, tenant, &old.seat_type).await?;
+        }
+        Ok(row)
+    }
+
+    pub(super) async fn load_user(
+        &self,
+        conn: &impl ConnectionTrait,
+        tenant: &Tenant,
+        id: &str,
+    ) -> Result<user::Model, ScimError> {
+        users::find(conn, &tenant.id, id)
+            .await?
+            .ok_or_else(|| ScimError::NotFound(format!("User '{id}' not found")))
+    }
+
+    async fn users_with_groups(
+        &self,
+        tenant: &Tenant,
+        rows: Vec<user::Model>,
+        with_groups: bool,
+    ) -> Result<Vec<StoredResource>, ScimError> {
+        let mut groups = if with_groups {
+            let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+            users::groups_of(self.db, &tenant.id, &ids).await?
+        } else {
+            Default::default()
+        };
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let g = groups.remove(&row.id).map(|list| {
+                    list.into_iter()
+                        .map(|g| json!({"value": g.id, "display": g.display_name, "type": "direct"}))
+                        .collect::<Vec<_>>()
+                });
+                user_resource(row, parse_doc(&row.doc), g)
+            })
+            .collect())
+    }
+}
+
+/// What the audit log keeps of a user: enough to explain a decision, no personal profile data
+/// beyond the login name.
+pub(super) fn summary(row: &user::Model) -> Value {
+    json!({
+        "userName": row.user_name,
+        "active": row.active,
+        "entitled": row.entitled,
+        "seatType": row.seat_type,
+        "reason": row.entitlement_reason,
+    })
+}

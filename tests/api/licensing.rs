@@ -1,0 +1,269 @@
+//! The license engine through the SCIM API: seats, pools, tier gates, expiry, usage caps, the
+//! audit chain — on the real server and database.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn okta_active(active: bool) -> serde_json::Value {
+    TestApp::patch_body(json!([{"op":"replace","value":{"active":active}}]))
+}
+
+#[tokio::test]
+async fn the_seat_limit_refuses_new_users_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("small", "team", 2).await;
+    for name in ["a", "b"] {
+        let (status, body) = t.create_user(name, true).await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body[SEATBRIDGE]["entitled"], json!(true));
+        assert_eq!(body[SEATBRIDGE]["entitlementReason"], "seat_assigned");
+        assert_eq!(body["active"], json!(true));
+    }
+    let (status, body) = t.create_user("c", true).await;
+    assert_scim_error(status, &body, 403, None);
+    assert_eq!(body["code"], "SEAT_LIMIT_REACHED");
+    assert_eq!(
+        body["detail"],
+        "seat limit reached: 2 of 2 seats in use on plan team; remove or deactivate a user, or raise the seat count"
+    );
+    let (_, list) = t.get("/Users").await;
+    assert_eq!(list["totalResults"], json!(2), "the refused user was not written");
+
+    // An inactive user needs no seat.
+    let (status, body) = t.create_user("dormant", false).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body[SEATBRIDGE]["entitled"], json!(false));
+    assert_eq!(body[SEATBRIDGE]["entitlementReason"], "inactive");
+}
+
+#[tokio::test]
+async fn reactivation_needs_a_seat_in_every_idp_shape_and_deactivation_frees_one_at_once() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("react", "team", 1).await;
+    let (_, holder) = t.create_user("holder", true).await;
+    let (_, dormant) = t.create_user("dormant", false).await;
+    let holder = holder["id"].as_str().unwrap().to_string();
+    let dormant = dormant["id"].as_str().unwrap().to_string();
+
+    let entra = TestApp::patch_body(json!([{"op":"Replace","path":"active","value":"True"}]));
+    for body in [okta_active(true), entra] {
+        let (status, err) = t.patch(&format!("/Users/{dormant}"), body).await;
+        assert_scim_error(status, &err, 403, None);
+        assert_eq!(err["code"], "SEAT_LIMIT_REACHED");
+    }
+    let (_, current) = t.get(&format!("/Users/{dormant}")).await;
+    let mut put = current.clone();
+    put["active"] = json!(true);
+    let (status, err) = t.put(&format!("/Users/{dormant}"), put.clone()).await;
+    assert_scim_error(status, &err, 403, None);
+    let (_, still) = t.get(&format!("/Users/{dormant}")).await;
+    assert_eq!(
+        (still["active"].clone(), still["meta"]["version"].clone()),
+        (json!(false), current["meta"]["version"].clone())
+    );
+
+    // A profile update of the seat holder never needs a new seat.
+    let (status, body) = t
+        .patch(
+            &format!("/Users/{holder}"),
+            TestApp::patch_body(json!([{"op":"replace","path":"title","value":"Boss"}])),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[SEATBRIDGE]["entitled"], json!(true));
+
+    // Deactivating the holder frees the seat for the next request.
+    let (status, body) = t.patch(&format!("/Users/{holder}"), okta_active(false)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["active"], json!(false), "SCIM active is what the IdP set");
+    assert_eq!(body[SEATBRIDGE]["entitled"], json!(false));
+    let (status, body) = t.put(&format!("/Users/{dormant}"), put).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[SEATBRIDGE]["entitled"], json!(true));
+
+    // DELETE frees the seat too.
+    assert_eq!(t.delete(&format!("/Users/{dormant}")).await, 204);
+    let (status, _) = t.create_user("next", true).await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test]
+async fn concurrent_creates_never_exceed_the_seat_count() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("rush", "team", 10).await;
+    let names: Vec<String> = (0..64).map(|i| format!("rush{i}")).collect();
+    let attempts = names.iter().map(|n| t.create_user(n, true));
+    let results = futures_util::future::join_all(attempts).await;
+    let admitted = results.iter().filter(|(s, _)| *s == 201).count();
+    let refused = results
+        .iter()
+        .filter(|(s, b)| *s == 403 && b["code"] == "SEAT_LIMIT_REACHED")
+        .count();
+    assert_eq!(
+        (admitted, refused),
+        (10, 54),
+        "{:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    assert_eq!(t.entitled().await, 10);
+}
+
+#[tokio::test]
+async fn seat_pools_are_enforced_separately() {
+    let app = TestApp::spawn().await;
+    app.sql(r#"UPDATE plans SET seat_pools = '{"viewer": 2}' WHERE name = 'team'"#)
+        .await;
+    let t = app.tenant("pools", "team", 1).await;
+    let viewer = |name: &str| json!({"schemas":[USER, SEATBRIDGE],"userName":name,"active":true, SEATBRIDGE: {"seatType":"viewer"}});
+    assert_eq!(t.create_user("full1", true).await.0, 201);
+    assert_eq!(t.create_user("full2", true).await.0, 403);
+    let (status, v1) = t.post("/Users", viewer("v1")).await;
+    assert_eq!(status, 201, "{v1}");
+    assert_eq!(v1[SEATBRIDGE]["seatType"], "viewer");
+    assert_eq!(t.post("/Users", viewer("v2")).await.0, 201);
+    let (status, err) = t.post("/Users", viewer("v3")).await;
+    assert_scim_error(status, &err, 403, None);
+    assert!(
+        err["detail"].as_str().unwrap().contains("2 of 2 'viewer' seats"),
+        "{err}"
+    );
+
+    // Moving a viewer to the full pool needs a full seat: refused while it is taken.
+    let id = v1["id"].as_str().unwrap();
+    let to_full =
+        TestApp::patch_body(json!([{"op":"replace","path":format!("{SEATBRIDGE}:seatType"),"value":"default"}]));
+    let (status, _) = t.patch(&format!("/Users/{id}"), to_full).await;
+    assert_eq!(status, 403);
+
+    let (status, err) = t
+        .post(
+            "/Users",
+            json!({"schemas":[USER],"userName":"x","active":true, SEATBRIDGE: {"seatType":"admin"}}),
+        )
+        .await;
+    assert_scim_error(status, &err, 400, Some("invalidValue"));
+    assert!(
+        err["detail"]
+            .as_str()
+            .unwrap()
+            .contains("known seat types: default, viewer"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn tier_gates_name_the_missing_entitlement() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("freebie", "free", 5).await;
+    for (method, path, body) in [
+        (Method::GET, "/Groups", None),
+        (
+            Method::POST,
+            "/Groups",
+            Some(json!({"schemas":[GROUP],"displayName":"g"})),
+        ),
+    ] {
+        let (status, err) = t.send(method, path, body).await;
+        assert_scim_error(status, &err, 403, None);
+        assert_eq!(err["code"], "FEATURE_NOT_IN_PLAN");
+        assert!(err["detail"].as_str().unwrap().contains("'scim.groups'"), "{err}");
+    }
+    let (status, err) = t
+        .post(
+            "/Users",
+            json!({"schemas":[USER, ENTERPRISE],"userName":"e", ENTERPRISE: {"department":"x"}}),
+        )
+        .await;
+    assert_scim_error(status, &err, 403, None);
+    assert!(err["detail"].as_str().unwrap().contains("'scim.enterprise'"), "{err}");
+    assert_eq!(t.create_user("plain", true).await.0, 201);
+}
+
+#[tokio::test]
+async fn expiry_grace_and_suspension_stop_new_seats() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("lapsing", "team", 5).await;
+    let (_, holder) = t.create_user("holder", true).await;
+    let holder = holder["id"].as_str().unwrap().to_string();
+
+    // Expired yesterday; team has 7 grace days: existing users keep access, nobody new gets in.
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+    t.set_license(&format!("expires_at = '{yesterday}'")).await;
+    let (status, err) = t.create_user("late", true).await;
+    assert_scim_error(status, &err, 403, None);
+    assert_eq!(err["code"], "LICENSE_IN_GRACE");
+    let (status, body) = t
+        .patch(
+            &format!("/Users/{holder}"),
+            TestApp::patch_body(json!([{"op":"replace","path":"title","value":"x"}])),
+        )
+        .await;
+    assert_eq!((status, body[SEATBRIDGE]["entitled"].clone()), (200, json!(true)));
+
+    let long_ago = (chrono::Utc::now() - chrono::Duration::days(30)).to_rfc3339();
+    t.set_license(&format!("expires_at = '{long_ago}'")).await;
+    let (_, err) = t.create_user("later", true).await;
+    assert_eq!(err["code"], "LICENSE_EXPIRED");
+    assert!(err["detail"].as_str().unwrap().contains("renewed"), "{err}");
+
+    t.set_license("expires_at = NULL, status = 'suspended'").await;
+    let (_, err) = t.create_user("suspended", true).await;
+    assert_eq!(err["code"], "LICENSE_SUSPENDED");
+    // Inactive users can still be provisioned: they need no seat.
+    assert_eq!(t.create_user("parked", false).await.0, 201);
+}
+
+#[tokio::test]
+async fn usage_caps_count_provisioning_operations() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("metered", "team", 100).await;
+    t.set_license("usage_cap = 3, usage_period = 'month'").await;
+    for name in ["a", "b", "c"] {
+        assert_eq!(t.create_user(name, true).await.0, 201);
+    }
+    let (status, err) = t.create_user("d", true).await;
+    assert_scim_error(status, &err, 403, None);
+    assert_eq!(err["code"], "USAGE_CAP_REACHED");
+    assert!(
+        err["detail"]
+            .as_str()
+            .unwrap()
+            .contains("3 of 3 provisioning operations this month"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn every_write_and_refusal_is_in_a_verifiable_audit_chain() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("audited", "team", 1).await;
+    let (_, a) = t.create_user("a", true).await;
+    let id = a["id"].as_str().unwrap().to_string();
+    assert_eq!(t.create_user("b", true).await.0, 403);
+    t.patch(&format!("/Users/{id}"), okta_active(false)).await;
+
+    let check = seatbridge::audit::verify(&app.db, &t.tenant_id).await.unwrap();
+    assert_eq!((check.entries, check.broken_at.clone()), (3, None), "{check:?}");
+    let rows = seatbridge::store::audit::page(&app.db, &t.tenant_id, 0, 10)
+        .await
+        .unwrap();
+    let actions: Vec<&str> = rows.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        vec!["scim.user.create", "provisioning.refused", "scim.user.update"]
+    );
+    assert!(rows[0].actor.starts_with("token:"));
+    assert!(rows[1].after.as_deref().unwrap().contains("SEAT_LIMIT_REACHED"));
+    assert!(rows[2].request_id.is_some());
+
+    // Editing a row breaks the chain at that row.
+    app.sql(&format!(
+        "UPDATE audit_log SET actor = 'someone-else' WHERE tenant_id = '{}' AND seq = 2",
+        t.tenant_id
+    ))
+    .await;
+    let check = seatbridge::audit::verify(&app.db, &t.tenant_id).await.unwrap();
+    assert_eq!(check.broken_at.map(|b| b.0), Some(2));
+}
