@@ -39,10 +39,12 @@ pub enum StartError {
     Schemas(#[from] scim::schema::SchemaLoadError),
 }
 
-/// A bound, ready-to-run server.
+/// A bound, ready-to-run server, with the background license sweeper beside it.
 pub struct Application {
     port: u16,
     server: Server,
+    db: DatabaseConnection,
+    sweep_interval: std::time::Duration,
 }
 
 impl Application {
@@ -71,8 +73,9 @@ impl Application {
                 source,
             })?
             .port();
+        let sweep_interval = config.sweep_interval;
         let state = web::Data::new(AppState {
-            db,
+            db: db.clone(),
             schemas: Arc::new(SchemaRegistry::builtin()?),
             config: Arc::new(config),
             token_usage: TokenUsage::default(),
@@ -85,7 +88,12 @@ impl Application {
             })?
             .shutdown_timeout(30)
             .run();
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            db,
+            sweep_interval,
+        })
     }
 
     /// The port actually bound (useful with port 0).
@@ -93,9 +101,13 @@ impl Application {
         self.port
     }
 
-    /// Runs until the server stops (SIGINT/SIGTERM drain in-flight requests first).
+    /// Runs until the server stops (SIGINT/SIGTERM drain in-flight requests first). The
+    /// expiry sweeper runs alongside and stops with it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        tokio::select! {
+            result = self.server => result,
+            () = crate::licensing::run_sweeper(self.db, self.sweep_interval) => Ok(()),
+        }
     }
 }
 

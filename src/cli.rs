@@ -6,8 +6,11 @@ use sea_orm::DatabaseConnection;
 use serde_json::json;
 
 use crate::app::{Application, StartError};
+use crate::audit;
 use crate::auth::{generate_token, hash_token};
 use crate::config::{Config, LogFormat, DEFAULT_DATABASE_URL, DEFAULT_LISTEN};
+use crate::license::{LicenseStatus, Policy};
+use crate::licensing::{self, LicenseUpdate, LicensingError};
 use crate::store::{self, tenants, StoreError};
 use crate::telemetry;
 
@@ -41,6 +44,9 @@ pub enum Command {
     /// Manage SCIM bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Inspect the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 /// `serve` options.
@@ -64,6 +70,9 @@ pub struct ServeArgs {
     /// Answer PATCH with 204 No Content instead of 200 and the resource.
     #[arg(long, env = "SEATBRIDGE_PATCH_NO_CONTENT")]
     pub patch_no_content: bool,
+    /// Seconds between license sweeps (expiry → grace → expired).
+    #[arg(long, env = "SEATBRIDGE_SWEEP_SECONDS", default_value_t = 60)]
+    pub sweep_seconds: u64,
     /// Create a demo tenant and print its SCIM base URL and a bearer token.
     #[arg(long)]
     pub demo: bool,
@@ -109,7 +118,8 @@ pub enum TenantCommand {
 /// `license …`.
 #[derive(Debug, Subcommand)]
 pub enum LicenseCommand {
-    /// Change a tenant's license.
+    /// Change a tenant's license; users gain or lose seats by the tenant's policy. Prints what
+    /// changed (with --dry-run: what would change, without changing anything).
     Set {
         slug: String,
         #[arg(long)]
@@ -119,6 +129,39 @@ pub enum LicenseCommand {
         /// RFC 3339 timestamp, or `never`.
         #[arg(long)]
         expires: Option<String>,
+        /// `active` or `suspended`.
+        #[arg(long)]
+        status: Option<String>,
+        /// `block_new` or `deactivate_newest`.
+        #[arg(long)]
+        policy: Option<String>,
+        /// Provisioning operations allowed per --usage-period, or `none`.
+        #[arg(long)]
+        usage_cap: Option<String>,
+        /// `day` or `month`.
+        #[arg(long)]
+        usage_period: Option<String>,
+        /// Refuse unless the license is at this version.
+        #[arg(long)]
+        expected_version: Option<i64>,
+        /// Report who would lose or gain a seat, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check a tenant's hash chain; exits non-zero when it is broken.
+    Verify {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Write a tenant's audit log as JSON lines to stdout.
+    Export {
+        #[arg(long)]
+        tenant: String,
     },
 }
 
@@ -171,6 +214,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 Command::Tenant(c) => tenant(&db, c).await,
                 Command::License(c) => license(&db, c).await,
                 Command::Token(c) => token(&db, c).await,
+                Command::Audit(c) => audit_command(&db, c).await,
                 Command::Serve(_) => Ok(()),
             }
         }
@@ -204,6 +248,7 @@ async fn serve(database_url: String, args: ServeArgs) -> Result<(), CliError> {
     config.scim.max_results = args.max_results.max(1);
     config.scim.max_body_bytes = args.max_body_bytes;
     config.scim.patch_returns_resource = !args.patch_no_content;
+    config.sweep_interval = std::time::Duration::from_secs(args.sweep_seconds.max(1));
     tracing::info!(config = ?config, "starting seatbridge");
     let db = open(&config.database_url).await?;
     let demo = if args.demo { Some(create_demo(&db).await?) } else { None };
@@ -358,6 +403,16 @@ async fn tenant(db: &DatabaseConnection, c: TenantCommand) -> Result<(), CliErro
         },
     )
     .await?;
+    let after = json!({"slug": t.slug, "plan": l.plan_name, "seats": l.seats, "expires_at": l.expires_at});
+    cli_audit(
+        &tx,
+        &t.id,
+        "tenant.create",
+        &format!("Tenant/{slug}"),
+        None,
+        Some(after),
+    )
+    .await?;
     tx.commit().await?;
     println!(
         "{}",
@@ -373,41 +428,87 @@ async fn license(db: &DatabaseConnection, c: LicenseCommand) -> Result<(), CliEr
         plan,
         seats,
         expires,
+        status,
+        policy,
+        usage_cap,
+        usage_period,
+        expected_version,
+        dry_run,
     } = c;
-    let t = tenants::find_by_slug(db, &slug).await?.ok_or_else(|| {
-        CliError::Usage(format!(
-            "no tenant '{slug}'; create it with `seatbridge tenant create {slug} --plan … --seats …`"
-        ))
-    })?;
-    let current = tenants::find_license(db, &t.id).await?;
-    let plan_name = match (plan, &current) {
-        (Some(p), _) => p,
-        (None, Some(l)) => l.plan_name.clone(),
-        (None, None) => return Err(CliError::Usage("this tenant has no license yet; pass --plan".into())),
+    let parse_status = |s: &str| {
+        s.parse::<LicenseStatus>()
+            .map_err(|e| CliError::Usage(format!("--status: {e} (use active or suspended)")))
     };
-    require_plan(db, &plan_name).await?;
-    let seats = seats.or(current.as_ref().map(|l| l.seats)).unwrap_or(0);
-    if seats < 0 {
-        return Err(CliError::Usage("--seats must be 0 or more".into()));
+    let update = LicenseUpdate {
+        plan,
+        seats,
+        expires_at: expires.as_deref().map(parse_expiry).transpose()?,
+        status: status.as_deref().map(parse_status).transpose()?,
+        policy: policy
+            .as_deref()
+            .map(|p| p.parse::<Policy>().map_err(CliError::Usage))
+            .transpose()?,
+        usage_cap: usage_cap
+            .as_deref()
+            .map(|c| match c {
+                "none" => Ok(None),
+                n => n
+                    .parse::<i64>()
+                    .map(Some)
+                    .map_err(|_| CliError::Usage(format!("--usage-cap '{n}' is not a number or 'none'"))),
+            })
+            .transpose()?,
+        usage_period,
+        expected_version,
+    };
+    let report = licensing::update_license(db, &slug, &update, "cli", dry_run)
+        .await
+        .map_err(|e| match e {
+            LicensingError::Store(s) => CliError::Store(s),
+            LicensingError::NoTenant(t) => CliError::Usage(format!(
+                "no tenant '{t}'; create it with `seatbridge tenant create {t} --plan … --seats …`"
+            )),
+            other => CliError::Usage(other.to_string()),
+        })?;
+    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    Ok(())
+}
+
+async fn audit_command(db: &DatabaseConnection, c: AuditCommand) -> Result<(), CliError> {
+    let slug = match &c {
+        AuditCommand::Verify { tenant } | AuditCommand::Export { tenant } => tenant.clone(),
+    };
+    let t = tenants::find_by_slug(db, &slug)
+        .await?
+        .ok_or_else(|| CliError::Usage(format!("no tenant '{slug}'")))?;
+    match c {
+        AuditCommand::Verify { .. } => {
+            let v = audit::verify(db, &t.id).await?;
+            match v.broken_at {
+                None => println!("{}", json!({"tenant": slug, "entries": v.entries, "intact": true})),
+                Some((seq, why)) => {
+                    println!(
+                        "{}",
+                        json!({"tenant": slug, "entries_verified": v.entries, "intact": false, "broken_at": seq, "problem": why})
+                    );
+                    return Err(CliError::Usage(format!(
+                        "the audit chain of '{slug}' is broken at entry {seq}: {why}"
+                    )));
+                }
+            }
+        }
+        AuditCommand::Export { .. } => {
+            let mut after = 0;
+            loop {
+                let page = store::audit::page(db, &t.id, after, 1000).await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for e in &page {
+                    println!("{}", audit::to_json(e));
+                }
+            }
+        }
     }
-    let expires_at = match expires {
-        Some(text) => parse_expiry(&text)?,
-        None => current.as_ref().and_then(|l| l.expires_at),
-    };
-    let l = tenants::put_license(
-        db,
-        &t.id,
-        tenants::LicenseFields {
-            plan_name,
-            seats,
-            expires_at,
-        },
-    )
-    .await?;
-    println!(
-        "{}",
-        json!({"tenant": slug, "plan": l.plan_name, "seats": l.seats, "expires_at": l.expires_at, "status": l.status, "version": l.version})
-    );
     Ok(())
 }
 
@@ -418,7 +519,20 @@ async fn token(db: &DatabaseConnection, c: TokenCommand) -> Result<(), CliError>
                 .await?
                 .ok_or_else(|| CliError::Usage(format!("no tenant '{tenant}'; list or create tenants first")))?;
             let secret = generate_token();
-            let row = tenants::insert_token(db, &t.id, &name, &hash_token(&secret)).await?;
+            let tx = store::begin_write(db).await?;
+            tenants::lock_tenant(&tx, &t.id).await?;
+            let row = tenants::insert_token(&tx, &t.id, &name, &hash_token(&secret)).await?;
+            let after = json!({"id": row.id, "name": row.name});
+            cli_audit(
+                &tx,
+                &t.id,
+                "token.create",
+                &format!("Token/{}", row.id),
+                None,
+                Some(after),
+            )
+            .await?;
+            tx.commit().await?;
             eprintln!(
                 "token id {} for tenant {tenant}; the secret below is shown only once:",
                 row.id
@@ -426,13 +540,35 @@ async fn token(db: &DatabaseConnection, c: TokenCommand) -> Result<(), CliError>
             println!("{secret}");
         }
         TokenCommand::Revoke { id } => {
-            if !tenants::revoke_token(db, &id).await? {
+            let tx = store::begin_write(db).await?;
+            let Some(tenant_id) = tenants::revoke_token(&tx, &id).await? else {
                 return Err(CliError::Usage(format!("no active token with id '{id}'")));
-            }
+            };
+            cli_audit(&tx, &tenant_id, "token.revoke", &format!("Token/{id}"), None, None).await?;
+            tx.commit().await?;
             println!("token {id} revoked");
         }
     }
     Ok(())
+}
+
+async fn cli_audit(
+    conn: &impl sea_orm::ConnectionTrait,
+    tenant_id: &str,
+    action: &str,
+    target: &str,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> Result<(), CliError> {
+    let event = audit::Event {
+        actor: "cli",
+        action,
+        target,
+        before,
+        after,
+        request_id: None,
+    };
+    Ok(audit::append(conn, tenant_id, event).await?)
 }
 
 #[cfg(test)]

@@ -59,6 +59,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub db_max_connections: u32,
     pub db_busy_timeout: Duration,
+    /// How often the license sweeper looks for expired licenses.
+    pub sweep_interval: Duration,
     pub scim: ScimSettings,
 }
 
@@ -71,6 +73,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             db_max_connections: 16,
             db_busy_timeout: Duration::from_secs(5),
+            sweep_interval: Duration::from_secs(60),
             scim: ScimSettings::default(),
         }
     }

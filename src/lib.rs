@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod license;
+pub mod licensing;
 pub mod provisioning;
 pub mod scim;
 pub mod store;

@@ -63,15 +63,21 @@ pub async fn find_token_by_hash(
         .await?)
 }
 
-/// Revokes a token. Returns false when no unrevoked token has that id.
-pub async fn revoke_token(conn: &impl ConnectionTrait, id: &str) -> Result<bool, StoreError> {
-    let res = scim_token::Entity::update_many()
+/// Revokes a token; returns its tenant, or `None` when no unrevoked token has that id.
+pub async fn revoke_token(conn: &impl ConnectionTrait, id: &str) -> Result<Option<String>, StoreError> {
+    let Some(token) = scim_token::Entity::find_by_id(id.to_string())
+        .filter(scim_token::Column::RevokedAt.is_null())
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    scim_token::Entity::update_many()
         .col_expr(scim_token::Column::RevokedAt, sea_orm::sea_query::Expr::value(now()))
         .filter(scim_token::Column::Id.eq(id))
-        .filter(scim_token::Column::RevokedAt.is_null())
         .exec(conn)
         .await?;
-    Ok(res.rows_affected > 0)
+    Ok(Some(token.tenant_id))
 }
 
 /// Records that a token was used.
@@ -262,4 +268,25 @@ pub async fn add_usage(conn: &impl ConnectionTrait, tenant_id: &str, period: &st
         .push(", 1) ON CONFLICT (tenant_id, period) DO UPDATE SET operations = usage_counters.operations + 1");
     conn.execute_raw(b.build()).await?;
     Ok(())
+}
+
+/// Writes every field of a changed license row and bumps its version.
+pub async fn save_license(conn: &impl ConnectionTrait, changed: license::Model) -> Result<license::Model, StoreError> {
+    let version = changed.version + 1;
+    let mut active = license::ActiveModel::from(changed).reset_all();
+    active.version = Set(version);
+    active.updated_at = Set(now());
+    Ok(active.update(conn).await?)
+}
+
+/// Licenses whose expiry has passed while still stored as active or in grace: the sweeper's work.
+pub async fn licenses_past_expiry(
+    conn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+) -> Result<Vec<license::Model>, StoreError> {
+    Ok(license::Entity::find()
+        .filter(license::Column::ExpiresAt.lte(now))
+        .filter(license::Column::Status.is_in(["active", "grace"]))
+        .all(conn)
+        .await?)
 }

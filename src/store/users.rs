@@ -304,3 +304,23 @@ pub async fn oldest_waiting(
         .map(|r| r.try_get_by_index::<String>(0).map_err(StoreError::from))
         .collect()
 }
+
+/// The `userName` of each of the given users.
+pub async fn user_names(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    ids: &[String],
+) -> Result<HashMap<String, String>, StoreError> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let mut b = SqlBuilder::new(conn.get_database_backend());
+        b.push("SELECT id, user_name FROM users WHERE tenant_id = ")
+            .bind(tenant_id.to_string())
+            .push(" AND id IN ")
+            .bind_list(chunk.iter().cloned());
+        for row in conn.query_all_raw(b.build()).await? {
+            out.insert(row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+        }
+    }
+    Ok(out)
+}

@@ -91,4 +91,33 @@ fn tenant_token_plan_and_license_commands() {
 
     let (ok, _, err) = seatbridge(&db, &["license", "set", "acme", "--expires", "soon"]);
     assert!(!ok && err.contains("RFC 3339"), "{err}");
+    let (ok, out, err) = seatbridge(&db, &["license", "set", "acme", "--seats", "1", "--dry-run"]);
+    assert!(ok, "{err}");
+    let dry: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((dry["dry_run"].as_bool(), dry["seats"].as_i64()), (Some(true), Some(1)));
+    let (ok, _, err) = seatbridge(
+        &db,
+        &["license", "set", "acme", "--seats", "2", "--expected-version", "1"],
+    );
+    assert!(!ok && err.contains("stale update"), "{err}");
+
+    let (ok, out, err) = seatbridge(&db, &["audit", "verify", "--tenant", "acme"]);
+    assert!(ok, "{err}");
+    let verified: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(verified["intact"], true);
+    let (ok, out, _) = seatbridge(&db, &["audit", "export", "--tenant", "acme"]);
+    assert!(ok);
+    let actions: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        vec!["tenant.create", "license.set", "token.create", "token.revoke"]
+    );
 }

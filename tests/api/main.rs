@@ -11,5 +11,6 @@ mod filters;
 mod groups;
 mod idp_entra;
 mod idp_okta;
+mod license_changes;
 mod licensing;
 mod users;
