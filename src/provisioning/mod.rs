@@ -211,15 +211,20 @@ impl<'a> Provisioning<'a> {
         Ok(audit::append(conn, &tenant.id, event).await?)
     }
 
-    /// Refuses with 403 when the tenant's plan lacks `feature` (reads check outside a write).
-    async fn require_feature(&self, tenant: &Tenant, feature: &str) -> Result<(), ScimError> {
+    /// The tenant's current plan (read outside a write, e.g. for discovery).
+    pub async fn plan(&self, tenant: &Tenant) -> Result<Plan, ScimError> {
         let (_, plan) = tenants::license_and_plan(self.db, &tenant.id)
             .await?
             .ok_or_else(|| ScimError::Forbidden {
                 code: "NO_LICENSE",
                 detail: "this tenant has no license; an operator must set one with `seatbridge license set`".into(),
             })?;
-        seats::check_feature(&plan, feature)
+        Ok(plan)
+    }
+
+    /// Refuses with 403 when the tenant's plan lacks `feature` (reads check outside a write).
+    async fn require_feature(&self, tenant: &Tenant, feature: &str) -> Result<(), ScimError> {
+        seats::check_feature(&self.plan(tenant).await?, feature)
     }
 }
 

@@ -9,8 +9,43 @@ use serde_json::{json, Value};
 use super::error::ScimError;
 use super::http::{base_url, check_accept, scim_response};
 use super::list::list_response;
+use super::schema::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA};
 use crate::app::AppState;
 use crate::auth::Tenant;
+use crate::license::Plan;
+
+/// What the tenant's plan lets it see: Groups need `scim.groups`, the enterprise extension
+/// `scim.enterprise`. Discovery tells each tenant the truth about its own plan.
+fn visible(plan: &Plan, schema_or_type: &str) -> bool {
+    match schema_or_type {
+        GROUP_SCHEMA | "Group" => plan.has_feature("scim.groups"),
+        ENTERPRISE_USER_SCHEMA => plan.has_feature("scim.enterprise"),
+        _ => true,
+    }
+}
+
+/// Schema documents the plan allows.
+fn schemas_for(plan: &Plan, docs: &[Value]) -> Vec<Value> {
+    docs.iter().filter(|d| visible(plan, doc_id(d))).cloned().collect()
+}
+
+/// Resource types the plan allows, with only the extensions it allows.
+fn resource_types_for(plan: &Plan, docs: &[Value]) -> Vec<Value> {
+    docs.iter()
+        .filter(|d| visible(plan, doc_id(d)))
+        .map(|d| {
+            let mut d = d.clone();
+            if let Some(exts) = d.get_mut("schemaExtensions").and_then(Value::as_array_mut) {
+                exts.retain(|e| visible(plan, e.get("schema").and_then(Value::as_str).unwrap_or_default()));
+            }
+            d
+        })
+        .collect()
+}
+
+async fn plan_of(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Plan, ScimError> {
+    super::http::service(req, state, tenant).plan(tenant).await
+}
 
 fn with_location(mut doc: Value, location: String) -> Value {
     if let Some(meta) = doc.get_mut("meta") {
@@ -74,58 +109,50 @@ fn doc_id(v: &Value) -> &str {
     v.get("id").and_then(Value::as_str).unwrap_or_default()
 }
 
-/// GET /ResourceTypes.
+/// GET /ResourceTypes: the types this tenant's plan allows.
 pub async fn resource_types(
     req: HttpRequest,
     state: web::Data<AppState>,
-    _tenant: Tenant,
+    tenant: Tenant,
 ) -> Result<HttpResponse, ScimError> {
     check_accept(&req)?;
-    Ok(documents_response(
-        &req,
-        &state,
+    let docs = resource_types_for(
+        &plan_of(&req, &state, &tenant).await?,
         &state.schemas.resource_type_documents,
-        "ResourceTypes",
-        doc_id,
-    ))
+    );
+    Ok(documents_response(&req, &state, &docs, "ResourceTypes", doc_id))
 }
 
 /// GET /ResourceTypes/{id}.
 pub async fn resource_type(
     req: HttpRequest,
     state: web::Data<AppState>,
-    _tenant: Tenant,
+    tenant: Tenant,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ScimError> {
     check_accept(&req)?;
-    document_response(
-        &req,
-        &state,
+    let docs = resource_types_for(
+        &plan_of(&req, &state, &tenant).await?,
         &state.schemas.resource_type_documents,
-        "ResourceTypes",
-        &id,
-    )
+    );
+    document_response(&req, &state, &docs, "ResourceTypes", &id)
 }
 
-/// GET /Schemas.
-pub async fn schemas(req: HttpRequest, state: web::Data<AppState>, _tenant: Tenant) -> Result<HttpResponse, ScimError> {
+/// GET /Schemas: the schemas this tenant's plan allows.
+pub async fn schemas(req: HttpRequest, state: web::Data<AppState>, tenant: Tenant) -> Result<HttpResponse, ScimError> {
     check_accept(&req)?;
-    Ok(documents_response(
-        &req,
-        &state,
-        &state.schemas.schema_documents,
-        "Schemas",
-        doc_id,
-    ))
+    let docs = schemas_for(&plan_of(&req, &state, &tenant).await?, &state.schemas.schema_documents);
+    Ok(documents_response(&req, &state, &docs, "Schemas", doc_id))
 }
 
 /// GET /Schemas/{id}.
 pub async fn schema(
     req: HttpRequest,
     state: web::Data<AppState>,
-    _tenant: Tenant,
+    tenant: Tenant,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ScimError> {
     check_accept(&req)?;
-    document_response(&req, &state, &state.schemas.schema_documents, "Schemas", &id)
+    let docs = schemas_for(&plan_of(&req, &state, &tenant).await?, &state.schemas.schema_documents);
+    document_response(&req, &state, &docs, "Schemas", &id)
 }

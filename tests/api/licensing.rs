@@ -267,3 +267,31 @@ async fn every_write_and_refusal_is_in_a_verifiable_audit_chain() {
     let check = seatbridge::audit::verify(&app.db, &t.tenant_id).await.unwrap();
     assert_eq!(check.broken_at.map(|b| b.0), Some(2));
 }
+
+#[tokio::test]
+async fn discovery_tells_each_tenant_the_truth_about_its_plan() {
+    let app = TestApp::spawn().await;
+    let free = app.tenant("free-disco", "free", 5).await;
+    let (_, types) = free.get("/ResourceTypes").await;
+    let ids: Vec<&str> = types["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["User"]);
+    let exts: Vec<&str> = types["Resources"][0]["schemaExtensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["schema"].as_str().unwrap())
+        .collect();
+    assert_eq!(exts, vec![SEATBRIDGE]);
+    let (_, schemas) = free.get("/Schemas").await;
+    assert_eq!(schemas["totalResults"], json!(2));
+    let (status, _) = free.get("/ResourceTypes/Group").await;
+    assert_eq!(status, 404);
+
+    let (_, types) = app.get("/ResourceTypes").await;
+    assert_eq!(types["totalResults"], json!(2), "the enterprise tenant sees everything");
+}
