@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use crate::auth::TokenUsage;
 use crate::config::Config;
+use crate::entitlements::EntitlementCache;
 use crate::scim::schema::SchemaRegistry;
 use crate::{scim, store};
 
@@ -24,6 +25,8 @@ pub struct AppState {
     pub schemas: Arc<SchemaRegistry>,
     pub config: Arc<Config>,
     pub token_usage: TokenUsage,
+    /// In-memory entitlement views for product checks.
+    pub entitlements: Arc<EntitlementCache>,
 }
 
 /// Why the server could not start.
@@ -39,12 +42,14 @@ pub enum StartError {
     Schemas(#[from] scim::schema::SchemaLoadError),
 }
 
-/// A bound, ready-to-run server, with the background license sweeper beside it.
+/// A bound, ready-to-run server, with its background tasks (license sweeper, entitlement
+/// change listener) beside it.
 pub struct Application {
     port: u16,
     server: Server,
     db: DatabaseConnection,
     sweep_interval: std::time::Duration,
+    entitlements: Arc<EntitlementCache>,
 }
 
 impl Application {
@@ -74,11 +79,13 @@ impl Application {
             })?
             .port();
         let sweep_interval = config.sweep_interval;
+        let entitlements = Arc::new(EntitlementCache::new(config.entitlement_ttl));
         let state = web::Data::new(AppState {
             db: db.clone(),
             schemas: Arc::new(SchemaRegistry::builtin()?),
             config: Arc::new(config),
             token_usage: TokenUsage::default(),
+            entitlements: entitlements.clone(),
         });
         let server = HttpServer::new(move || App::new().configure(|cfg| configure(cfg, state.clone())))
             .listen(listener)
@@ -93,6 +100,7 @@ impl Application {
             server,
             db,
             sweep_interval,
+            entitlements,
         })
     }
 
@@ -106,7 +114,8 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         tokio::select! {
             result = self.server => result,
-            () = crate::licensing::run_sweeper(self.db, self.sweep_interval) => Ok(()),
+            () = crate::licensing::run_sweeper(self.db.clone(), self.sweep_interval, self.entitlements.clone()) => Ok(()),
+            () = crate::entitlements::listen_for_changes(self.db, self.entitlements) => Ok(()),
         }
     }
 }
@@ -116,6 +125,20 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     cfg.app_data(state)
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
+        .service(
+            web::scope("/api/v1")
+                .wrap(from_fn(request_context))
+                .app_data(
+                    web::JsonConfig::default().limit(1024 * 1024).error_handler(|e, _| {
+                        crate::api::ApiError::BadRequest(format!("invalid JSON body: {e}")).into()
+                    }),
+                )
+                .app_data(
+                    web::QueryConfig::default()
+                        .error_handler(|e, _| crate::api::ApiError::BadRequest(format!("invalid query: {e}")).into()),
+                )
+                .configure(crate::api::configure),
+        )
         .service(
             web::scope("/scim/v2")
                 .wrap(from_fn(request_context))

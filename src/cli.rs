@@ -70,6 +70,12 @@ pub struct ServeArgs {
     /// Answer PATCH with 204 No Content instead of 200 and the resource.
     #[arg(long, env = "SEATBRIDGE_PATCH_NO_CONTENT")]
     pub patch_no_content: bool,
+    /// Bearer token for the operator API (/api/v1/plans, /api/v1/tenants/…); unset disables it.
+    #[arg(long, env = "SEATBRIDGE_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<String>,
+    /// Bearer token product services send to /api/v1/entitlements/check; unset disables it.
+    #[arg(long, env = "SEATBRIDGE_SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Option<String>,
     /// Seconds between license sweeps (expiry → grace → expired).
     #[arg(long, env = "SEATBRIDGE_SWEEP_SECONDS", default_value_t = 60)]
     pub sweep_seconds: u64,
@@ -92,7 +98,13 @@ pub enum PlanCommand {
         #[arg(long, value_delimiter = ',')]
         features: Vec<String>,
         #[arg(long, default_value_t = 0)]
-        grace_days: i32,
+        grace_days: i64,
+        /// Extra seat pools, e.g. `viewer=200,guest=unlimited`.
+        #[arg(long, value_delimiter = ',')]
+        pools: Vec<String>,
+        /// Overage allowance: 1.0 = none, 1.25 = a quarter more seats than licensed.
+        #[arg(long, default_value_t = 1.0)]
+        overage: f64,
     },
 }
 
@@ -249,6 +261,8 @@ async fn serve(database_url: String, args: ServeArgs) -> Result<(), CliError> {
     config.scim.max_body_bytes = args.max_body_bytes;
     config.scim.patch_returns_resource = !args.patch_no_content;
     config.sweep_interval = std::time::Duration::from_secs(args.sweep_seconds.max(1));
+    config.operator_token = args.operator_token.filter(|t| !t.is_empty());
+    config.service_token = args.service_token.filter(|t| !t.is_empty());
     tracing::info!(config = ?config, "starting seatbridge");
     let db = open(&config.database_url).await?;
     let demo = if args.demo { Some(create_demo(&db).await?) } else { None };
@@ -301,11 +315,8 @@ async fn plan(db: &DatabaseConnection, c: PlanCommand) -> Result<(), CliError> {
         PlanCommand::List => {
             let plans: Vec<_> = tenants::list_plans(db)
                 .await?
-                .into_iter()
-                .map(|p| {
-                    json!({"name": p.name, "features": serde_json::from_str::<serde_json::Value>(&p.features).unwrap_or_default(),
-                           "seats_default": p.seats_default, "grace_days": p.grace_days})
-                })
+                .iter()
+                .map(|p| plan_json(&tenants::plan_to_domain(p)))
                 .collect();
             println!("{}", serde_json::to_string_pretty(&plans).unwrap_or_default());
         }
@@ -314,25 +325,63 @@ async fn plan(db: &DatabaseConnection, c: PlanCommand) -> Result<(), CliError> {
             seats_default,
             features,
             grace_days,
+            pools,
+            overage,
         } => {
-            if name.trim().is_empty() || seats_default < 0 || grace_days < 0 {
-                return Err(CliError::Usage(
-                    "plan set needs a name, --seats-default >= 0 and --grace-days >= 0".into(),
-                ));
-            }
-            let features: Vec<String> = features
-                .into_iter()
-                .map(|f| f.trim().to_string())
-                .filter(|f| !f.is_empty())
-                .collect();
-            let p = tenants::upsert_plan(db, &name, json!(features).to_string(), seats_default, grace_days).await?;
-            println!(
-                "{}",
-                json!({"name": p.name, "features": features, "seats_default": p.seats_default, "grace_days": p.grace_days})
-            );
+            let spec = licensing::PlanSpec {
+                features: features
+                    .into_iter()
+                    .map(|f| f.trim().to_string())
+                    .filter(|f| !f.is_empty())
+                    .collect(),
+                seats_default,
+                seat_pools: parse_pools(&pools)?,
+                grace_days,
+                overage,
+            };
+            let plan = licensing::set_plan(db, &name, &spec, "cli")
+                .await
+                .map_err(licensing_error)?;
+            println!("{}", plan_json(&plan));
         }
     }
     Ok(())
+}
+
+/// `viewer=200` → ("viewer", Some(200)); `guest=unlimited` → ("guest", None).
+fn parse_pools(items: &[String]) -> Result<std::collections::BTreeMap<String, Option<i64>>, CliError> {
+    items
+        .iter()
+        .filter(|i| !i.trim().is_empty())
+        .map(|item| {
+            let (name, count) = item.split_once('=').ok_or_else(|| {
+                CliError::Usage(format!("--pools '{item}' must look like viewer=200 or guest=unlimited"))
+            })?;
+            let count = match count.trim() {
+                "unlimited" => None,
+                n => Some(
+                    n.parse::<i64>()
+                        .map_err(|_| CliError::Usage(format!("--pools '{item}': '{n}' is not a number")))?,
+                ),
+            };
+            Ok((name.trim().to_string(), count))
+        })
+        .collect()
+}
+
+fn plan_json(p: &crate::license::Plan) -> serde_json::Value {
+    json!({"name": p.name, "features": p.features, "seats_default": p.seats_default, "seat_pools": p.seat_pools,
+           "grace_days": p.grace_days, "overage": p.overage})
+}
+
+fn licensing_error(e: LicensingError) -> CliError {
+    match e {
+        LicensingError::Store(s) => CliError::Store(s),
+        LicensingError::NoTenant(t) => CliError::Usage(format!(
+            "no tenant '{t}'; create it with `seatbridge tenant create {t} --plan … --seats …`"
+        )),
+        other => CliError::Usage(other.to_string()),
+    }
 }
 
 fn parse_expiry(text: &str) -> Result<Option<DateTime<Utc>>, CliError> {
@@ -463,13 +512,7 @@ async fn license(db: &DatabaseConnection, c: LicenseCommand) -> Result<(), CliEr
     };
     let report = licensing::update_license(db, &slug, &update, "cli", dry_run)
         .await
-        .map_err(|e| match e {
-            LicensingError::Store(s) => CliError::Store(s),
-            LicensingError::NoTenant(t) => CliError::Usage(format!(
-                "no tenant '{t}'; create it with `seatbridge tenant create {t} --plan … --seats …`"
-            )),
-            other => CliError::Usage(other.to_string()),
-        })?;
+        .map_err(licensing_error)?;
     println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     Ok(())
 }

@@ -59,6 +59,12 @@ pub struct Config {
     pub log_format: LogFormat,
     pub db_max_connections: u32,
     pub db_busy_timeout: Duration,
+    /// Static bearer token of the operator API (until OIDC guards it); `None` disables it.
+    pub operator_token: Option<String>,
+    /// Bearer token product services use for `/api/v1/entitlements/check`; `None` disables it.
+    pub service_token: Option<String>,
+    /// How long an entitlement cache entry may be served before it is re-read.
+    pub entitlement_ttl: Duration,
     /// How often the license sweeper looks for expired licenses.
     pub sweep_interval: Duration,
     pub scim: ScimSettings,
@@ -73,6 +79,9 @@ impl Default for Config {
             log_format: LogFormat::Text,
             db_max_connections: 16,
             db_busy_timeout: Duration::from_secs(5),
+            operator_token: None,
+            service_token: None,
+            entitlement_ttl: Duration::from_secs(5),
             sweep_interval: Duration::from_secs(60),
             scim: ScimSettings::default(),
         }
@@ -98,6 +107,8 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("log_format", &self.log_format)
             .field("db_max_connections", &self.db_max_connections)
+            .field("operator_token", &self.operator_token.as_ref().map(|_| "***"))
+            .field("service_token", &self.service_token.as_ref().map(|_| "***"))
             .field("scim", &self.scim)
             .finish()
     }

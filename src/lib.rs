@@ -4,11 +4,13 @@
 //! Layout: [`scim`] (protocol), [`provisioning`] (the write path), [`store`] (database),
 //! [`auth`] (SCIM bearer tokens), [`app`] (routes), [`cli`], [`config`], [`telemetry`].
 
+pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod entitlements;
 pub mod license;
 pub mod licensing;
 pub mod provisioning;

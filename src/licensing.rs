@@ -43,6 +43,7 @@ pub struct UserChange {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChangeReport {
     pub tenant: String,
+    pub tenant_id: String,
     pub dry_run: bool,
     pub plan: String,
     pub seats: i64,
@@ -241,6 +242,7 @@ async fn rebalance_tenant(
     };
     if !dry_run {
         apply_moves(tx, &tenant.id, &deentitled, &reentitled).await?;
+        crate::entitlements::notify_change(tx, &tenant.id).await?;
         let before = license_summary(current);
         let after = license_summary(&saved);
         audit_event(
@@ -275,6 +277,7 @@ async fn rebalance_tenant(
     }
     Ok(ChangeReport {
         tenant: tenant.slug.clone(),
+        tenant_id: tenant.id.clone(),
         dry_run,
         plan: saved.plan_name,
         seats: saved.seats,
@@ -345,6 +348,13 @@ pub struct SweepReport {
 /// ones. Safe with several instances: each tenant is handled under its lock, and a license
 /// already moved by another instance is skipped.
 pub async fn sweep_once(db: &DatabaseConnection) -> Result<SweepReport, StoreError> {
+    sweep(db, None).await
+}
+
+async fn sweep(
+    db: &DatabaseConnection,
+    cache: Option<&crate::entitlements::EntitlementCache>,
+) -> Result<SweepReport, StoreError> {
     let mut report = SweepReport::default();
     let now = store::now();
     for candidate in tenants::licenses_past_expiry(db, now).await? {
@@ -385,6 +395,9 @@ pub async fn sweep_once(db: &DatabaseConnection) -> Result<SweepReport, StoreErr
             other => StoreError::Db(sea_orm::DbErr::Custom(other.to_string())),
         })?;
         tx.commit().await?;
+        if let Some(cache) = cache {
+            cache.invalidate(&tenant.id);
+        }
         tracing::info!(tenant = %tenant.slug, status = %moved.status, deentitled = moved.deentitled.len(), "license status changed");
         report.deentitled += moved.deentitled.len();
         report.transitions.push((tenant.slug, moved.status));
@@ -394,14 +407,108 @@ pub async fn sweep_once(db: &DatabaseConnection) -> Result<SweepReport, StoreErr
 
 /// Runs [`sweep_once`] every `interval` (with jitter, so instances do not wake together)
 /// until the process stops.
-pub async fn run_sweeper(db: DatabaseConnection, interval: std::time::Duration) {
+pub async fn run_sweeper(
+    db: DatabaseConnection,
+    interval: std::time::Duration,
+    cache: std::sync::Arc<crate::entitlements::EntitlementCache>,
+) {
     loop {
         let jitter = rand::random::<f64>() * 0.2 + 0.9;
         tokio::time::sleep(interval.mul_f64(jitter)).await;
-        match sweep_once(&db).await {
+        match sweep(&db, Some(&cache)).await {
             Ok(r) if !r.transitions.is_empty() => tracing::info!(?r, "sweep"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "sweep failed; retrying next round"),
         }
     }
+}
+
+/// A plan definition as operators write it (CLI flags or the JSON API), validated before use.
+#[derive(Debug, Clone, serde::Deserialize, Serialize, validator::Validate)]
+pub struct PlanSpec {
+    #[validate(length(min = 1, max = 100))]
+    pub features: Vec<String>,
+    #[validate(range(min = 0))]
+    pub seats_default: i64,
+    /// Extra pools by seat type; `null` = unlimited.
+    #[serde(default)]
+    pub seat_pools: std::collections::BTreeMap<String, Option<i64>>,
+    #[serde(default)]
+    #[validate(range(min = 0, max = 3650))]
+    pub grace_days: i64,
+    /// 1.0 = no overage; 1.25 = a quarter more seats than licensed.
+    #[serde(default = "no_overage")]
+    #[validate(range(min = 1.0, max = 10.0))]
+    pub overage: f64,
+}
+
+fn no_overage() -> f64 {
+    1.0
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Creates or replaces a plan. The change applies to the next request on every instance; the
+/// seats it moves (if any) move on the next license change or sweep of each tenant.
+pub async fn set_plan(
+    db: &DatabaseConnection,
+    name: &str,
+    spec: &PlanSpec,
+    actor: &str,
+) -> Result<crate::license::Plan, LicensingError> {
+    use validator::Validate;
+    spec.validate()
+        .map_err(|e| LicensingError::Invalid(format!("invalid plan: {e}")))?;
+    if !valid_name(name) {
+        return Err(LicensingError::Invalid(format!(
+            "plan name '{name}' must be 1-64 letters, digits, '-', '_' or '.'"
+        )));
+    }
+    if let Some(bad) = spec.features.iter().find(|f| !valid_name(f)) {
+        return Err(LicensingError::Invalid(format!(
+            "feature '{bad}' must be letters, digits, '-', '_' or '.'"
+        )));
+    }
+    if let Some((pool, _)) = spec
+        .seat_pools
+        .iter()
+        .find(|(k, v)| !valid_name(k) || k.as_str() == crate::license::DEFAULT_SEAT_TYPE || v.is_some_and(|n| n < 0))
+    {
+        return Err(LicensingError::Invalid(format!(
+            "seat pool '{pool}' is invalid: use a new name (not 'default', whose size is the license's seats) and a count >= 0 or null"
+        )));
+    }
+    let plan = crate::license::Plan {
+        name: name.to_string(),
+        features: spec.features.clone(),
+        seats_default: spec.seats_default,
+        seat_pools: spec.seat_pools.clone(),
+        grace_days: spec.grace_days,
+        overage: spec.overage,
+    };
+    let tx = store::begin_write(db).await?;
+    let before = tenants::find_plan(&tx, name)
+        .await?
+        .map(|p| json!(tenants::plan_to_domain(&p).features));
+    tenants::upsert_plan(&tx, &plan).await?;
+    let after = json!({"features": plan.features, "seats_default": plan.seats_default, "seat_pools": plan.seat_pools,
+                       "grace_days": plan.grace_days, "overage": plan.overage});
+    audit_event(
+        &tx,
+        "",
+        actor,
+        "plan.set",
+        &format!("Plan/{name}"),
+        before.map(|f| json!({"features": f})),
+        Some(after),
+    )
+    .await?;
+    crate::entitlements::notify_change(&tx, "*").await?;
+    tx.commit().await?;
+    Ok(plan)
 }

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::audit;
 use crate::auth::Tenant;
+use crate::entitlements::{self, EntitlementCache};
 use crate::license::{effective_status, License, LicenseStatus, Plan};
 use crate::scim::error::ScimError;
 use crate::scim::resource::format_datetime;
@@ -114,12 +115,25 @@ pub struct Provisioning<'a> {
     pub db: &'a DatabaseConnection,
     pub schemas: &'a SchemaRegistry,
     pub actor: Actor,
+    /// Invalidated after every committed change (other instances learn through NOTIFY).
+    cache: Option<&'a EntitlementCache>,
 }
 
 impl<'a> Provisioning<'a> {
     /// A service over a pool and the schema registry, acting as `actor`.
     pub fn new(db: &'a DatabaseConnection, schemas: &'a SchemaRegistry, actor: Actor) -> Self {
-        Provisioning { db, schemas, actor }
+        Provisioning {
+            db,
+            schemas,
+            actor,
+            cache: None,
+        }
+    }
+
+    /// Keeps `cache` in step with the changes this service commits.
+    pub fn with_cache(mut self, cache: &'a EntitlementCache) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     fn rt(&self, kind: ResourceKind) -> &'a ResourceTypeDef {
@@ -158,7 +172,11 @@ impl<'a> Provisioning<'a> {
     ) -> Result<T, ScimError> {
         match outcome {
             Ok(value) => {
+                entitlements::notify_change(&w.tx, &tenant.id).await?;
                 w.tx.commit().await?;
+                if let Some(cache) = self.cache {
+                    cache.invalidate(&tenant.id);
+                }
                 Ok(value)
             }
             Err(err) => {

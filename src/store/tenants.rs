@@ -101,30 +101,29 @@ pub async fn find_plan(conn: &impl ConnectionTrait, name: &str) -> Result<Option
 }
 
 /// Inserts or replaces a plan.
-pub async fn upsert_plan(
-    conn: &impl ConnectionTrait,
-    name: &str,
-    features_json: String,
-    seats_default: i64,
-    grace_days: i32,
-) -> Result<plan::Model, StoreError> {
+pub async fn upsert_plan(conn: &impl ConnectionTrait, p: &crate::license::Plan) -> Result<plan::Model, StoreError> {
     let t = now();
-    match find_plan(conn, name).await? {
+    let features = serde_json::to_string(&p.features).unwrap_or_else(|_| "[]".into());
+    let pools = serde_json::to_string(&p.seat_pools).unwrap_or_else(|_| "{}".into());
+    let grace = i32::try_from(p.grace_days).unwrap_or(i32::MAX);
+    match find_plan(conn, &p.name).await? {
         Some(existing) => {
             let mut active: plan::ActiveModel = existing.into();
-            active.features = Set(features_json);
-            active.seats_default = Set(seats_default);
-            active.grace_days = Set(grace_days);
+            active.features = Set(features);
+            active.seats_default = Set(p.seats_default);
+            active.seat_pools = Set(pools);
+            active.grace_days = Set(grace);
+            active.overage = Set(p.overage);
             active.updated_at = Set(t);
             Ok(active.update(conn).await?)
         }
         None => Ok(plan::ActiveModel {
-            name: Set(name.to_string()),
-            features: Set(features_json),
-            seats_default: Set(seats_default),
-            seat_pools: Set("{}".into()),
-            grace_days: Set(grace_days),
-            overage: Set(1.0),
+            name: Set(p.name.clone()),
+            features: Set(features),
+            seats_default: Set(p.seats_default),
+            seat_pools: Set(pools),
+            grace_days: Set(grace),
+            overage: Set(p.overage),
             created_at: Set(t),
             updated_at: Set(t),
         }

@@ -324,3 +324,36 @@ pub async fn user_names(
     }
     Ok(out)
 }
+
+/// A user of a tenant by id, or else by userName (case-insensitive): how products name users.
+pub async fn find_for_check(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    key: &str,
+) -> Result<Option<user::Model>, StoreError> {
+    if let Some(row) = find(conn, tenant_id, key).await? {
+        return Ok(Some(row));
+    }
+    Ok(user::Entity::find()
+        .filter(user::Column::TenantId.eq(tenant_id))
+        .filter(user::Column::UserNameNorm.eq(key.to_lowercase()))
+        .one(conn)
+        .await?)
+}
+
+/// Per seat pool of a tenant: users holding a seat, and active users waiting for one.
+pub async fn pool_usage(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<Vec<(String, i64, i64)>, StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push("SELECT seat_type, SUM(CASE WHEN entitled THEN 1 ELSE 0 END), SUM(CASE WHEN active AND NOT entitled THEN 1 ELSE 0 END) FROM users WHERE tenant_id = ")
+        .bind(tenant_id.to_string())
+        .push(" GROUP BY seat_type ORDER BY seat_type");
+    let mut out = Vec::new();
+    for row in conn.query_all_raw(b.build()).await? {
+        out.push((
+            row.try_get_by_index(0)?,
+            row.try_get_by_index(1)?,
+            row.try_get_by_index(2)?,
+        ));
+    }
+    Ok(out)
+}

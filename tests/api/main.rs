@@ -13,4 +13,5 @@ mod idp_entra;
 mod idp_okta;
 mod license_changes;
 mod licensing;
+mod operator_api;
 mod users;

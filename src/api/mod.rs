@@ -1,0 +1,46 @@
+//! The JSON API under `/api/v1`: operator endpoints (plans, licenses, seat usage) and the
+//! product-facing entitlement check. Errors are RFC 9457 problem documents.
+//!
+//! Until the OIDC admin side lands, operators authenticate with the static
+//! `SEATBRIDGE_OPERATOR_TOKEN` and product services with `SEATBRIDGE_SERVICE_TOKEN`.
+
+mod operator;
+mod problem;
+mod product;
+
+use actix_web::{web, HttpRequest};
+use subtle::ConstantTimeEq;
+
+pub use problem::ApiError;
+
+/// Mounts the routes; the caller puts them under `/api/v1`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/entitlements/check", web::get().to(product::check))
+        .route("/plans", web::get().to(operator::list_plans))
+        .route("/plans/{name}", web::put().to(operator::put_plan))
+        .route("/tenants/{slug}/license", web::get().to(operator::get_license))
+        .route("/tenants/{slug}/license", web::put().to(operator::put_license))
+        .route("/tenants/{slug}/seats", web::get().to(operator::seat_usage));
+}
+
+/// Checks `Authorization: Bearer <secret>` against a configured secret in constant time.
+fn require_bearer(req: &HttpRequest, configured: Option<&str>, what: &str, env: &str) -> Result<(), ApiError> {
+    let Some(expected) = configured.filter(|s| !s.is_empty()) else {
+        return Err(ApiError::Unauthorized(format!(
+            "the {what} API is disabled: set {env} to enable it"
+        )));
+    };
+    let given = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .unwrap_or("");
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized(format!(
+            "missing or wrong bearer token for the {what} API"
+        )))
+    }
+}

@@ -1,0 +1,185 @@
+//! Operator endpoints: the plan catalog, tenant licenses (with dry run) and seat usage.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{require_bearer, ApiError};
+use crate::app::AppState;
+use crate::license::decision::{limit_of, seat_types};
+use crate::license::{effective_status, LicenseStatus, Policy};
+use crate::licensing::{self, LicenseUpdate, PlanSpec};
+use crate::store::{self, tenants, users};
+
+fn operator(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    require_bearer(
+        req,
+        state.config.operator_token.as_deref(),
+        "operator",
+        "SEATBRIDGE_OPERATOR_TOKEN",
+    )
+}
+
+/// GET /plans.
+pub async fn list_plans(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    operator(&req, &state)?;
+    let plans: Vec<_> = tenants::list_plans(&state.db)
+        .await?
+        .iter()
+        .map(tenants::plan_to_domain)
+        .map(|p| {
+            json!({"name": p.name, "features": p.features, "seats_default": p.seats_default,
+                   "seat_pools": p.seat_pools, "grace_days": p.grace_days, "overage": p.overage})
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(plans))
+}
+
+/// PUT /plans/{name}: create or replace; takes effect on the next request of every instance.
+pub async fn put_plan(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    body: web::Json<PlanSpec>,
+) -> Result<HttpResponse, ApiError> {
+    operator(&req, &state)?;
+    let plan = licensing::set_plan(&state.db, &name, &body, "operator").await?;
+    state.entitlements.invalidate("*");
+    Ok(HttpResponse::Ok().json(
+        json!({"name": plan.name, "features": plan.features, "seats_default": plan.seats_default,
+        "seat_pools": plan.seat_pools, "grace_days": plan.grace_days, "overage": plan.overage}),
+    ))
+}
+
+/// GET /tenants/{slug}/license.
+pub async fn get_license(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    operator(&req, &state)?;
+    let (tenant, license, plan) = load(&state, &slug).await?;
+    let status = effective_status(
+        &tenants::license_to_domain(&license),
+        &tenants::plan_to_domain(&plan),
+        store::now(),
+    );
+    Ok(HttpResponse::Ok().json(json!({
+        "tenant": tenant.slug, "plan": license.plan_name, "seats": license.seats, "starts_at": license.starts_at,
+        "expires_at": license.expires_at, "status": status.as_str(), "policy": license.policy, "version": license.version,
+        "usage_cap": license.usage_cap, "usage_period": license.usage_period,
+    })))
+}
+
+/// The body of a license change. Absent fields keep their value; `expires_at: null` makes the
+/// license perpetual.
+#[derive(Debug, Deserialize)]
+pub struct LicenseBody {
+    plan: Option<String>,
+    seats: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
+    expires_at: Option<Option<chrono::DateTime<chrono::Utc>>>,
+    status: Option<String>,
+    policy: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    usage_cap: Option<Option<i64>>,
+    usage_period: Option<String>,
+    version: Option<i64>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DryRun {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// PUT /tenants/{slug}/license[?dry_run=true]: change the license; answers what moved.
+pub async fn put_license(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+    q: web::Query<DryRun>,
+    body: web::Json<LicenseBody>,
+) -> Result<HttpResponse, ApiError> {
+    operator(&req, &state)?;
+    let body = body.into_inner();
+    let update = LicenseUpdate {
+        plan: body.plan,
+        seats: body.seats,
+        expires_at: body.expires_at,
+        status: body
+            .status
+            .map(|s| s.parse::<LicenseStatus>().map_err(ApiError::BadRequest))
+            .transpose()?,
+        policy: body
+            .policy
+            .map(|p| p.parse::<Policy>().map_err(ApiError::BadRequest))
+            .transpose()?,
+        usage_cap: body.usage_cap,
+        usage_period: body.usage_period,
+        expected_version: body.version,
+    };
+    let report = licensing::update_license(&state.db, &slug, &update, "operator", q.dry_run).await?;
+    if !q.dry_run {
+        state.entitlements.invalidate(&report.tenant_id);
+    }
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// GET /tenants/{slug}/seats: in use, waiting and limit per seat pool.
+pub async fn seat_usage(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    operator(&req, &state)?;
+    let (tenant, license, plan) = load(&state, &slug).await?;
+    let (license, plan) = (tenants::license_to_domain(&license), tenants::plan_to_domain(&plan));
+    let usage = users::pool_usage(&state.db, &tenant.id).await?;
+    let pools: Vec<_> = seat_types(&plan)
+        .into_iter()
+        .chain(usage.iter().map(|u| u.0.clone()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|pool| {
+            let (in_use, waiting) = usage.iter().find(|u| u.0 == pool).map_or((0, 0), |u| (u.1, u.2));
+            let limit = limit_of(&plan, &license, &pool).unwrap_or(Some(0));
+            json!({"seat_type": pool, "in_use": in_use, "waiting": waiting, "limit": limit})
+        })
+        .collect();
+    let status = effective_status(&license, &plan, store::now());
+    Ok(HttpResponse::Ok()
+        .json(json!({"tenant": tenant.slug, "plan": plan.name, "status": status.as_str(), "pools": pools})))
+}
+
+async fn load(
+    state: &AppState,
+    slug: &str,
+) -> Result<
+    (
+        store::entities::tenant::Model,
+        store::entities::license::Model,
+        store::entities::plan::Model,
+    ),
+    ApiError,
+> {
+    let tenant = tenants::find_by_slug(&state.db, slug)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no tenant '{slug}'")))?;
+    let license = tenants::find_license(&state.db, &tenant.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("tenant '{slug}' has no license")))?;
+    let plan = tenants::find_plan(&state.db, &license.plan_name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("plan '{}' is missing", license.plan_name)))?;
+    Ok((tenant, license, plan))
+}

@@ -1,0 +1,112 @@
+//! RFC 9457 problem details, the one error shape of the JSON API.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::licensing::LicensingError;
+use crate::store::StoreError;
+
+/// An API error; mapped to a status and a problem document in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the service is temporarily unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized(_) => "Unauthorized",
+            ApiError::NotFound(_) => "Not Found",
+            ApiError::BadRequest(_) => "Bad Request",
+            ApiError::Conflict(_) => "Conflict",
+            ApiError::Unavailable => "Service Unavailable",
+            ApiError::Internal => "Internal Server Error",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let mut resp = HttpResponse::build(status);
+        if status == StatusCode::UNAUTHORIZED {
+            resp.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        resp.content_type("application/problem+json").body(
+            json!({"type": "about:blank", "title": self.title(), "status": status.as_u16(), "detail": self.to_string()})
+                .to_string(),
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::UniqueViolation(m) => ApiError::Conflict(m),
+            StoreError::Unavailable(m) => {
+                tracing::warn!(error = %m, "database busy");
+                ApiError::Unavailable
+            }
+            StoreError::Db(e) => {
+                tracing::error!(error = %e, "database error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl From<LicensingError> for ApiError {
+    fn from(e: LicensingError) -> Self {
+        match e {
+            LicensingError::NoTenant(_) => ApiError::NotFound(e.to_string()),
+            LicensingError::StaleVersion { .. } => ApiError::Conflict(e.to_string()),
+            LicensingError::Store(s) => s.into(),
+            other => ApiError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_versions_are_conflicts_and_bad_input_is_400() {
+        let stale: ApiError = LicensingError::StaleVersion {
+            expected: 1,
+            current: 2,
+        }
+        .into();
+        assert_eq!(stale.status_code(), StatusCode::CONFLICT);
+        let bad: ApiError = LicensingError::Invalid("x".into()).into();
+        assert_eq!(bad.status_code(), StatusCode::BAD_REQUEST);
+        let resp = ApiError::Unauthorized("no".into()).error_response();
+        assert_eq!(
+            resp.headers().get("content-type").map(|v| v.as_bytes()),
+            Some(&b"application/problem+json"[..])
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! Entitlement checks for product services ("may this user use that feature?"), answered from
+//! memory.
+//!
+//! The cache holds one view per tenant (plan, license status, and the users asked about so
+//! far). Every committed change invalidates the tenant's view: in this process directly, and on
+//! PostgreSQL in every process through `NOTIFY seatbridge_entitlements` (sent inside the
+//! changing transaction, so it is delivered exactly when the change commits). A short TTL bounds
+//! staleness from writers that cannot notify (another process on the same SQLite file).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
+use serde::Serialize;
+
+use crate::license::{effective_status, LicenseStatus, Plan};
+use crate::store::{self, tenants, users, StoreError};
+
+/// The PostgreSQL channel that carries "tenant X changed" (payload: tenant id, or `*`).
+pub const CHANNEL: &str = "seatbridge_entitlements";
+
+/// One user as the check needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserView {
+    pub id: String,
+    pub user_name: String,
+    pub active: bool,
+    pub entitled: bool,
+    pub seat_type: String,
+    pub reason: String,
+}
+
+/// The answer to a check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    pub allowed: bool,
+    /// `ok`, or why not: `unknown_tenant`, `unknown_user`, `inactive`, `license_expired`,
+    /// `license_suspended`, `feature_not_in_plan`, or the user's entitlement reason.
+    pub reason: String,
+    pub tenant: String,
+    pub user: Option<String>,
+    pub plan: Option<String>,
+    pub license_status: Option<String>,
+    pub seat_type: Option<String>,
+    pub feature: Option<String>,
+}
+
+/// The decision itself, free of I/O: access needs a usable license, an active user holding a
+/// seat, and (when asked) the feature in the plan.
+pub fn decide(plan: &Plan, status: LicenseStatus, user: &UserView, feature: Option<&str>) -> (bool, String) {
+    if !status.allows_access() {
+        let why = if status == LicenseStatus::Suspended {
+            "license_suspended"
+        } else {
+            "license_expired"
+        };
+        return (false, why.into());
+    }
+    if !user.active {
+        return (false, "inactive".into());
+    }
+    if !user.entitled {
+        return (false, user.reason.clone());
+    }
+    if let Some(f) = feature {
+        if !plan.has_feature(f) {
+            return (false, "feature_not_in_plan".into());
+        }
+    }
+    (true, "ok".into())
+}
+
+struct TenantView {
+    id: String,
+    plan: Plan,
+    status: LicenseStatus,
+    loaded: Instant,
+    /// Keyed by user id and by lower-cased userName; `None` remembers "no such user".
+    users: RwLock<HashMap<String, Option<UserView>>>,
+}
+
+/// The in-memory cache of tenant views.
+pub struct EntitlementCache {
+    tenants: RwLock<HashMap<String, Arc<TenantView>>>,
+    ttl: Duration,
+}
+
+impl EntitlementCache {
+    /// A cache whose views live at most `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        EntitlementCache {
+            tenants: RwLock::new(HashMap::new()),
+            ttl,
+        }
+    }
+
+    /// Answers a check; `user` is a user id or a userName (case-insensitive).
+    pub async fn check(
+        &self,
+        db: &DatabaseConnection,
+        tenant: &str,
+        user: &str,
+        feature: Option<&str>,
+    ) -> Result<CheckResult, StoreError> {
+        let mut result = CheckResult {
+            allowed: false,
+            reason: "unknown_tenant".into(),
+            tenant: tenant.to_string(),
+            user: None,
+            plan: None,
+            license_status: None,
+            seat_type: None,
+            feature: feature.map(str::to_string),
+        };
+        let Some(view) = self.tenant_view(db, tenant).await? else {
+            return Ok(result);
+        };
+        result.plan = Some(view.plan.name.clone());
+        result.license_status = Some(view.status.as_str().to_string());
+        let Some(u) = self.user_view(db, &view, user).await? else {
+            result.reason = "unknown_user".into();
+            return Ok(result);
+        };
+        let (allowed, reason) = decide(&view.plan, view.status, &u, feature);
+        result.allowed = allowed;
+        result.reason = reason;
+        result.user = Some(u.id);
+        result.seat_type = Some(u.seat_type);
+        Ok(result)
+    }
+
+    async fn tenant_view(&self, db: &DatabaseConnection, slug: &str) -> Result<Option<Arc<TenantView>>, StoreError> {
+        if let Some(v) = self.read_tenants().get(slug).filter(|v| v.loaded.elapsed() < self.ttl) {
+            return Ok(Some(v.clone()));
+        }
+        let Some(t) = tenants::find_by_slug(db, slug).await? else {
+            return Ok(None);
+        };
+        let Some((license, plan)) = tenants::license_and_plan(db, &t.id).await? else {
+            return Ok(None);
+        };
+        let status = effective_status(&license, &plan, store::now());
+        let view = Arc::new(TenantView {
+            id: t.id,
+            plan,
+            status,
+            loaded: Instant::now(),
+            users: RwLock::default(),
+        });
+        if let Ok(mut map) = self.tenants.write() {
+            map.insert(slug.to_string(), view.clone());
+        }
+        Ok(Some(view))
+    }
+
+    async fn user_view(
+        &self,
+        db: &DatabaseConnection,
+        view: &TenantView,
+        key: &str,
+    ) -> Result<Option<UserView>, StoreError> {
+        let cache_key = key.to_lowercase();
+        if let Some(hit) = view.users.read().ok().and_then(|m| m.get(&cache_key).cloned()) {
+            return Ok(hit);
+        }
+        let found = users::find_for_check(db, &view.id, key).await?.map(|row| UserView {
+            id: row.id,
+            user_name: row.user_name,
+            active: row.active,
+            entitled: row.entitled,
+            seat_type: row.seat_type,
+            reason: row.entitlement_reason,
+        });
+        if let Ok(mut m) = view.users.write() {
+            m.insert(cache_key, found.clone());
+        }
+        Ok(found)
+    }
+
+    fn read_tenants(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<TenantView>>> {
+        match self.tenants.read() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Forgets one tenant's view (by tenant id); `*` forgets all.
+    pub fn invalidate(&self, tenant_id: &str) {
+        if let Ok(mut map) = self.tenants.write() {
+            if tenant_id == "*" {
+                map.clear();
+            } else {
+                map.retain(|_, v| v.id != tenant_id);
+            }
+        }
+    }
+}
+
+/// Tells every instance that a tenant's entitlements changed. Call inside the changing
+/// transaction: PostgreSQL delivers the notification when (and only if) it commits.
+pub async fn notify_change(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<(), StoreError> {
+    if conn.get_database_backend() == DbBackend::Postgres {
+        let mut b = store::sql::SqlBuilder::new(DbBackend::Postgres);
+        b.push("SELECT pg_notify('")
+            .push(CHANNEL)
+            .push("', ")
+            .bind(tenant_id.to_string())
+            .push(")");
+        conn.query_one_raw(b.build()).await?;
+    }
+    Ok(())
+}
+
+/// Invalidates the cache on every notification from any instance (PostgreSQL only; returns at
+/// once on SQLite). Reconnects after errors.
+pub async fn listen_for_changes(db: DatabaseConnection, cache: Arc<EntitlementCache>) {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return std::future::pending().await;
+    }
+    let pool = db.get_postgres_connection_pool().clone();
+    loop {
+        match sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if let Err(e) = listener.listen(CHANNEL).await {
+                    tracing::warn!(error = %e, "could not LISTEN for entitlement changes");
+                } else {
+                    // Anything may have changed while we were not listening.
+                    cache.invalidate("*");
+                    loop {
+                        match listener.recv().await {
+                            Ok(n) => cache.invalidate(n.payload()),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "entitlement listener lost its connection");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not connect the entitlement listener"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        Plan {
+            name: "team".into(),
+            features: vec!["scim.users".into(), "sso".into()],
+            seats_default: 5,
+            seat_pools: Default::default(),
+            grace_days: 7,
+            overage: 1.0,
+        }
+    }
+
+    fn user(active: bool, entitled: bool) -> UserView {
+        UserView {
+            id: "u".into(),
+            user_name: "u".into(),
+            active,
+            entitled,
+            seat_type: "default".into(),
+            reason: if entitled { "seat_assigned" } else { "seat_limit" }.into(),
+        }
+    }
+
+    #[test]
+    fn access_needs_license_activity_seat_and_feature() {
+        let p = plan();
+        assert_eq!(
+            decide(&p, LicenseStatus::Active, &user(true, true), Some("sso")),
+            (true, "ok".into())
+        );
+        assert_eq!(
+            decide(&p, LicenseStatus::Grace, &user(true, true), None),
+            (true, "ok".into())
+        );
+        assert_eq!(
+            decide(&p, LicenseStatus::Expired, &user(true, true), None).1,
+            "license_expired"
+        );
+        assert_eq!(
+            decide(&p, LicenseStatus::Suspended, &user(true, true), None).1,
+            "license_suspended"
+        );
+        assert_eq!(
+            decide(&p, LicenseStatus::Active, &user(false, true), None).1,
+            "inactive"
+        );
+        assert_eq!(
+            decide(&p, LicenseStatus::Active, &user(true, false), None).1,
+            "seat_limit"
+        );
+        assert_eq!(
+            decide(&p, LicenseStatus::Active, &user(true, true), Some("audit.export")).1,
+            "feature_not_in_plan"
+        );
+    }
+}

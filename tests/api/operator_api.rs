@@ -1,0 +1,187 @@
+//! The operator API and the product entitlement check, over real HTTP.
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+const OPERATOR: &str = "op-secret";
+const SERVICE: &str = "svc-secret";
+
+async fn app() -> TestApp {
+    TestApp::spawn_with(|c| {
+        c.operator_token = Some(OPERATOR.into());
+        c.service_token = Some(SERVICE.into());
+    })
+    .await
+}
+
+async fn api(app: &TestApp, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = app
+        .client
+        .request(method, format!("{}/api/v1{path}", app.base))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    parts(req.send().await.unwrap()).await
+}
+
+async fn check(app: &TestApp, tenant: &str, user: &str, feature: &str) -> Value {
+    let (status, body) = api(
+        app,
+        reqwest::Method::GET,
+        &format!("/entitlements/check?tenant={tenant}&user={user}&feature={feature}"),
+        SERVICE,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn entitlement_checks_follow_every_change_at_once() {
+    let app = app().await;
+    let t = app.tenant("prod", "team", 1).await;
+    let (_, alice) = t.create_user("alice@prod.io", true).await;
+    let id = alice["id"].as_str().unwrap().to_string();
+
+    let ok = check(&app, "prod", "ALICE@prod.io", "scim.groups").await;
+    assert_eq!(
+        (ok["allowed"].clone(), ok["reason"].clone()),
+        (json!(true), json!("ok"))
+    );
+    assert_eq!(ok["user"], id.as_str());
+    let missing = check(&app, "prod", "alice@prod.io", "audit.export").await;
+    assert_eq!(
+        (missing["allowed"].clone(), missing["reason"].clone()),
+        (json!(false), json!("feature_not_in_plan"))
+    );
+
+    // Deactivation through SCIM is visible to the very next check (cache invalidated).
+    t.patch(
+        &format!("/Users/{id}"),
+        TestApp::patch_body(json!([{"op":"replace","value":{"active":false}}])),
+    )
+    .await;
+    let off = check(&app, "prod", &id, "").await;
+    assert_eq!(
+        (off["allowed"].clone(), off["reason"].clone()),
+        (json!(false), json!("inactive"))
+    );
+
+    // A license suspension through the operator API, likewise.
+    t.patch(
+        &format!("/Users/{id}"),
+        TestApp::patch_body(json!([{"op":"replace","value":{"active":true}}])),
+    )
+    .await;
+    assert_eq!(check(&app, "prod", &id, "").await["allowed"], json!(true));
+    let (status, report) = api(
+        &app,
+        reqwest::Method::PUT,
+        "/tenants/prod/license",
+        OPERATOR,
+        Some(json!({"status":"suspended"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["deentitled"][0]["id"], id.as_str());
+    let off = check(&app, "prod", &id, "").await;
+    assert_eq!(off["reason"], "license_suspended");
+
+    assert_eq!(check(&app, "nope", "x", "").await["reason"], "unknown_tenant");
+    assert_eq!(check(&app, "prod", "ghost", "").await["reason"], "unknown_user");
+    let (status, body) = api(
+        &app,
+        reqwest::Method::GET,
+        "/entitlements/check?tenant=prod&user=x",
+        "wrong",
+        None,
+    )
+    .await;
+    assert_eq!((status, body["status"].clone()), (401, json!(401)));
+}
+
+#[tokio::test]
+async fn operators_manage_plans_and_licenses_with_dry_runs() {
+    let app = app().await;
+    let (status, _) = api(&app, reqwest::Method::GET, "/plans", "not-it", None).await;
+    assert_eq!(status, 401);
+    let spec = json!({"features":["scim.users","scim.groups"],"seats_default":10,"seat_pools":{"viewer":3},"grace_days":2,"overage":1.5});
+    let (status, plan) = api(&app, reqwest::Method::PUT, "/plans/growth", OPERATOR, Some(spec)).await;
+    assert_eq!(status, 200, "{plan}");
+    let (status, err) = api(
+        &app,
+        reqwest::Method::PUT,
+        "/plans/bad",
+        OPERATOR,
+        Some(json!({"features":["x"],"seats_default":-1})),
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+    assert!(err["detail"].as_str().unwrap().contains("seats_default"), "{err}");
+    let (status, _) = api(
+        &app,
+        reqwest::Method::PUT,
+        "/plans/bad",
+        OPERATOR,
+        Some(json!({"features":"x"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    let t = app.tenant("growing", "growth", 2).await;
+    for i in 0..3 {
+        assert_eq!(
+            t.create_user(&format!("g{i}"), true).await.0,
+            201,
+            "overage 1.5 on 2 seats admits 3"
+        );
+    }
+    let (_, seats) = api(&app, reqwest::Method::GET, "/tenants/growing/seats", OPERATOR, None).await;
+    assert_eq!(
+        seats["pools"][0],
+        json!({"seat_type":"default","in_use":3,"waiting":0,"limit":3})
+    );
+    assert_eq!(seats["pools"][1]["seat_type"], "viewer");
+
+    let body = json!({"seats": 1, "policy": "deactivate_newest", "version": 1});
+    let (_, dry) = api(
+        &app,
+        reqwest::Method::PUT,
+        "/tenants/growing/license?dry_run=true",
+        OPERATOR,
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(
+        (dry["dry_run"].clone(), dry["deentitled"].as_array().unwrap().len()),
+        (json!(true), 2)
+    );
+    let (_, real) = api(
+        &app,
+        reqwest::Method::PUT,
+        "/tenants/growing/license",
+        OPERATOR,
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(real["deentitled"], dry["deentitled"]);
+    let (status, stale) = api(
+        &app,
+        reqwest::Method::PUT,
+        "/tenants/growing/license",
+        OPERATOR,
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 409, "{stale}");
+    let (status, lic) = api(&app, reqwest::Method::GET, "/tenants/growing/license", OPERATOR, None).await;
+    assert_eq!(
+        (status, lic["version"].clone(), lic["policy"].clone()),
+        (200, json!(2), json!("deactivate_newest"))
+    );
+    let (status, _) = api(&app, reqwest::Method::GET, "/tenants/nobody/license", OPERATOR, None).await;
+    assert_eq!(status, 404);
+}
