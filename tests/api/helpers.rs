@@ -23,6 +23,7 @@ pub struct TestApp {
     pub token: String,
     pub client: Client,
     pub db: sea_orm::DatabaseConnection,
+    pub config: Config,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -94,8 +95,20 @@ impl TestApp {
             token,
             client: Client::new(),
             db,
+            config,
             _dir: dir,
         }
+    }
+
+    /// Starts a second, independent server (own pool, own caches) on the same database, as a
+    /// second instance behind a load balancer would be. Returns its base URL.
+    pub async fn second_instance(&self) -> String {
+        let app = Application::build(self.config.clone())
+            .await
+            .expect("second server starts");
+        let port = app.port();
+        tokio::spawn(app.run_until_stopped());
+        format!("http://127.0.0.1:{port}")
     }
 
     /// Creates another tenant in the same database and returns its token.

@@ -11,6 +11,7 @@ mod filters;
 mod groups;
 mod idp_entra;
 mod idp_okta;
+mod instances;
 mod license_changes;
 mod licensing;
 mod operator_api;

@@ -1,0 +1,77 @@
+//! Two seatbridge instances on one database: seat decisions stay atomic across them, and an
+//! entitlement change on one is seen by the other's cache.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn concurrent_creates_on_two_instances_never_exceed_the_seats() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("shared", "team", 10).await;
+    let other = app.second_instance().await;
+    let names: Vec<String> = (0..64).map(|i| format!("both{i}")).collect();
+    let requests = names.iter().enumerate().map(|(i, name)| {
+        let base = if i % 2 == 0 { app.base.clone() } else { other.clone() };
+        let req = app
+            .client
+            .post(format!("{base}/scim/v2/Users"))
+            .bearer_auth(&t.token)
+            .header("content-type", SCIM)
+            .body(json!({"schemas":[USER],"userName":name,"active":true}).to_string());
+        async move { req.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    let admitted = statuses.iter().filter(|s| **s == 201).count();
+    let refused = statuses.iter().filter(|s| **s == 403).count();
+    assert_eq!((admitted, refused), (10, 54), "{statuses:?}");
+    assert_eq!(t.entitled().await, 10);
+}
+
+#[tokio::test]
+async fn a_change_on_one_instance_reaches_the_other_instances_cache() {
+    let app = TestApp::spawn_with(|c| {
+        c.service_token = Some("svc".into());
+        // Long enough that only an invalidation (not expiry) can explain a fresh answer.
+        c.entitlement_ttl = std::time::Duration::from_secs(300);
+    })
+    .await;
+    let t = app.tenant("synced", "team", 5).await;
+    let other = app.second_instance().await;
+    let (_, user) = t.create_user("carol", true).await;
+    let id = user["id"].as_str().unwrap().to_string();
+    let check = |base: String| {
+        let req = app
+            .client
+            .get(format!("{base}/api/v1/entitlements/check?tenant=synced&user={id}"))
+            .bearer_auth("svc");
+        async move { req.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    assert_eq!(
+        check(other.clone()).await["allowed"],
+        json!(true),
+        "warms the second instance's cache"
+    );
+    t.patch(
+        &format!("/Users/{id}"),
+        TestApp::patch_body(json!([{"op":"replace","value":{"active":false}}])),
+    )
+    .await;
+    // SQLite has no cross-process notification; there the TTL bounds staleness instead.
+    if app.config.database_url.starts_with("postgres") {
+        let mut seen = false;
+        for _ in 0..100 {
+            if check(other.clone()).await["allowed"] == json!(false) {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(seen, "the second instance never saw the deactivation");
+    }
+    assert_eq!(
+        check(app.base.clone()).await["allowed"],
+        json!(false),
+        "the writing instance sees it at once"
+    );
+}
