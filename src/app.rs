@@ -16,6 +16,7 @@ use tracing::Instrument;
 use crate::auth::TokenUsage;
 use crate::config::Config;
 use crate::entitlements::EntitlementCache;
+use crate::license::token::KeyRing;
 use crate::scim::schema::SchemaRegistry;
 use crate::{scim, store};
 
@@ -27,6 +28,8 @@ pub struct AppState {
     pub token_usage: TokenUsage,
     /// In-memory entitlement views for product checks.
     pub entitlements: Arc<EntitlementCache>,
+    /// Keys that sign license tokens (the public halves are served as a JWKS).
+    pub keys: Arc<KeyRing>,
 }
 
 /// Why the server could not start.
@@ -40,6 +43,8 @@ pub enum StartError {
     Listen { addr: String, source: std::io::Error },
     #[error(transparent)]
     Schemas(#[from] scim::schema::SchemaLoadError),
+    #[error("license signing keys: {0}")]
+    Keys(#[from] crate::license::token::TokenError),
 }
 
 /// A bound, ready-to-run server, with its background tasks (license sweeper, entitlement
@@ -80,12 +85,17 @@ impl Application {
             .port();
         let sweep_interval = config.sweep_interval;
         let entitlements = Arc::new(EntitlementCache::new(config.entitlement_ttl));
+        let keys = Arc::new(match &config.signing_key {
+            Some(secret) => KeyRing::from_env_secret(secret)?,
+            None => KeyRing::load_or_create(&config.key_dir)?,
+        });
         let state = web::Data::new(AppState {
             db: db.clone(),
             schemas: Arc::new(SchemaRegistry::builtin()?),
             config: Arc::new(config),
             token_usage: TokenUsage::default(),
             entitlements: entitlements.clone(),
+            keys,
         });
         let server = HttpServer::new(move || App::new().configure(|cfg| configure(cfg, state.clone())))
             .listen(listener)
@@ -125,6 +135,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     cfg.app_data(state)
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
+        .route("/.well-known/jwks.json", web::get().to(crate::api::jwks))
         .service(
             web::scope("/api/v1")
                 .wrap(from_fn(request_context))

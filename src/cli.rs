@@ -76,6 +76,12 @@ pub struct ServeArgs {
     /// Bearer token product services send to /api/v1/entitlements/check; unset disables it.
     #[arg(long, env = "SEATBRIDGE_SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Option<String>,
+    /// Directory of the license-signing key file (created with mode 0600 on first start).
+    #[arg(long, env = "SEATBRIDGE_KEY_DIR", default_value = "seatbridge-keys")]
+    pub key_dir: std::path::PathBuf,
+    /// License-signing key (base64url Ed25519 secret) instead of the key file.
+    #[arg(long, env = "SEATBRIDGE_LICENSE_SIGNING_KEY", hide_env_values = true)]
+    pub signing_key: Option<String>,
     /// Seconds between license sweeps (expiry → grace → expired).
     #[arg(long, env = "SEATBRIDGE_SWEEP_SECONDS", default_value_t = 60)]
     pub sweep_seconds: u64,
@@ -262,6 +268,8 @@ async fn serve(database_url: String, args: ServeArgs) -> Result<(), CliError> {
     config.scim.patch_returns_resource = !args.patch_no_content;
     config.sweep_interval = std::time::Duration::from_secs(args.sweep_seconds.max(1));
     config.operator_token = args.operator_token.filter(|t| !t.is_empty());
+    config.key_dir = args.key_dir;
+    config.signing_key = args.signing_key.filter(|k| !k.is_empty());
     config.service_token = args.service_token.filter(|t| !t.is_empty());
     tracing::info!(config = ?config, "starting seatbridge");
     let db = open(&config.database_url).await?;

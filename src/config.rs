@@ -65,6 +65,10 @@ pub struct Config {
     pub service_token: Option<String>,
     /// How long an entitlement cache entry may be served before it is re-read.
     pub entitlement_ttl: Duration,
+    /// Directory of the license-signing key file (`license-keys.json`, mode 0600).
+    pub key_dir: std::path::PathBuf,
+    /// A signing key given directly (base64url Ed25519 secret); overrides `key_dir`.
+    pub signing_key: Option<String>,
     /// How often the license sweeper looks for expired licenses.
     pub sweep_interval: Duration,
     pub scim: ScimSettings,
@@ -82,6 +86,8 @@ impl Default for Config {
             operator_token: None,
             service_token: None,
             entitlement_ttl: Duration::from_secs(5),
+            key_dir: "seatbridge-keys".into(),
+            signing_key: None,
             sweep_interval: Duration::from_secs(60),
             scim: ScimSettings::default(),
         }
@@ -109,6 +115,8 @@ impl std::fmt::Debug for Config {
             .field("db_max_connections", &self.db_max_connections)
             .field("operator_token", &self.operator_token.as_ref().map(|_| "***"))
             .field("service_token", &self.service_token.as_ref().map(|_| "***"))
+            .field("key_dir", &self.key_dir)
+            .field("signing_key", &self.signing_key.as_ref().map(|_| "***"))
             .field("scim", &self.scim)
             .finish()
     }

@@ -12,10 +12,13 @@ use actix_web::{web, HttpRequest};
 use subtle::ConstantTimeEq;
 
 pub use problem::ApiError;
+pub use product::jwks;
 
 /// Mounts the routes; the caller puts them under `/api/v1`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/entitlements/check", web::get().to(product::check))
+        .route("/entitlements/token", web::get().to(product::user_token))
+        .route("/licenses/token", web::get().to(product::tenant_token))
         .route("/plans", web::get().to(operator::list_plans))
         .route("/plans/{name}", web::put().to(operator::put_plan))
         .route("/tenants/{slug}/license", web::get().to(operator::get_license))

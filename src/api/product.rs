@@ -5,6 +5,11 @@ use serde::Deserialize;
 
 use super::{require_bearer, ApiError};
 use crate::app::AppState;
+use crate::license::effective_status;
+use crate::license::token::{
+    TenantLicenseClaims, UserEntitlementClaims, DEFAULT_TENANT_TOKEN_TTL_SECS, DEFAULT_USER_TOKEN_TTL_SECS,
+};
+use crate::store::{tenants, users};
 
 #[derive(Debug, Deserialize)]
 pub struct CheckQuery {
@@ -35,4 +40,129 @@ pub async fn check(
         )
         .await?;
     Ok(HttpResponse::Ok().json(result))
+}
+
+/// `GET /.well-known/jwks.json`: the public keys that verify license tokens (RFC 8037 OKP).
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .json(state.keys.jwks(chrono::Utc::now()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TenantQuery {
+    tenant: String,
+}
+
+fn issuer(req: &HttpRequest, state: &AppState) -> String {
+    match &state.config.public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    }
+}
+
+/// `GET /api/v1/licenses/token?tenant=`: a signed tenant license token (EdDSA JWS) a product
+/// can verify offline with the JWKS until it expires.
+pub async fn tenant_token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<TenantQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require_bearer(
+        &req,
+        state.config.service_token.as_deref(),
+        "license token",
+        "SEATBRIDGE_SERVICE_TOKEN",
+    )?;
+    let tenant = tenants::find_by_slug(&state.db, &q.tenant)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no tenant '{}'", q.tenant)))?;
+    let (license, plan) = tenants::license_and_plan(&state.db, &tenant.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("tenant '{}' has no license", q.tenant)))?;
+    let now = chrono::Utc::now();
+    let claims = TenantLicenseClaims {
+        iss: issuer(&req, &state),
+        sub: tenant.slug.clone(),
+        tenant_id: tenant.id,
+        plan: plan.name.clone(),
+        features: plan.features.clone(),
+        seats: license.seats,
+        seat_pools: plan.seat_pools.clone(),
+        license_status: effective_status(&license, &plan, now).as_str().to_string(),
+        license_expires_at: license.expires_at.map(|t| t.timestamp()),
+        license_version: license.version,
+        iat: now.timestamp(),
+        exp: now.timestamp() + DEFAULT_TENANT_TOKEN_TTL_SECS,
+        typ: TenantLicenseClaims::TYP.to_string(),
+    };
+    sign(&state, &claims)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UserQuery {
+    tenant: String,
+    user: String,
+}
+
+/// `GET /api/v1/entitlements/token?tenant=&user=`: a signed statement that this user holds (or
+/// does not hold) a seat of this type, for a product that checks single users offline.
+pub async fn user_token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<UserQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require_bearer(
+        &req,
+        state.config.service_token.as_deref(),
+        "entitlement token",
+        "SEATBRIDGE_SERVICE_TOKEN",
+    )?;
+    let tenant = tenants::find_by_slug(&state.db, &q.tenant)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no tenant '{}'", q.tenant)))?;
+    let (license, plan) = tenants::license_and_plan(&state.db, &tenant.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("tenant '{}' has no license", q.tenant)))?;
+    let user = users::find_for_check(&state.db, &tenant.id, &q.user)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no user '{}' in tenant '{}'", q.user, q.tenant)))?;
+    let now = chrono::Utc::now();
+    let status = effective_status(&license, &plan, now);
+    let view = crate::entitlements::UserView {
+        id: user.id.clone(),
+        user_name: user.user_name.clone(),
+        active: user.active,
+        entitled: user.entitled,
+        seat_type: user.seat_type.clone(),
+        reason: user.entitlement_reason.clone(),
+    };
+    let (allowed, reason) = crate::entitlements::decide(&plan, status, &view, None);
+    let claims = UserEntitlementClaims {
+        iss: issuer(&req, &state),
+        sub: user.id,
+        tenant_id: tenant.id,
+        tenant: tenant.slug,
+        user_name: user.user_name,
+        seat_type: user.seat_type,
+        entitled: allowed,
+        reason,
+        features: if allowed { plan.features.clone() } else { Vec::new() },
+        license_version: license.version,
+        iat: now.timestamp(),
+        exp: now.timestamp() + DEFAULT_USER_TOKEN_TTL_SECS,
+        typ: UserEntitlementClaims::TYP.to_string(),
+    };
+    sign(&state, &claims)
+}
+
+fn sign<C: serde::Serialize>(state: &AppState, claims: &C) -> Result<HttpResponse, ApiError> {
+    let token = state.keys.sign(claims).map_err(|e| {
+        tracing::error!(error = %e, "could not sign a license token");
+        ApiError::Internal
+    })?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"token": token, "jwks": "/.well-known/jwks.json"})))
 }

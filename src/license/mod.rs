@@ -4,6 +4,7 @@
 
 pub mod decision;
 pub mod model;
+pub mod token;
 
 pub use decision::{admit, effective_status, limit_of, rebalance, AdmitError, Rebalance, SeatHolder, SeatRequest};
 pub use model::{EntitlementReason, License, LicenseStatus, Plan, Policy, DEFAULT_SEAT_TYPE};

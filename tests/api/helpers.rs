@@ -25,6 +25,7 @@ pub struct TestApp {
     pub db: sea_orm::DatabaseConnection,
     pub config: Config,
     _dir: Option<tempfile::TempDir>,
+    _keys: tempfile::TempDir,
 }
 
 /// A database URL for one test: a new SQLite file, or a new PostgreSQL database.
@@ -79,9 +80,11 @@ impl TestApp {
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         let (url, dir) = fresh_database().await;
+        let keys = tempfile::tempdir().expect("key dir");
         let mut config = Config {
             listen: "127.0.0.1:0".into(),
             database_url: url,
+            key_dir: keys.path().to_path_buf(),
             ..Config::default()
         };
         adjust(&mut config);
@@ -97,6 +100,7 @@ impl TestApp {
             db,
             config,
             _dir: dir,
+            _keys: keys,
         }
     }
 

@@ -15,4 +15,5 @@ mod instances;
 mod license_changes;
 mod licensing;
 mod operator_api;
+mod tokens;
 mod users;
