@@ -104,15 +104,41 @@ impl TestApp {
         }
     }
 
-    /// Starts a second, independent server (own pool, own caches) on the same database, as a
-    /// second instance behind a load balancer would be. Returns its base URL.
-    pub async fn second_instance(&self) -> String {
-        let app = Application::build(self.config.clone())
-            .await
-            .expect("second server starts");
-        let port = app.port();
-        tokio::spawn(app.run_until_stopped());
-        format!("http://127.0.0.1:{port}")
+    /// Starts a second seatbridge *process* (the real binary) on the same database, as a second
+    /// instance behind a load balancer would be. It is killed when the handle drops.
+    pub async fn second_process(&self) -> Instance {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_seatbridge"));
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("DATABASE_URL", &self.config.database_url)
+            .env("SEATBRIDGE_KEY_DIR", &self.config.key_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null());
+        if let Some(t) = &self.config.service_token {
+            cmd.env("SEATBRIDGE_SERVICE_TOKEN", t);
+        }
+        let child = cmd.spawn().expect("second process starts");
+        let instance = Instance {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        for _ in 0..400 {
+            if self
+                .client
+                .get(format!("{}/healthz", instance.base))
+                .send()
+                .await
+                .is_ok()
+            {
+                return instance;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the second process did not come up on {}", instance.base);
     }
 
     /// Creates another tenant in the same database and returns its token.
@@ -297,5 +323,18 @@ impl TenantClient<'_> {
         list["Resources"].as_array().map_or(0, |r| {
             r.iter().filter(|u| u[SEATBRIDGE]["entitled"] == json!(true)).count()
         })
+    }
+}
+
+/// A seatbridge process started by a test.
+pub struct Instance {
+    pub base: String,
+    child: std::process::Child,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -1,4 +1,4 @@
-//! Two seatbridge instances on one database: seat decisions stay atomic across them, and an
+//! Two seatbridge processes on one database: seat decisions stay atomic across them, and an
 //! entitlement change on one is seen by the other's cache.
 
 use serde_json::json;
@@ -6,13 +6,17 @@ use serde_json::json;
 use crate::helpers::*;
 
 #[tokio::test]
-async fn concurrent_creates_on_two_instances_never_exceed_the_seats() {
+async fn concurrent_creates_on_two_processes_never_exceed_the_seats() {
     let app = TestApp::spawn().await;
     let t = app.tenant("shared", "team", 10).await;
-    let other = app.second_instance().await;
+    let other = app.second_process().await;
     let names: Vec<String> = (0..64).map(|i| format!("both{i}")).collect();
     let requests = names.iter().enumerate().map(|(i, name)| {
-        let base = if i % 2 == 0 { app.base.clone() } else { other.clone() };
+        let base = if i % 2 == 0 {
+            app.base.clone()
+        } else {
+            other.base.clone()
+        };
         let req = app
             .client
             .post(format!("{base}/scim/v2/Users"))
@@ -29,7 +33,7 @@ async fn concurrent_creates_on_two_instances_never_exceed_the_seats() {
 }
 
 #[tokio::test]
-async fn a_change_on_one_instance_reaches_the_other_instances_cache() {
+async fn a_change_in_one_process_reaches_the_other_process_cache() {
     let app = TestApp::spawn_with(|c| {
         c.service_token = Some("svc".into());
         // Long enough that only an invalidation (not expiry) can explain a fresh answer.
@@ -37,7 +41,7 @@ async fn a_change_on_one_instance_reaches_the_other_instances_cache() {
     })
     .await;
     let t = app.tenant("synced", "team", 5).await;
-    let other = app.second_instance().await;
+    let other = app.second_process().await;
     let (_, user) = t.create_user("carol", true).await;
     let id = user["id"].as_str().unwrap().to_string();
     let check = |base: String| {
@@ -48,7 +52,7 @@ async fn a_change_on_one_instance_reaches_the_other_instances_cache() {
         async move { req.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
     };
     assert_eq!(
-        check(other.clone()).await["allowed"],
+        check(other.base.clone()).await["allowed"],
         json!(true),
         "warms the second instance's cache"
     );
@@ -61,7 +65,7 @@ async fn a_change_on_one_instance_reaches_the_other_instances_cache() {
     if app.config.database_url.starts_with("postgres") {
         let mut seen = false;
         for _ in 0..100 {
-            if check(other.clone()).await["allowed"] == json!(false) {
+            if check(other.base.clone()).await["allowed"] == json!(false) {
                 seen = true;
                 break;
             }
