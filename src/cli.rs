@@ -47,6 +47,35 @@ pub enum Command {
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Map IdP groups to seat types.
+    #[command(subcommand, name = "seat-map")]
+    SeatMap(SeatMapCommand),
+}
+
+/// `seat-map …`.
+#[derive(Debug, Subcommand)]
+pub enum SeatMapCommand {
+    /// Members of GROUP (id or displayName) take seats of SEAT_TYPE; prints who moves.
+    Set {
+        slug: String,
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        seat_type: String,
+        /// Higher wins when a user is in several mapped groups.
+        #[arg(long, default_value_t = 0)]
+        priority: i32,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove a group's mapping; its members return to their other mappings or the default pool.
+    Remove {
+        slug: String,
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `serve` options.
@@ -233,6 +262,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 Command::License(c) => license(&db, c).await,
                 Command::Token(c) => token(&db, c).await,
                 Command::Audit(c) => audit_command(&db, c).await,
+                Command::SeatMap(c) => seat_map(&db, c).await,
                 Command::Serve(_) => Ok(()),
             }
         }
@@ -521,6 +551,24 @@ async fn license(db: &DatabaseConnection, c: LicenseCommand) -> Result<(), CliEr
     let report = licensing::update_license(db, &slug, &update, "cli", dry_run)
         .await
         .map_err(licensing_error)?;
+    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    Ok(())
+}
+
+async fn seat_map(db: &DatabaseConnection, c: SeatMapCommand) -> Result<(), CliError> {
+    let report = match c {
+        SeatMapCommand::Set {
+            slug,
+            group,
+            seat_type,
+            priority,
+            dry_run,
+        } => licensing::set_seat_mapping(db, &slug, &group, Some(&seat_type), priority, "cli", dry_run).await,
+        SeatMapCommand::Remove { slug, group, dry_run } => {
+            licensing::set_seat_mapping(db, &slug, &group, None, 0, "cli", dry_run).await
+        }
+    }
+    .map_err(licensing_error)?;
     println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     Ok(())
 }

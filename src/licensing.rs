@@ -13,7 +13,7 @@ use crate::audit;
 use crate::license::decision::rebalance;
 use crate::license::{effective_status, EntitlementReason, LicenseStatus, Policy};
 use crate::store::entities::{license, tenant};
-use crate::store::{self, tenants, users, StoreError};
+use crate::store::{self, groups, seat_mappings, tenants, users, StoreError};
 
 /// The fields a license change may set; `None` keeps the current value.
 #[derive(Debug, Clone, Default)]
@@ -114,7 +114,13 @@ pub async fn update_license(
     } else {
         EntitlementReason::SeatReduction
     };
-    let report = rebalance_tenant(&tx, &tenant, &current, next, reason, actor, "license.set", dry_run).await?;
+    let job = Job {
+        actor,
+        action: "license.set",
+        shrink_reason: reason,
+        dry_run,
+    };
+    let report = rebalance_tenant(&tx, &tenant, &current, next, &job).await?;
     finish(tx, dry_run).await?;
     Ok(report)
 }
@@ -175,18 +181,25 @@ async fn finish(tx: DatabaseTransaction, dry_run: bool) -> Result<(), LicensingE
     Ok(())
 }
 
-/// Writes `next` (unless dry run), computes who gains and loses seats under it, applies that,
-/// and audits every step. Shared by license changes and the sweeper, so both follow one rule.
-#[allow(clippy::too_many_arguments)]
+/// What a rebalance is part of, for the audit log and the report.
+struct Job<'a> {
+    actor: &'a str,
+    /// Audit action of the license write, e.g. `license.set` or `license.status`.
+    action: &'a str,
+    /// Reason given to users who lose a seat because a pool shrank.
+    shrink_reason: EntitlementReason,
+    dry_run: bool,
+}
+
+/// Writes `next` if it differs from `current` (unless dry run), computes who gains and loses
+/// seats under it, applies that, and audits every step. Shared by license changes, seat-type
+/// mappings and the sweeper, so all follow one rule.
 async fn rebalance_tenant(
     tx: &DatabaseTransaction,
     tenant: &tenant::Model,
     current: &license::Model,
     mut next: license::Model,
-    shrink_reason: EntitlementReason,
-    actor: &str,
-    action: &str,
-    dry_run: bool,
+    job: &Job<'_>,
 ) -> Result<ChangeReport, LicensingError> {
     let plan_row = tenants::find_plan(tx, &next.plan_name).await?;
     let Some(plan_row) = plan_row else {
@@ -203,58 +216,53 @@ async fn rebalance_tenant(
     }
     let lic = tenants::license_to_domain(&next);
     let holders = users::seat_holders(tx, &tenant.id).await?;
-    let plan_moves = rebalance(&plan, &lic, status, &holders, shrink_reason);
+    let moves = rebalance(&plan, &lic, status, &holders, job.shrink_reason);
 
-    let changed: Vec<String> = plan_moves
+    let changed: Vec<String> = moves
         .revoke
         .iter()
         .map(|(id, _)| id.clone())
-        .chain(plan_moves.grant.iter().cloned())
+        .chain(moves.grant.iter().cloned())
         .collect();
     let names = users::user_names(tx, &tenant.id, &changed).await?;
-    let name = |id: &str| names.get(id).cloned().unwrap_or_default();
-    let deentitled: Vec<UserChange> = plan_moves
-        .revoke
-        .iter()
-        .map(|(id, why)| UserChange {
-            id: id.clone(),
-            user_name: name(id),
-            reason: why.as_str().into(),
-        })
-        .collect();
-    let reentitled: Vec<UserChange> = plan_moves
+    let change = |id: &str, reason: EntitlementReason| UserChange {
+        id: id.to_string(),
+        user_name: names.get(id).cloned().unwrap_or_default(),
+        reason: reason.as_str().into(),
+    };
+    let deentitled: Vec<UserChange> = moves.revoke.iter().map(|(id, why)| change(id, *why)).collect();
+    let reentitled: Vec<UserChange> = moves
         .grant
         .iter()
-        .map(|id| UserChange {
-            id: id.clone(),
-            user_name: name(id),
-            reason: EntitlementReason::SeatAssigned.as_str().into(),
-        })
+        .map(|id| change(id, EntitlementReason::SeatAssigned))
         .collect();
 
-    let saved = if dry_run {
-        license::Model {
+    let license_changes = next != *current;
+    let saved = match (license_changes, job.dry_run) {
+        (false, _) => next,
+        (true, true) => license::Model {
             version: next.version + 1,
             ..next
-        }
-    } else {
-        tenants::save_license(tx, next).await?
+        },
+        (true, false) => tenants::save_license(tx, next).await?,
     };
-    if !dry_run {
+    if !job.dry_run {
         apply_moves(tx, &tenant.id, &deentitled, &reentitled).await?;
         crate::entitlements::notify_change(tx, &tenant.id).await?;
-        let before = license_summary(current);
-        let after = license_summary(&saved);
-        audit_event(
-            tx,
-            &tenant.id,
-            actor,
-            action,
-            &format!("License/{}", tenant.slug),
-            Some(before),
-            Some(after),
-        )
-        .await?;
+        if license_changes {
+            let target = format!("License/{}", tenant.slug);
+            let (before, after) = (license_summary(current), license_summary(&saved));
+            audit_event(
+                tx,
+                &tenant.id,
+                job.actor,
+                job.action,
+                &target,
+                Some(before),
+                Some(after),
+            )
+            .await?;
+        }
         for (list, what) in [
             (&deentitled, "entitlement.revoked"),
             (&reentitled, "entitlement.granted"),
@@ -265,7 +273,7 @@ async fn rebalance_tenant(
                 audit_event(
                     tx,
                     &tenant.id,
-                    actor,
+                    job.actor,
                     what,
                     &format!("User/{}", u.id),
                     None,
@@ -278,7 +286,7 @@ async fn rebalance_tenant(
     Ok(ChangeReport {
         tenant: tenant.slug.clone(),
         tenant_id: tenant.id.clone(),
-        dry_run,
+        dry_run: job.dry_run,
         plan: saved.plan_name,
         seats: saved.seats,
         expires_at: saved.expires_at,
@@ -379,21 +387,18 @@ async fn sweep(
             continue;
         }
         let next = current.clone();
-        let moved = rebalance_tenant(
-            &tx,
-            &tenant,
-            &current,
-            next,
-            EntitlementReason::LicenseExpired,
-            "system:sweeper",
-            "license.status",
-            false,
-        )
-        .await
-        .map_err(|e| match e {
-            LicensingError::Store(s) => s,
-            other => StoreError::Db(sea_orm::DbErr::Custom(other.to_string())),
-        })?;
+        let job = Job {
+            actor: "system:sweeper",
+            action: "license.status",
+            shrink_reason: EntitlementReason::LicenseExpired,
+            dry_run: false,
+        };
+        let moved = rebalance_tenant(&tx, &tenant, &current, next, &job)
+            .await
+            .map_err(|e| match e {
+                LicensingError::Store(s) => s,
+                other => StoreError::Db(sea_orm::DbErr::Custom(other.to_string())),
+            })?;
         tx.commit().await?;
         if let Some(cache) = cache {
             cache.invalidate(&tenant.id);
@@ -511,4 +516,149 @@ pub async fn set_plan(
     crate::entitlements::notify_change(&tx, "*").await?;
     tx.commit().await?;
     Ok(plan)
+}
+
+/// Does a stored user document name its seat type itself (the IdP's choice beats any mapping)?
+pub fn has_explicit_seat_type(doc_text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(doc_text)
+        .ok()
+        .and_then(|d| {
+            d.get(crate::scim::schema::SEATBRIDGE_USER_SCHEMA)?
+                .get("seatType")
+                .cloned()
+        })
+        .is_some_and(|v| v.as_str().is_some_and(|s| !s.trim().is_empty()))
+}
+
+/// The seat type a user gets from its groups, or the default pool.
+pub async fn mapped_seat_type(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<String, StoreError> {
+    Ok(seat_mappings::seat_type_of_user(conn, tenant_id, user_id)
+        .await?
+        .unwrap_or_else(|| crate::license::DEFAULT_SEAT_TYPE.to_string()))
+}
+
+/// Maps a group (by id or display name) to a seat type, or removes its mapping (`seat_type:
+/// None`), and moves the group's members between pools. Moved users keep their place in line:
+/// they get a seat in the new pool if one is free (longest-seated first), else they wait.
+pub async fn set_seat_mapping(
+    db: &DatabaseConnection,
+    slug: &str,
+    group: &str,
+    seat_type: Option<&str>,
+    priority: i32,
+    actor: &str,
+    dry_run: bool,
+) -> Result<ChangeReport, LicensingError> {
+    let tx = store::begin_write(db).await?;
+    let tenant = tenants::find_by_slug(&tx, slug)
+        .await?
+        .ok_or_else(|| LicensingError::NoTenant(slug.to_string()))?;
+    tenants::lock_tenant(&tx, &tenant.id).await?;
+    let group_row = groups::find_by_id_or_name(&tx, &tenant.id, group)
+        .await?
+        .ok_or_else(|| {
+            LicensingError::Invalid(format!(
+                "no group '{group}' in tenant '{slug}' (give its id or displayName)"
+            ))
+        })?;
+    let current = tenants::find_license(&tx, &tenant.id)
+        .await?
+        .ok_or_else(|| LicensingError::NoLicense(slug.to_string()))?;
+    match seat_type {
+        Some(st) => {
+            let plan = tenants::find_plan(&tx, &current.plan_name)
+                .await?
+                .map(|p| tenants::plan_to_domain(&p));
+            let known = plan
+                .as_ref()
+                .map(crate::license::decision::seat_types)
+                .unwrap_or_default();
+            if !known.iter().any(|k| k == st) {
+                return Err(LicensingError::Invalid(format!(
+                    "seat type '{st}' does not exist on plan {}; known seat types: {}",
+                    current.plan_name,
+                    known.join(", ")
+                )));
+            }
+            seat_mappings::put(&tx, &tenant.id, &group_row.id, st, priority).await?;
+        }
+        None => {
+            if !seat_mappings::remove(&tx, &tenant.id, &group_row.id).await? {
+                return Err(LicensingError::Invalid(format!(
+                    "group '{group}' has no seat-type mapping"
+                )));
+            }
+        }
+    }
+    let mut moved_holders = Vec::new();
+    let mut by_pool: HashMap<String, Vec<String>> = HashMap::new();
+    for id in groups::member_user_ids(&tx, &group_row.id).await? {
+        let Some(row) = users::find(&tx, &tenant.id, &id).await? else {
+            continue;
+        };
+        if has_explicit_seat_type(&row.doc) {
+            continue;
+        }
+        let target = mapped_seat_type(&tx, &tenant.id, &id).await?;
+        if target != row.seat_type {
+            if row.entitled {
+                moved_holders.push(id.clone());
+            }
+            by_pool.entry(target).or_default().push(id);
+        }
+    }
+    for (pool, ids) in &by_pool {
+        users::move_to_pool_waiting(&tx, &tenant.id, ids, pool).await?;
+    }
+    let job = Job {
+        actor,
+        action: "seat_mapping.set",
+        shrink_reason: EntitlementReason::SeatReduction,
+        dry_run,
+    };
+    let mut report = rebalance_tenant(&tx, &tenant, &current, current.clone(), &job).await?;
+    // A holder moved and re-seated at once never lost access; one left waiting did.
+    let regranted: std::collections::HashSet<String> = report.reentitled.iter().map(|u| u.id.clone()).collect();
+    report.reentitled.retain(|u| !moved_holders.contains(&u.id));
+    let names = users::user_names(&tx, &tenant.id, &moved_holders).await?;
+    for id in moved_holders.iter().filter(|id| !regranted.contains(*id)) {
+        report.deentitled.push(UserChange {
+            id: id.clone(),
+            user_name: names.get(id).cloned().unwrap_or_default(),
+            reason: EntitlementReason::SeatLimit.as_str().into(),
+        });
+    }
+    if !dry_run {
+        let after = json!({"group": group_row.display_name, "seatType": seat_type, "priority": priority,
+                           "movedUsers": by_pool.values().map(Vec::len).sum::<usize>()});
+        audit_event(
+            &tx,
+            &tenant.id,
+            actor,
+            "seat_mapping.set",
+            &format!("Group/{}", group_row.id),
+            None,
+            Some(after),
+        )
+        .await?;
+        for id in moved_holders.iter().filter(|id| !regranted.contains(*id)) {
+            let after = json!({"entitled": false, "reason": EntitlementReason::SeatLimit.as_str()});
+            audit_event(
+                &tx,
+                &tenant.id,
+                actor,
+                "entitlement.revoked",
+                &format!("User/{id}"),
+                None,
+                Some(after),
+            )
+            .await?;
+        }
+    }
+    finish(tx, dry_run).await?;
+    Ok(report)
 }

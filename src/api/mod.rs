@@ -23,7 +23,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/plans/{name}", web::put().to(operator::put_plan))
         .route("/tenants/{slug}/license", web::get().to(operator::get_license))
         .route("/tenants/{slug}/license", web::put().to(operator::put_license))
-        .route("/tenants/{slug}/seats", web::get().to(operator::seat_usage));
+        .route("/tenants/{slug}/seats", web::get().to(operator::seat_usage))
+        .route(
+            "/tenants/{slug}/seat-mappings",
+            web::get().to(operator::list_seat_mappings),
+        )
+        .route(
+            "/tenants/{slug}/seat-mappings/{group}",
+            web::put().to(operator::put_seat_mapping),
+        )
+        .route(
+            "/tenants/{slug}/seat-mappings/{group}",
+            web::delete().to(operator::delete_seat_mapping),
+        );
 }
 
 /// Checks `Authorization: Bearer <secret>` against a configured secret in constant time.

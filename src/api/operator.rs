@@ -183,3 +183,71 @@ async fn load(
         .ok_or_else(|| ApiError::NotFound(format!("plan '{}' is missing", license.plan_name)))?;
     Ok((tenant, license, plan))
 }
+
+/// GET /tenants/{slug}/seat-mappings: which IdP groups give which seat type.
+pub async fn list_seat_mappings(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    operator(&req, &state)?;
+    let (tenant, _, _) = load(&state, &slug).await?;
+    let mut out = Vec::new();
+    for m in store::seat_mappings::list(&state.db, &tenant.id).await? {
+        let name = store::groups::find(&state.db, &tenant.id, &m.group_id)
+            .await?
+            .map(|g| g.display_name);
+        out.push(json!({"group_id": m.group_id, "group": name, "seat_type": m.seat_type, "priority": m.priority}));
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MappingBody {
+    seat_type: String,
+    #[serde(default)]
+    priority: i32,
+}
+
+/// PUT /tenants/{slug}/seat-mappings/{group}[?dry_run=true]: map a group (id or displayName) to
+/// a seat type; its members move pools. Answers who gains or loses a seat.
+pub async fn put_seat_mapping(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    q: web::Query<DryRun>,
+    body: web::Json<MappingBody>,
+) -> Result<HttpResponse, ApiError> {
+    operator(&req, &state)?;
+    let (slug, group) = path.into_inner();
+    let report = licensing::set_seat_mapping(
+        &state.db,
+        &slug,
+        &group,
+        Some(&body.seat_type),
+        body.priority,
+        "operator",
+        q.dry_run,
+    )
+    .await?;
+    if !q.dry_run {
+        state.entitlements.invalidate(&report.tenant_id);
+    }
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// DELETE /tenants/{slug}/seat-mappings/{group}[?dry_run=true].
+pub async fn delete_seat_mapping(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    q: web::Query<DryRun>,
+) -> Result<HttpResponse, ApiError> {
+    operator(&req, &state)?;
+    let (slug, group) = path.into_inner();
+    let report = licensing::set_seat_mapping(&state.db, &slug, &group, None, 0, "operator", q.dry_run).await?;
+    if !q.dry_run {
+        state.entitlements.invalidate(&report.tenant_id);
+    }
+    Ok(HttpResponse::Ok().json(report))
+}

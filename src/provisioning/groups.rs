@@ -10,8 +10,8 @@ use crate::scim::patch::{apply_patch, parse_patch_request, MemberChange, MemberR
 use crate::scim::resource::{check_immutable, check_schemas, normalize_resource};
 use crate::scim::schema::ResourceKind;
 use crate::store::entities::group;
-use crate::store::groups;
 use crate::store::listing::{list_page, ListQuery};
+use crate::store::{groups, seat_mappings};
 
 /// The plan feature every `/Groups` operation needs.
 const GROUPS_FEATURE: &str = "scim.groups";
@@ -66,11 +66,16 @@ impl Provisioning<'_> {
             let row = self.load_group_for_write(&w, tenant, id).await?;
             check_precondition(pre, row.version)?;
             check_immutable(rt, &parse_doc(&row.doc), &doc)?;
+            let change = MemberChange::ReplaceAll(members.clone().unwrap_or_default());
+            let affected = self
+                .mapped_members_affected(&w, tenant, &row.id, std::slice::from_ref(&change))
+                .await?;
             groups::remove_all_members(&w.tx, &row.id).await?;
             if let Some(members) = &members {
                 add_members(&w.tx, tenant, &row.id, members).await?;
             }
             groups::update(&w.tx, &row, &doc).await?;
+            self.reseat_all(&w, tenant, &affected).await?;
             let after = json!({"displayName": doc.get("displayName"), "members": members.as_ref().map_or(0, Vec::len)});
             let before = json!({"displayName": row.display_name});
             self.audit(
@@ -109,9 +114,13 @@ impl Provisioning<'_> {
             let outcome = apply_patch(rt, &mut doc, &ops)?;
             let doc = normalize_resource(rt, &doc)?;
             check_immutable(rt, &old, &doc)?;
+            let affected = self
+                .mapped_members_affected(&w, tenant, &row.id, &outcome.member_changes)
+                .await?;
             for change in &outcome.member_changes {
                 apply_member_change(&w.tx, tenant, &row.id, change).await?;
             }
+            self.reseat_all(&w, tenant, &affected).await?;
             let changed = doc != old || !outcome.member_changes.is_empty();
             let new_row = if doc != old {
                 groups::update(&w.tx, &row, &doc).await?
@@ -147,7 +156,12 @@ impl Provisioning<'_> {
         let outcome = async {
             let row = self.load_group_for_write(&w, tenant, id).await?;
             check_precondition(pre, row.version)?;
+            let affected = self
+                .mapped_members_affected(&w, tenant, &row.id, &[MemberChange::RemoveAll])
+                .await?;
+            seat_mappings::remove(&w.tx, &tenant.id, &row.id).await?;
             groups::delete(&w.tx, &tenant.id, id).await?;
+            self.reseat_all(&w, tenant, &affected).await?;
             let before = json!({"displayName": row.display_name});
             self.audit(
                 &w.tx,
@@ -186,10 +200,50 @@ impl Provisioning<'_> {
         Ok((total, self.groups_with_members(rows, with_members).await?))
     }
 
-    /// Tier gate, usage cap and lookup shared by every group write.
+    /// Users whose seat type may change because this group is mapped to a seat type and its
+    /// members change. Unmapped groups (the common case, and every large group) cost one lookup.
+    async fn mapped_members_affected(
+        &self,
+        w: &WriteTx,
+        tenant: &Tenant,
+        group_id: &str,
+        changes: &[MemberChange],
+    ) -> Result<Vec<String>, ScimError> {
+        if seat_mappings::for_group(&w.tx, &tenant.id, group_id).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut ids = Vec::new();
+        if changes
+            .iter()
+            .any(|c| matches!(c, MemberChange::RemoveAll | MemberChange::ReplaceAll(_)))
+        {
+            ids.extend(groups::member_user_ids(&w.tx, group_id).await?);
+        }
+        for change in changes {
+            match change {
+                MemberChange::Add(refs) | MemberChange::ReplaceAll(refs) => {
+                    ids.extend(refs.iter().map(|r| r.value.clone()))
+                }
+                MemberChange::Remove(removed) => ids.extend(removed.iter().cloned()),
+                MemberChange::RemoveAll => {}
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// Moves each user's seat to the pool its groups now give it (atomically with the change).
+    async fn reseat_all(&self, w: &WriteTx, tenant: &Tenant, user_ids: &[String]) -> Result<(), ScimError> {
+        for id in user_ids {
+            self.reseat(w, tenant, id).await?;
+        }
+        Ok(())
+    }
+
+    /// Tier gate and lookup shared by every group write.
     async fn load_group_for_write(&self, w: &WriteTx, tenant: &Tenant, id: &str) -> Result<group::Model, ScimError> {
         super::seats::check_feature(&w.plan, GROUPS_FEATURE)?;
-        self.charge_usage(w, tenant).await?;
         self.load_group(&w.tx, tenant, id).await
     }
 

@@ -85,9 +85,12 @@ impl Provisioning<'_> {
         existing: Option<&user::Model>,
         doc: &Value,
     ) -> Result<SeatState, ScimError> {
-        let seat_type = requested_seat_type(doc)
-            .or_else(|| existing.map(|e| e.seat_type.clone()))
-            .unwrap_or_else(|| DEFAULT_SEAT_TYPE.to_string());
+        // The IdP's explicit choice, else the user's mapped groups, else the default pool.
+        let seat_type = match (requested_seat_type(doc), existing) {
+            (Some(explicit), _) => explicit,
+            (None, Some(e)) => crate::licensing::mapped_seat_type(&w.tx, &tenant.id, &e.id).await?,
+            (None, None) => DEFAULT_SEAT_TYPE.to_string(),
+        };
         let state = |entitled: bool, reason: EntitlementReason| SeatState {
             entitled,
             seat_type: seat_type.clone(),
@@ -170,7 +173,9 @@ impl Provisioning<'_> {
         Ok(())
     }
 
-    /// Counts one provisioning operation against a usage-capped license, refusing past the cap.
+    /// Counts one provisioning operation (a user or group create) against a usage-capped license,
+    /// refusing past the cap. Updates and deletes are never counted: removing access must always
+    /// work.
     pub(super) async fn charge_usage(&self, w: &WriteTx, tenant: &Tenant) -> Result<(), ScimError> {
         let (Some(cap), Some(period)) = (w.license.usage_cap, w.license.usage_period.as_deref()) else {
             return Ok(());

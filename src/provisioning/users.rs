@@ -28,6 +28,7 @@ impl Provisioning<'_> {
         );
         let w = self.begin(tenant).await?;
         let outcome = async {
+            self.charge_usage(&w, tenant).await?;
             let row = self.write_user(&w, tenant, None, &doc).await?;
             Ok(user_resource(&row, doc.clone(), None))
         }
@@ -153,7 +154,6 @@ impl Provisioning<'_> {
     ) -> Result<user::Model, ScimError> {
         self.check_users_allowed(w)?;
         super::seats::check_user_features(&w.plan, doc)?;
-        self.charge_usage(w, tenant).await?;
         let seat = self.decide_seat(w, tenant, existing, doc).await?;
         let result = match existing {
             None => users::insert(&w.tx, &tenant.id, &uuid::Uuid::now_v7().to_string(), doc, &seat).await,
@@ -184,6 +184,23 @@ impl Provisioning<'_> {
             self.promote_waiting(w, tenant, &old.seat_type).await?;
         }
         Ok(row)
+    }
+
+    /// Re-derives a user's seat type from its groups after a membership change, moving its seat
+    /// (or refusing the change when the new pool has no seat for a user who holds one).
+    pub(super) async fn reseat(&self, w: &WriteTx, tenant: &Tenant, user_id: &str) -> Result<(), ScimError> {
+        let Some(row) = users::find(&w.tx, &tenant.id, user_id).await? else {
+            return Ok(());
+        };
+        if crate::licensing::has_explicit_seat_type(&row.doc) {
+            return Ok(());
+        }
+        if crate::licensing::mapped_seat_type(&w.tx, &tenant.id, user_id).await? == row.seat_type {
+            return Ok(());
+        }
+        self.write_user(w, tenant, Some(&row), &parse_doc(&row.doc))
+            .await
+            .map(|_| ())
     }
 
     pub(super) async fn load_user(

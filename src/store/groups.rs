@@ -210,3 +210,32 @@ pub async fn members_of(
     }
     Ok(out)
 }
+
+/// Ids of the users (not nested groups) that are members of a group.
+pub async fn member_user_ids(conn: &impl ConnectionTrait, group_id: &str) -> Result<Vec<String>, StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push("SELECT member_id FROM group_members WHERE group_id = ")
+        .bind(group_id.to_string())
+        .push(" AND member_type = 'User' ORDER BY member_id");
+    conn.query_all_raw(b.build())
+        .await?
+        .into_iter()
+        .map(|r| r.try_get_by_index::<String>(0).map_err(StoreError::from))
+        .collect()
+}
+
+/// A group of a tenant by id or, failing that, by display name (case-insensitive).
+pub async fn find_by_id_or_name(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    key: &str,
+) -> Result<Option<group::Model>, StoreError> {
+    if let Some(g) = find(conn, tenant_id, key).await? {
+        return Ok(Some(g));
+    }
+    Ok(group::Entity::find()
+        .filter(group::Column::TenantId.eq(tenant_id))
+        .filter(group::Column::DisplayNameNorm.eq(key.to_lowercase()))
+        .one(conn)
+        .await?)
+}

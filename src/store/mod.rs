@@ -8,6 +8,7 @@ pub mod entities;
 pub mod filter_sql;
 pub mod groups;
 pub mod listing;
+pub mod seat_mappings;
 pub mod sql;
 pub mod tenants;
 pub mod users;

@@ -357,3 +357,32 @@ pub async fn pool_usage(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<
     }
     Ok(out)
 }
+
+/// Moves users to another seat pool without a seat (they wait there, in their old order).
+pub async fn move_to_pool_waiting(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    ids: &[String],
+    seat_type: &str,
+) -> Result<(), StoreError> {
+    let t = now();
+    for chunk in ids.chunks(500) {
+        let mut b = SqlBuilder::new(conn.get_database_backend());
+        b.push("UPDATE users SET seat_type = ")
+            .bind(seat_type.to_string())
+            .push(", entitled = ")
+            .bind(false)
+            .push(
+                ", entitlement_reason = CASE WHEN active THEN 'seat_limit' ELSE 'inactive' END, entitlement_updated = ",
+            )
+            .bind(t)
+            .push(", updated_at = ")
+            .bind(t)
+            .push(", version = version + 1 WHERE tenant_id = ")
+            .bind(tenant_id.to_string())
+            .push(" AND id IN ")
+            .bind_list(chunk.iter().cloned());
+        conn.execute_raw(b.build()).await?;
+    }
+    Ok(())
+}

@@ -15,5 +15,6 @@ mod instances;
 mod license_changes;
 mod licensing;
 mod operator_api;
+mod seat_mappings;
 mod tokens;
 mod users;
