@@ -50,6 +50,20 @@ pub enum Command {
     /// Map IdP groups to seat types.
     #[command(subcommand, name = "seat-map")]
     SeatMap(SeatMapCommand),
+    /// Manage the license-signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Start signing with a new key; the old public key stays in the JWKS until every token it
+    /// signed has expired. Restart (or roll) every instance afterwards.
+    Rotate {
+        #[arg(long, env = "SEATBRIDGE_KEY_DIR", default_value = "seatbridge-keys")]
+        key_dir: std::path::PathBuf,
+    },
 }
 
 /// `seat-map …`.
@@ -249,6 +263,7 @@ impl From<sea_orm::DbErr> for CliError {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve(cli.database_url, args).await,
+        Command::Keys(c) => keys(c),
         command => {
             telemetry::init(LogFormat::Text);
             let db = open(&cli.database_url).await?;
@@ -263,7 +278,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 Command::Token(c) => token(&db, c).await,
                 Command::Audit(c) => audit_command(&db, c).await,
                 Command::SeatMap(c) => seat_map(&db, c).await,
-                Command::Serve(_) => Ok(()),
+                Command::Serve(_) | Command::Keys(_) => Ok(()),
             }
         }
     }
@@ -552,6 +567,22 @@ async fn license(db: &DatabaseConnection, c: LicenseCommand) -> Result<(), CliEr
         .await
         .map_err(licensing_error)?;
     println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    Ok(())
+}
+
+fn keys(c: KeysCommand) -> Result<(), CliError> {
+    use crate::license::token::{KeyRing, MAX_TOKEN_TTL_SECS};
+    let KeysCommand::Rotate { key_dir } = c;
+    let key_error =
+        |e: crate::license::token::TokenError| CliError::Usage(format!("license keys in {}: {e}", key_dir.display()));
+    let mut ring = KeyRing::load_or_create(&key_dir).map_err(key_error)?;
+    let old = ring.active().kid().to_string();
+    ring.rotate(chrono::Utc::now(), chrono::Duration::seconds(MAX_TOKEN_TTL_SECS));
+    ring.save(&key_dir).map_err(key_error)?;
+    println!(
+        "{}",
+        json!({"active_kid": ring.active().kid(), "retired_kid": old, "retired_kept_for_secs": MAX_TOKEN_TTL_SECS})
+    );
     Ok(())
 }
 

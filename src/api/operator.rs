@@ -218,22 +218,15 @@ pub async fn put_seat_mapping(
     q: web::Query<DryRun>,
     body: web::Json<MappingBody>,
 ) -> Result<HttpResponse, ApiError> {
-    operator(&req, &state)?;
-    let (slug, group) = path.into_inner();
-    let report = licensing::set_seat_mapping(
-        &state.db,
-        &slug,
-        &group,
-        Some(&body.seat_type),
-        body.priority,
-        "operator",
+    let body = body.into_inner();
+    change_seat_mapping(
+        &req,
+        &state,
+        path.into_inner(),
+        Some((body.seat_type, body.priority)),
         q.dry_run,
     )
-    .await?;
-    if !q.dry_run {
-        state.entitlements.invalidate(&report.tenant_id);
-    }
-    Ok(HttpResponse::Ok().json(report))
+    .await
 }
 
 /// DELETE /tenants/{slug}/seat-mappings/{group}[?dry_run=true].
@@ -243,10 +236,29 @@ pub async fn delete_seat_mapping(
     path: web::Path<(String, String)>,
     q: web::Query<DryRun>,
 ) -> Result<HttpResponse, ApiError> {
-    operator(&req, &state)?;
-    let (slug, group) = path.into_inner();
-    let report = licensing::set_seat_mapping(&state.db, &slug, &group, None, 0, "operator", q.dry_run).await?;
-    if !q.dry_run {
+    change_seat_mapping(&req, &state, path.into_inner(), None, q.dry_run).await
+}
+
+async fn change_seat_mapping(
+    req: &HttpRequest,
+    state: &AppState,
+    (slug, group): (String, String),
+    mapping: Option<(String, i32)>,
+    dry_run: bool,
+) -> Result<HttpResponse, ApiError> {
+    operator(req, state)?;
+    let (seat_type, priority) = mapping.map_or((None, 0), |(t, p)| (Some(t), p));
+    let report = licensing::set_seat_mapping(
+        &state.db,
+        &slug,
+        &group,
+        seat_type.as_deref(),
+        priority,
+        "operator",
+        dry_run,
+    )
+    .await?;
+    if !dry_run {
         state.entitlements.invalidate(&report.tenant_id);
     }
     Ok(HttpResponse::Ok().json(report))

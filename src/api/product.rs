@@ -71,18 +71,7 @@ pub async fn tenant_token(
     state: web::Data<AppState>,
     q: web::Query<TenantQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_bearer(
-        &req,
-        state.config.service_token.as_deref(),
-        "license token",
-        "SEATBRIDGE_SERVICE_TOKEN",
-    )?;
-    let tenant = tenants::find_by_slug(&state.db, &q.tenant)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no tenant '{}'", q.tenant)))?;
-    let (license, plan) = tenants::license_and_plan(&state.db, &tenant.id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("tenant '{}' has no license", q.tenant)))?;
+    let (tenant, license, plan) = licensed_tenant(&req, &state, &q.tenant).await?;
     let now = chrono::Utc::now();
     let claims = TenantLicenseClaims {
         iss: issuer(&req, &state),
@@ -115,18 +104,7 @@ pub async fn user_token(
     state: web::Data<AppState>,
     q: web::Query<UserQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_bearer(
-        &req,
-        state.config.service_token.as_deref(),
-        "entitlement token",
-        "SEATBRIDGE_SERVICE_TOKEN",
-    )?;
-    let tenant = tenants::find_by_slug(&state.db, &q.tenant)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no tenant '{}'", q.tenant)))?;
-    let (license, plan) = tenants::license_and_plan(&state.db, &tenant.id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("tenant '{}' has no license", q.tenant)))?;
+    let (tenant, license, plan) = licensed_tenant(&req, &state, &q.tenant).await?;
     let user = users::find_for_check(&state.db, &tenant.id, &q.user)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no user '{}' in tenant '{}'", q.user, q.tenant)))?;
@@ -157,6 +135,34 @@ pub async fn user_token(
         typ: UserEntitlementClaims::TYP.to_string(),
     };
     sign(&state, &claims)
+}
+
+/// Authorises a token request and loads the tenant with its license and plan.
+async fn licensed_tenant(
+    req: &HttpRequest,
+    state: &AppState,
+    slug: &str,
+) -> Result<
+    (
+        crate::store::entities::tenant::Model,
+        crate::license::License,
+        crate::license::Plan,
+    ),
+    ApiError,
+> {
+    require_bearer(
+        req,
+        state.config.service_token.as_deref(),
+        "license token",
+        "SEATBRIDGE_SERVICE_TOKEN",
+    )?;
+    let tenant = tenants::find_by_slug(&state.db, slug)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no tenant '{slug}'")))?;
+    let (license, plan) = tenants::license_and_plan(&state.db, &tenant.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("tenant '{slug}' has no license")))?;
+    Ok((tenant, license, plan))
 }
 
 fn sign<C: serde::Serialize>(state: &AppState, claims: &C) -> Result<HttpResponse, ApiError> {

@@ -1,0 +1,141 @@
+//! Entitlement-check throughput and latency, from the in-memory cache, over real HTTP.
+//!
+//! Run: `cargo bench --bench entitlements` (release build). It starts seatbridge on a fresh
+//! SQLite database in a temp dir, seeds one tenant with 1,000 users, warms the cache, then
+//! drives `GET /api/v1/entitlements/check` from 32 concurrent keep-alive connections for 10 s
+//! (the load generator shares the machine's cores with the server). It also times the cache
+//! lookup in-process, without HTTP. Results go to stdout; copy them into bench/RESULTS.md.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use seatbridge::app::Application;
+use seatbridge::auth::{generate_token, hash_token};
+use seatbridge::config::Config;
+use seatbridge::entitlements::EntitlementCache;
+use seatbridge::store::{self, tenants};
+
+const USERS: usize = 1_000;
+const CONNECTIONS: usize = 32;
+const SECONDS: u64 = 10;
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()),
+        key_dir: dir.path().join("keys"),
+        service_token: Some("bench".into()),
+        entitlement_ttl: Duration::from_secs(3600),
+        ..Config::default()
+    };
+    let app = Application::build(config.clone()).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+
+    let db = store::connect(&config.db_settings()).await.unwrap();
+    let t = tenants::insert_tenant(&db, "bench", "bench").await.unwrap();
+    let seats = tenants::LicenseFields {
+        plan_name: "enterprise".into(),
+        seats: 100_000,
+        expires_at: None,
+    };
+    tenants::put_license(&db, &t.id, seats).await.unwrap();
+    let token = generate_token();
+    tenants::insert_token(&db, &t.id, "bench", &hash_token(&token))
+        .await
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONNECTIONS)
+        .build()
+        .unwrap();
+    for i in 0..USERS {
+        let body = serde_json::json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":format!("user{i}"),"active":true});
+        let r = client
+            .post(format!("{base}/scim/v2/Users"))
+            .bearer_auth(&token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+    }
+
+    // In-process: the cache lookup alone.
+    let cache = Arc::new(EntitlementCache::new(Duration::from_secs(3600)));
+    for i in 0..USERS {
+        cache
+            .check(&db, "bench", &format!("user{i}"), Some("sso"))
+            .await
+            .unwrap();
+    }
+    let rounds = 200_000;
+    let started = Instant::now();
+    for i in 0..rounds {
+        let r = cache
+            .check(&db, "bench", &format!("user{}", i % USERS), Some("sso"))
+            .await
+            .unwrap();
+        assert!(r.allowed);
+    }
+    let per = started.elapsed().as_nanos() as f64 / rounds as f64;
+    println!(
+        "in-process cache check: {:.0} ns/check ({:.0} checks/s on one core)",
+        per,
+        1e9 / per
+    );
+
+    // Over HTTP.
+    let urls: Arc<Vec<String>> = Arc::new(
+        (0..USERS)
+            .map(|i| format!("{base}/api/v1/entitlements/check?tenant=bench&user=user{i}&feature=sso"))
+            .collect(),
+    );
+    for u in urls.iter() {
+        client.get(u).bearer_auth("bench").send().await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(SECONDS);
+    let mut tasks = Vec::new();
+    for c in 0..CONNECTIONS {
+        let client = client.clone();
+        let urls = urls.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(100_000);
+            let mut i = c;
+            while Instant::now() < deadline {
+                let t0 = Instant::now();
+                let r = client
+                    .get(&urls[i % urls.len()])
+                    .bearer_auth("bench")
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 200);
+                r.bytes().await.unwrap();
+                lat.push(t0.elapsed().as_micros() as u64);
+                i += CONNECTIONS;
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    println!(
+        "HTTP /api/v1/entitlements/check: {} requests in {SECONDS} s = {:.0} req/s; p50 {} µs, p99 {} µs, max {} µs ({CONNECTIONS} connections, {USERS} users)",
+        all.len(),
+        all.len() as f64 / SECONDS as f64,
+        percentile(&all, 0.50),
+        percentile(&all, 0.99),
+        all.last().copied().unwrap_or(0)
+    );
+}
