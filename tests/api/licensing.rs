@@ -295,3 +295,23 @@ async fn discovery_tells_each_tenant_the_truth_about_its_plan() {
     let (_, types) = app.get("/ResourceTypes").await;
     assert_eq!(types["totalResults"], json!(2), "the enterprise tenant sees everything");
 }
+
+#[tokio::test]
+async fn bulk_operations_pass_the_same_seat_check() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("bulky", "team", 1).await;
+    let ops: Vec<_> = ["x", "y"]
+        .iter()
+        .map(|n| json!({"method":"POST","path":"/Users","bulkId":n,"data":{"schemas":[USER],"userName":n,"active":true}}))
+        .collect();
+    let (status, resp) = t
+        .post(
+            "/Bulk",
+            json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":ops}),
+        )
+        .await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(resp["Operations"][0]["status"], "201");
+    assert_eq!(resp["Operations"][1]["status"], "403");
+    assert_eq!(resp["Operations"][1]["response"]["code"], "SEAT_LIMIT_REACHED");
+}
