@@ -16,6 +16,7 @@ use tracing::Instrument;
 use crate::auth::TokenUsage;
 use crate::config::Config;
 use crate::entitlements::EntitlementCache;
+use crate::events::Signals;
 use crate::license::token::KeyRing;
 use crate::scim::schema::SchemaRegistry;
 use crate::{scim, store};
@@ -28,6 +29,8 @@ pub struct AppState {
     pub token_usage: TokenUsage,
     /// In-memory entitlement views for product checks.
     pub entitlements: Arc<EntitlementCache>,
+    /// Told about committed changes: the entitlement cache and the outbox relay.
+    pub signals: Signals,
     /// Keys that sign license tokens (the public halves are served as a JWKS).
     pub keys: Arc<KeyRing>,
 }
@@ -54,7 +57,8 @@ pub struct Application {
     server: Server,
     db: DatabaseConnection,
     sweep_interval: std::time::Duration,
-    entitlements: Arc<EntitlementCache>,
+    signals: Signals,
+    relay: crate::events::relay::RelaySettings,
 }
 
 impl Application {
@@ -85,6 +89,8 @@ impl Application {
             .port();
         let sweep_interval = config.sweep_interval;
         let entitlements = Arc::new(EntitlementCache::new(config.entitlement_ttl));
+        let signals = Signals::new(entitlements.clone());
+        let relay = config.relay.clone();
         let keys = Arc::new(match &config.signing_key {
             Some(secret) => KeyRing::from_env_secret(secret)?,
             None => KeyRing::load_or_create(&config.key_dir)?,
@@ -95,6 +101,7 @@ impl Application {
             config: Arc::new(config),
             token_usage: TokenUsage::default(),
             entitlements: entitlements.clone(),
+            signals: signals.clone(),
             keys,
         });
         let server = HttpServer::new(move || App::new().configure(|cfg| configure(cfg, state.clone())))
@@ -110,7 +117,8 @@ impl Application {
             server,
             db,
             sweep_interval,
-            entitlements,
+            signals,
+            relay,
         })
     }
 
@@ -124,8 +132,9 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         tokio::select! {
             result = self.server => result,
-            () = crate::licensing::run_sweeper(self.db.clone(), self.sweep_interval, self.entitlements.clone()) => Ok(()),
-            () = crate::entitlements::listen_for_changes(self.db, self.entitlements) => Ok(()),
+            () = crate::licensing::run_sweeper(self.db.clone(), self.sweep_interval, self.signals.clone()) => Ok(()),
+            () = crate::entitlements::listen_for_changes(self.db.clone(), self.signals.entitlements.clone()) => Ok(()),
+            () = crate::events::relay::run(self.db, self.signals.outbox.clone(), self.relay, std::time::Duration::from_secs(1)) => Ok(()),
         }
     }
 }

@@ -71,6 +71,12 @@ pub struct Config {
     pub signing_key: Option<String>,
     /// How often the license sweeper looks for expired licenses.
     pub sweep_interval: Duration,
+    /// Outbound delivery: attempts, backoff, timeouts.
+    pub relay: crate::events::relay::RelaySettings,
+    /// Secrets of the Standard Webhooks billing endpoint (several while rotating).
+    pub billing_webhook_secrets: Vec<String>,
+    /// Secrets of the Stripe endpoint (several while rotating).
+    pub stripe_webhook_secrets: Vec<String>,
     pub scim: ScimSettings,
 }
 
@@ -89,6 +95,9 @@ impl Default for Config {
             key_dir: "seatbridge-keys".into(),
             signing_key: None,
             sweep_interval: Duration::from_secs(60),
+            relay: Default::default(),
+            billing_webhook_secrets: Vec::new(),
+            stripe_webhook_secrets: Vec::new(),
             scim: ScimSettings::default(),
         }
     }
@@ -117,6 +126,8 @@ impl std::fmt::Debug for Config {
             .field("service_token", &self.service_token.as_ref().map(|_| "***"))
             .field("key_dir", &self.key_dir)
             .field("signing_key", &self.signing_key.as_ref().map(|_| "***"))
+            .field("billing_webhook_secrets", &self.billing_webhook_secrets.len())
+            .field("stripe_webhook_secrets", &self.stripe_webhook_secrets.len())
             .field("scim", &self.scim)
             .finish()
     }

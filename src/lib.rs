@@ -11,6 +11,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod entitlements;
+pub mod events;
 pub mod license;
 pub mod licensing;
 pub mod provisioning;

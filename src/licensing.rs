@@ -359,10 +359,7 @@ pub async fn sweep_once(db: &DatabaseConnection) -> Result<SweepReport, StoreErr
     sweep(db, None).await
 }
 
-async fn sweep(
-    db: &DatabaseConnection,
-    cache: Option<&crate::entitlements::EntitlementCache>,
-) -> Result<SweepReport, StoreError> {
+async fn sweep(db: &DatabaseConnection, signals: Option<&crate::events::Signals>) -> Result<SweepReport, StoreError> {
     let mut report = SweepReport::default();
     let now = store::now();
     for candidate in tenants::licenses_past_expiry(db, now).await? {
@@ -400,8 +397,8 @@ async fn sweep(
                 other => StoreError::Db(sea_orm::DbErr::Custom(other.to_string())),
             })?;
         tx.commit().await?;
-        if let Some(cache) = cache {
-            cache.invalidate(&tenant.id);
+        if let Some(signals) = signals {
+            signals.committed(&tenant.id);
         }
         tracing::info!(tenant = %tenant.slug, status = %moved.status, deentitled = moved.deentitled.len(), "license status changed");
         report.deentitled += moved.deentitled.len();
@@ -412,15 +409,11 @@ async fn sweep(
 
 /// Runs [`sweep_once`] every `interval` (with jitter, so instances do not wake together)
 /// until the process stops.
-pub async fn run_sweeper(
-    db: DatabaseConnection,
-    interval: std::time::Duration,
-    cache: std::sync::Arc<crate::entitlements::EntitlementCache>,
-) {
+pub async fn run_sweeper(db: DatabaseConnection, interval: std::time::Duration, signals: crate::events::Signals) {
     loop {
         let jitter = rand::random::<f64>() * 0.2 + 0.9;
         tokio::time::sleep(interval.mul_f64(jitter)).await;
-        match sweep(&db, Some(&cache)).await {
+        match sweep(&db, Some(&signals)).await {
             Ok(r) if !r.transitions.is_empty() => tracing::info!(?r, "sweep"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "sweep failed; retrying next round"),

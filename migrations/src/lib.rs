@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_core_tables;
 mod m20261125_000002_seed_plans;
 mod m20261125_000003_add_license_state;
+mod m20261125_000004_create_events;
 
 /// Runs every migration in order.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_core_tables::Migration),
             Box::new(m20261125_000002_seed_plans::Migration),
             Box::new(m20261125_000003_add_license_state::Migration),
+            Box::new(m20261125_000004_create_events::Migration),
         ]
     }
 }

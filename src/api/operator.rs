@@ -44,7 +44,7 @@ pub async fn put_plan(
 ) -> Result<HttpResponse, ApiError> {
     operator(&req, &state)?;
     let plan = licensing::set_plan(&state.db, &name, &body, "operator").await?;
-    state.entitlements.invalidate("*");
+    state.signals.committed("*");
     Ok(HttpResponse::Ok().json(
         json!({"name": plan.name, "features": plan.features, "seats_default": plan.seats_default,
         "seat_pools": plan.seat_pools, "grace_days": plan.grace_days, "overage": plan.overage}),
@@ -130,7 +130,7 @@ pub async fn put_license(
     };
     let report = licensing::update_license(&state.db, &slug, &update, "operator", q.dry_run).await?;
     if !q.dry_run {
-        state.entitlements.invalidate(&report.tenant_id);
+        state.signals.committed(&report.tenant_id);
     }
     Ok(HttpResponse::Ok().json(report))
 }
@@ -259,7 +259,7 @@ async fn change_seat_mapping(
     )
     .await?;
     if !dry_run {
-        state.entitlements.invalidate(&report.tenant_id);
+        state.signals.committed(&report.tenant_id);
     }
     Ok(HttpResponse::Ok().json(report))
 }

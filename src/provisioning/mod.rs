@@ -16,7 +16,8 @@ use serde_json::{json, Value};
 
 use crate::audit;
 use crate::auth::Tenant;
-use crate::entitlements::{self, EntitlementCache};
+use crate::entitlements;
+use crate::events::{self, Signals};
 use crate::license::{effective_status, License, LicenseStatus, Plan};
 use crate::scim::error::ScimError;
 use crate::scim::resource::format_datetime;
@@ -115,8 +116,8 @@ pub struct Provisioning<'a> {
     pub db: &'a DatabaseConnection,
     pub schemas: &'a SchemaRegistry,
     pub actor: Actor,
-    /// Invalidated after every committed change (other instances learn through NOTIFY).
-    cache: Option<&'a EntitlementCache>,
+    /// Told about every committed change (other instances learn through NOTIFY).
+    signals: Option<&'a Signals>,
 }
 
 impl<'a> Provisioning<'a> {
@@ -126,13 +127,13 @@ impl<'a> Provisioning<'a> {
             db,
             schemas,
             actor,
-            cache: None,
+            signals: None,
         }
     }
 
-    /// Keeps `cache` in step with the changes this service commits.
-    pub fn with_cache(mut self, cache: &'a EntitlementCache) -> Self {
-        self.cache = Some(cache);
+    /// Tells `signals` (entitlement cache, outbox relay) about every change this service commits.
+    pub fn with_signals(mut self, signals: &'a Signals) -> Self {
+        self.signals = Some(signals);
         self
     }
 
@@ -174,8 +175,8 @@ impl<'a> Provisioning<'a> {
             Ok(value) => {
                 entitlements::notify_change(&w.tx, &tenant.id).await?;
                 w.tx.commit().await?;
-                if let Some(cache) = self.cache {
-                    cache.invalidate(&tenant.id);
+                if let Some(signals) = self.signals {
+                    signals.committed(&tenant.id);
                 }
                 Ok(value)
             }
@@ -197,9 +198,15 @@ impl<'a> Provisioning<'a> {
             let tx = store::begin_write(self.db).await?;
             tenants::lock_tenant(&tx, &tenant.id).await?;
             let after = json!({"refused": action, "code": code, "detail": detail});
-            self.audit(&tx, tenant, "provisioning.refused", target, None, Some(after))
+            self.audit(&tx, tenant, "provisioning.refused", target, None, Some(after.clone()))
                 .await?;
+            if code == "SEAT_LIMIT_REACHED" {
+                events::emit(&tx, &tenant.id, events::types::SEAT_LIMIT_REACHED, after).await?;
+            }
             tx.commit().await?;
+            if let Some(signals) = self.signals {
+                signals.committed(&tenant.id);
+            }
             Ok::<(), ScimError>(())
         }
         .await;

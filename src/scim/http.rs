@@ -70,7 +70,7 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ScimError> {
 /// The provisioning service acting for this request's token.
 pub fn service<'a>(req: &HttpRequest, state: &'a AppState, tenant: &Tenant) -> Provisioning<'a> {
     let request_id = req.extensions().get::<crate::app::RequestId>().map(|r| r.0.clone());
-    Provisioning::new(&state.db, &state.schemas, Actor::scim(tenant, request_id)).with_cache(&state.entitlements)
+    Provisioning::new(&state.db, &state.schemas, Actor::scim(tenant, request_id)).with_signals(&state.signals)
 }
 
 /// `{public_url or scheme://host}/scim/v2`.

@@ -67,6 +67,8 @@ pub mod license {
         pub usage_cap: Option<i64>,
         /// `day` or `month`.
         pub usage_period: Option<String>,
+        /// Time of the newest billing event applied (older ones are recorded and ignored).
+        pub billing_event_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

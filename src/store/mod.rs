@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod entities;
+pub mod events;
 pub mod filter_sql;
 pub mod groups;
 pub mod listing;

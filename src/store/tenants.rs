@@ -175,6 +175,7 @@ pub async fn put_license(
             updated_at: Set(t),
             usage_cap: Set(None),
             usage_period: Set(None),
+            billing_event_at: Set(None),
         }
         .insert(conn)
         .await?),

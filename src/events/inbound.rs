@@ -1,0 +1,1 @@
+//! Inbound billing webhooks (to be completed).

@@ -1,0 +1,80 @@
+//! Events: billing webhooks in, the transactional outbox, and delivery to the product.
+//!
+//! Every provisioning decision and license change appends an event to the outbox in the same
+//! transaction as the change ([`emit`]); the [`relay`] delivers them to each tenant's endpoints
+//! in order, with retries and dead letters.
+
+pub mod inbound;
+pub mod relay;
+pub mod signature;
+
+use std::sync::Arc;
+
+use sea_orm::{ConnectionTrait, DbBackend};
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+use crate::entitlements::EntitlementCache;
+use crate::store::{self, StoreError};
+
+/// The PostgreSQL channel that wakes relays when events are appended.
+pub const OUTBOX_CHANNEL: &str = "seatbridge_outbox";
+
+/// Event types sent to products.
+pub mod types {
+    pub const USER_PROVISIONED: &str = "user.provisioned";
+    pub const USER_UPDATED: &str = "user.updated";
+    pub const USER_DEPROVISIONED: &str = "user.deprovisioned";
+    pub const USER_REPROVISIONED: &str = "user.reprovisioned";
+    pub const GROUP_CREATED: &str = "group.created";
+    pub const GROUP_UPDATED: &str = "group.updated";
+    pub const GROUP_DELETED: &str = "group.deleted";
+    pub const LICENSE_CHANGED: &str = "license.changed";
+    pub const SEAT_LIMIT_REACHED: &str = "seat.limit_reached";
+}
+
+/// Appends an event to the outbox. Call inside the transaction of the change it reports: both
+/// commit or neither does. On PostgreSQL every relay is woken when the transaction commits.
+pub async fn emit(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    event_type: &str,
+    data: Value,
+) -> Result<i64, StoreError> {
+    let payload = json!({
+        "type": event_type,
+        "timestamp": crate::scim::resource::format_datetime(&store::now()),
+        "data": data,
+    });
+    let id = store::events::append(conn, tenant_id, event_type, &payload.to_string()).await?;
+    if conn.get_database_backend() == DbBackend::Postgres {
+        let mut b = store::sql::SqlBuilder::new(DbBackend::Postgres);
+        b.push("SELECT pg_notify('").push(OUTBOX_CHANNEL).push("', '')");
+        conn.query_one_raw(b.build()).await?;
+    }
+    Ok(id)
+}
+
+/// What in this process must hear about a committed change: the entitlement cache and the
+/// outbox relay. (Other instances hear through PostgreSQL NOTIFY.)
+#[derive(Clone)]
+pub struct Signals {
+    pub entitlements: Arc<EntitlementCache>,
+    pub outbox: Arc<Notify>,
+}
+
+impl Signals {
+    /// Signals with a fresh cache and relay wake-up.
+    pub fn new(entitlements: Arc<EntitlementCache>) -> Self {
+        Signals {
+            entitlements,
+            outbox: Arc::new(Notify::new()),
+        }
+    }
+
+    /// A change of `tenant_id` (or `*`) has committed.
+    pub fn committed(&self, tenant_id: &str) {
+        self.entitlements.invalidate(tenant_id);
+        self.outbox.notify_one();
+    }
+}

@@ -1,0 +1,375 @@
+//! Rows of the event tables: inbound "seen" records, the outbox, endpoints and deliveries.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend};
+
+use super::sql::SqlBuilder;
+use super::{now, StoreError};
+
+/// Records an inbound event id; `Ok(false)` when it was seen before.
+pub async fn record_inbound(
+    conn: &impl ConnectionTrait,
+    provider: &str,
+    event_id: &str,
+    tenant_id: Option<&str>,
+    outcome: &str,
+    detail: &str,
+) -> Result<bool, StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push("INSERT INTO inbound_events (provider, event_id, tenant_id, received_at, outcome, detail) VALUES (")
+        .bind(provider.to_string())
+        .push(", ")
+        .bind(event_id.to_string())
+        .push(", ")
+        .bind(tenant_id.map(str::to_string))
+        .push(", ")
+        .bind(now())
+        .push(", ")
+        .bind(outcome.to_string())
+        .push(", ")
+        .bind(detail.to_string())
+        .push(") ON CONFLICT (provider, event_id) DO NOTHING");
+    Ok(conn.execute_raw(b.build()).await?.rows_affected() == 1)
+}
+
+/// The outcome recorded for an inbound event, if it was seen.
+pub async fn inbound_outcome(
+    conn: &impl ConnectionTrait,
+    provider: &str,
+    event_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push("SELECT outcome FROM inbound_events WHERE provider = ")
+        .bind(provider.to_string())
+        .push(" AND event_id = ")
+        .bind(event_id.to_string());
+    let row = conn.query_one_raw(b.build()).await?;
+    Ok(row.map(|r| r.try_get_by_index::<String>(0)).transpose()?)
+}
+
+/// Appends an event to the outbox and creates a pending delivery for every active endpoint of
+/// the tenant that wants its type. Returns the event id.
+pub async fn append(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    event_type: &str,
+    payload: &str,
+) -> Result<i64, StoreError> {
+    let backend = conn.get_database_backend();
+    let t = now();
+    let mut b = SqlBuilder::new(backend);
+    b.push("INSERT INTO outbox_events (tenant_id, event_type, payload, created_at) VALUES (")
+        .bind(tenant_id.to_string())
+        .push(", ")
+        .bind(event_type.to_string())
+        .push(", ")
+        .bind(payload.to_string())
+        .push(", ")
+        .bind(t)
+        .push(") RETURNING id");
+    let id: i64 = conn
+        .query_one_raw(b.build())
+        .await?
+        .map(|r| r.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or_default();
+    let mut d = SqlBuilder::new(backend);
+    d.push(
+        "INSERT INTO deliveries (event_id, endpoint_id, tenant_id, status, attempts, next_attempt_at, created_at) \
+         SELECT ",
+    )
+    .bind(id)
+    .push(", e.id, e.tenant_id, 'pending', 0, ")
+    .bind(t)
+    .push(", ")
+    .bind(t)
+    .push(" FROM webhook_endpoints e WHERE e.active = ")
+    .bind(true)
+    .push(" AND e.tenant_id = ")
+    .bind(tenant_id.to_string())
+    .push(" AND (e.event_types = '*' OR e.event_types LIKE ")
+    .bind(format!("%\"{event_type}\"%"))
+    .push(")");
+    conn.execute_raw(d.build()).await?;
+    Ok(id)
+}
+
+/// A delivery claimed by a relay, with what it needs to send.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery_id: i64,
+    pub event_id: i64,
+    pub attempts: i32,
+    pub endpoint_id: String,
+    pub kind: String,
+    pub url: String,
+    pub secret: String,
+    pub event_type: String,
+    pub payload: String,
+}
+
+/// Leases the next due delivery of each endpoint (its oldest pending one: deliveries to an
+/// endpoint go out in event order) until `lease_until`. On PostgreSQL rows locked by another
+/// relay are skipped, so each delivery has one sender at a time across instances.
+pub async fn claim_due(
+    conn: &impl ConnectionTrait,
+    at: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Claimed>, StoreError> {
+    let backend = conn.get_database_backend();
+    let mut b = SqlBuilder::new(backend);
+    b.push("UPDATE deliveries SET lease_until = ")
+        .bind(lease_until)
+        .push(" WHERE id IN (SELECT d.id FROM deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= ")
+        .bind(at)
+        .push(" AND (d.lease_until IS NULL OR d.lease_until < ")
+        .bind(at)
+        .push(") AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.endpoint_id = d.endpoint_id AND e.status = 'pending' AND e.id < d.id) ORDER BY d.id LIMIT ")
+        .bind(limit);
+    if backend == DbBackend::Postgres {
+        b.push(" FOR UPDATE SKIP LOCKED");
+    }
+    b.push(") RETURNING id");
+    let ids: Vec<i64> = conn
+        .query_all_raw(b.build())
+        .await?
+        .into_iter()
+        .map(|r| r.try_get_by_index::<i64>(0))
+        .collect::<Result<_, _>>()?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = SqlBuilder::new(backend);
+    q.push(
+        "SELECT d.id, d.event_id, d.attempts, e.id, e.kind, e.url, e.secret, o.event_type, o.payload \
+         FROM deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id JOIN outbox_events o ON o.id = d.event_id \
+         WHERE d.id IN ",
+    )
+    .bind_list(ids)
+    .push(" ORDER BY d.id");
+    let mut out = Vec::new();
+    for r in conn.query_all_raw(q.build()).await? {
+        out.push(Claimed {
+            delivery_id: r.try_get_by_index(0)?,
+            event_id: r.try_get_by_index(1)?,
+            attempts: r.try_get_by_index(2)?,
+            endpoint_id: r.try_get_by_index(3)?,
+            kind: r.try_get_by_index(4)?,
+            url: r.try_get_by_index(5)?,
+            secret: r.try_get_by_index(6)?,
+            event_type: r.try_get_by_index(7)?,
+            payload: r.try_get_by_index(8)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Marks a delivery done.
+pub async fn mark_delivered(conn: &impl ConnectionTrait, delivery_id: i64) -> Result<(), StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push("UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, lease_until = NULL, last_error = NULL, delivered_at = ")
+        .bind(now())
+        .push(" WHERE id = ")
+        .bind(delivery_id);
+    conn.execute_raw(b.build()).await?;
+    Ok(())
+}
+
+/// Records a failed attempt: retry at `next_attempt_at`, or dead-letter it.
+pub async fn mark_failed(
+    conn: &impl ConnectionTrait,
+    delivery_id: i64,
+    error: &str,
+    next_attempt_at: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push("UPDATE deliveries SET attempts = attempts + 1, lease_until = NULL, last_error = ")
+        .bind(error.to_string());
+    match next_attempt_at {
+        Some(t) => b.push(", next_attempt_at = ").bind(t),
+        None => b.push(", status = 'dead'"),
+    };
+    b.push(" WHERE id = ").bind(delivery_id);
+    conn.execute_raw(b.build()).await?;
+    Ok(())
+}
+
+/// Puts dead-lettered (or any non-delivered) deliveries back in line: by id, or all dead ones of a tenant.
+pub async fn redrive(
+    conn: &impl ConnectionTrait,
+    delivery_id: Option<i64>,
+    tenant_id: Option<&str>,
+) -> Result<u64, StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push("UPDATE deliveries SET status = 'pending', attempts = 0, lease_until = NULL, next_attempt_at = ")
+        .bind(now())
+        .push(" WHERE status <> 'delivered'");
+    if let Some(id) = delivery_id {
+        b.push(" AND id = ").bind(id);
+    } else {
+        b.push(" AND status = 'dead'");
+    }
+    if let Some(t) = tenant_id {
+        b.push(" AND tenant_id = ").bind(t.to_string());
+    }
+    Ok(conn.execute_raw(b.build()).await?.rows_affected())
+}
+
+/// One delivery as operators see it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub event_id: i64,
+    pub event_type: String,
+    pub tenant_id: String,
+    pub endpoint_id: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Deliveries, newest first, optionally of one tenant and status.
+pub async fn list_deliveries(
+    conn: &impl ConnectionTrait,
+    tenant_id: Option<&str>,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<DeliveryRow>, StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push(
+        "SELECT d.id, d.event_id, o.event_type, d.tenant_id, d.endpoint_id, d.status, d.attempts, d.last_error, d.created_at \
+         FROM deliveries d JOIN outbox_events o ON o.id = d.event_id WHERE 1 = 1",
+    );
+    if let Some(t) = tenant_id {
+        b.push(" AND d.tenant_id = ").bind(t.to_string());
+    }
+    if let Some(s) = status {
+        b.push(" AND d.status = ").bind(s.to_string());
+    }
+    b.push(" ORDER BY d.id DESC LIMIT ").bind(limit);
+    let mut out = Vec::new();
+    for r in conn.query_all_raw(b.build()).await? {
+        out.push(DeliveryRow {
+            id: r.try_get_by_index(0)?,
+            event_id: r.try_get_by_index(1)?,
+            event_type: r.try_get_by_index(2)?,
+            tenant_id: r.try_get_by_index(3)?,
+            endpoint_id: r.try_get_by_index(4)?,
+            status: r.try_get_by_index(5)?,
+            attempts: r.try_get_by_index(6)?,
+            last_error: r.try_get_by_index(7)?,
+            created_at: r.try_get_by_index(8)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Registers an endpoint for a tenant. `event_types` is a JSON array of types, or `*`.
+pub async fn add_endpoint(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    kind: &str,
+    url: &str,
+    secret: &str,
+    event_types: &str,
+) -> Result<String, StoreError> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push(
+        "INSERT INTO webhook_endpoints (id, tenant_id, kind, url, secret, event_types, active, created_at) VALUES (",
+    )
+    .bind(id.clone())
+    .push(", ")
+    .bind(tenant_id.to_string())
+    .push(", ")
+    .bind(kind.to_string())
+    .push(", ")
+    .bind(url.to_string())
+    .push(", ")
+    .bind(secret.to_string())
+    .push(", ")
+    .bind(event_types.to_string())
+    .push(", ")
+    .bind(true)
+    .push(", ")
+    .bind(now())
+    .push(")");
+    conn.execute_raw(b.build()).await?;
+    Ok(id)
+}
+
+/// Maps a billing price/product id to a plan.
+pub async fn put_billing_plan(
+    conn: &impl ConnectionTrait,
+    provider: &str,
+    external_id: &str,
+    plan: &str,
+) -> Result<(), StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push("INSERT INTO billing_plans (provider, external_id, plan_name) VALUES (")
+        .bind(provider.to_string())
+        .push(", ")
+        .bind(external_id.to_string())
+        .push(", ")
+        .bind(plan.to_string())
+        .push(") ON CONFLICT (provider, external_id) DO UPDATE SET plan_name = excluded.plan_name");
+    conn.execute_raw(b.build()).await?;
+    Ok(())
+}
+
+/// The plan a billing price/product id maps to.
+pub async fn billing_plan(
+    conn: &impl ConnectionTrait,
+    provider: &str,
+    external_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push("SELECT plan_name FROM billing_plans WHERE provider = ")
+        .bind(provider.to_string())
+        .push(" AND external_id = ")
+        .bind(external_id.to_string());
+    Ok(conn
+        .query_one_raw(b.build())
+        .await?
+        .map(|r| r.try_get_by_index::<String>(0))
+        .transpose()?)
+}
+
+/// Remembers which tenant a billing customer is.
+pub async fn put_billing_customer(
+    conn: &impl ConnectionTrait,
+    provider: &str,
+    customer_id: &str,
+    tenant_id: &str,
+) -> Result<(), StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push("INSERT INTO billing_customers (provider, customer_id, tenant_id) VALUES (")
+        .bind(provider.to_string())
+        .push(", ")
+        .bind(customer_id.to_string())
+        .push(", ")
+        .bind(tenant_id.to_string())
+        .push(") ON CONFLICT (provider, customer_id) DO UPDATE SET tenant_id = excluded.tenant_id");
+    conn.execute_raw(b.build()).await?;
+    Ok(())
+}
+
+/// The tenant of a billing customer.
+pub async fn billing_customer(
+    conn: &impl ConnectionTrait,
+    provider: &str,
+    customer_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push("SELECT tenant_id FROM billing_customers WHERE provider = ")
+        .bind(provider.to_string())
+        .push(" AND customer_id = ")
+        .bind(customer_id.to_string());
+    Ok(conn
+        .query_one_raw(b.build())
+        .await?
+        .map(|r| r.try_get_by_index::<String>(0))
+        .transpose()?)
+}
