@@ -134,7 +134,7 @@ impl Application {
             result = self.server => result,
             () = crate::licensing::run_sweeper(self.db.clone(), self.sweep_interval, self.signals.clone()) => Ok(()),
             () = crate::entitlements::listen_for_changes(self.db.clone(), self.signals.entitlements.clone()) => Ok(()),
-            () = crate::events::relay::run(self.db, self.signals.outbox.clone(), self.relay, std::time::Duration::from_secs(1)) => Ok(()),
+            () = crate::events::relay::run(self.db, self.signals.outbox.clone(), self.relay) => Ok(()),
         }
     }
 }
@@ -145,6 +145,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/.well-known/jwks.json", web::get().to(crate::api::jwks))
+        .service(
+            web::scope("/webhooks/billing")
+                .wrap(from_fn(request_context))
+                .app_data(web::PayloadConfig::new(1024 * 1024))
+                .configure(crate::events::inbound::configure),
+        )
         .service(
             web::scope("/api/v1")
                 .wrap(from_fn(request_context))

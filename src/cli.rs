@@ -53,6 +53,67 @@ pub enum Command {
     /// Manage the license-signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Outbound webhook endpoints of a tenant.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+    /// Inspect and re-drive event deliveries.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Map billing price/product ids to plans.
+    #[command(subcommand, name = "billing-plan")]
+    BillingPlan(BillingPlanCommand),
+}
+
+/// `webhook …`.
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Send the tenant's events to URL, signed per Standard Webhooks; prints the signing secret once.
+    Add {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        url: String,
+        /// Comma-separated event types, or `*` for all.
+        #[arg(long, default_value = "*")]
+        events: String,
+    },
+}
+
+/// `events …`.
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Recent deliveries, newest first.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// pending, delivered or dead.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Dead-lettered deliveries.
+    DeadLetters {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Put a delivery (by id) or every dead letter (of a tenant) back in line.
+    Retry {
+        id: Option<i64>,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+/// `billing-plan …`.
+#[derive(Debug, Subcommand)]
+pub enum BillingPlanCommand {
+    /// Billing PRICE_OR_PRODUCT_ID of PROVIDER (e.g. stripe) means PLAN.
+    Set {
+        provider: String,
+        external_id: String,
+        plan: String,
+    },
 }
 
 /// `keys …`.
@@ -125,6 +186,22 @@ pub struct ServeArgs {
     /// License-signing key (base64url Ed25519 secret) instead of the key file.
     #[arg(long, env = "SEATBRIDGE_LICENSE_SIGNING_KEY", hide_env_values = true)]
     pub signing_key: Option<String>,
+    /// Secrets of POST /webhooks/billing/generic (Standard Webhooks; comma-separated to rotate).
+    #[arg(
+        long,
+        env = "SEATBRIDGE_BILLING_WEBHOOK_SECRETS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub billing_webhook_secrets: Vec<String>,
+    /// Stripe endpoint secrets of POST /webhooks/billing/stripe (comma-separated to rotate).
+    #[arg(
+        long,
+        env = "SEATBRIDGE_STRIPE_WEBHOOK_SECRETS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub stripe_webhook_secrets: Vec<String>,
     /// Seconds between license sweeps (expiry → grace → expired).
     #[arg(long, env = "SEATBRIDGE_SWEEP_SECONDS", default_value_t = 60)]
     pub sweep_seconds: u64,
@@ -278,6 +355,21 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 Command::Token(c) => token(&db, c).await,
                 Command::Audit(c) => audit_command(&db, c).await,
                 Command::SeatMap(c) => seat_map(&db, c).await,
+                Command::Webhook(c) => webhook(&db, c).await,
+                Command::Events(c) => events_command(&db, c).await,
+                Command::BillingPlan(BillingPlanCommand::Set {
+                    provider,
+                    external_id,
+                    plan,
+                }) => {
+                    require_plan(&db, &plan).await?;
+                    store::events::put_billing_plan(&db, &provider, &external_id, &plan).await?;
+                    println!(
+                        "{}",
+                        json!({"provider": provider, "external_id": external_id, "plan": plan})
+                    );
+                    Ok(())
+                }
                 Command::Serve(_) | Command::Keys(_) => Ok(()),
             }
         }
@@ -314,6 +406,16 @@ async fn serve(database_url: String, args: ServeArgs) -> Result<(), CliError> {
     config.sweep_interval = std::time::Duration::from_secs(args.sweep_seconds.max(1));
     config.operator_token = args.operator_token.filter(|t| !t.is_empty());
     config.key_dir = args.key_dir;
+    config.billing_webhook_secrets = args
+        .billing_webhook_secrets
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect();
+    config.stripe_webhook_secrets = args
+        .stripe_webhook_secrets
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect();
     config.signing_key = args.signing_key.filter(|k| !k.is_empty());
     config.service_token = args.service_token.filter(|t| !t.is_empty());
     tracing::info!(config = ?config, "starting seatbridge");
@@ -562,6 +664,7 @@ async fn license(db: &DatabaseConnection, c: LicenseCommand) -> Result<(), CliEr
             .transpose()?,
         usage_period,
         expected_version,
+        ..Default::default()
     };
     let report = licensing::update_license(db, &slug, &update, "cli", dry_run)
         .await
@@ -583,6 +686,71 @@ fn keys(c: KeysCommand) -> Result<(), CliError> {
         "{}",
         json!({"active_kid": ring.active().kid(), "retired_kid": old, "retired_kept_for_secs": MAX_TOKEN_TTL_SECS})
     );
+    Ok(())
+}
+
+async fn tenant_id_of(db: &DatabaseConnection, slug: &str) -> Result<String, CliError> {
+    Ok(tenants::find_by_slug(db, slug)
+        .await?
+        .ok_or_else(|| CliError::Usage(format!("no tenant '{slug}'")))?
+        .id)
+}
+
+async fn webhook(db: &DatabaseConnection, c: WebhookCommand) -> Result<(), CliError> {
+    let WebhookCommand::Add { tenant, url, events } = c;
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(CliError::Usage(format!("--url '{url}' must be an http(s) URL")));
+    }
+    let tenant_id = tenant_id_of(db, &tenant).await?;
+    let types = if events.trim() == "*" {
+        "*".to_string()
+    } else {
+        json!(events
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .collect::<Vec<_>>())
+        .to_string()
+    };
+    let secret = crate::events::signature::new_standard_secret();
+    let id = store::events::add_endpoint(db, &tenant_id, "webhook", &url, &secret, &types).await?;
+    eprintln!("endpoint {id}; the signing secret below is shown only once:");
+    println!("{secret}");
+    Ok(())
+}
+
+async fn events_command(db: &DatabaseConnection, c: EventsCommand) -> Result<(), CliError> {
+    match c {
+        EventsCommand::List { tenant, status, limit } => {
+            let tenant_id = match tenant {
+                Some(t) => Some(tenant_id_of(db, &t).await?),
+                None => None,
+            };
+            let rows = store::events::list_deliveries(db, tenant_id.as_deref(), status.as_deref(), limit).await?;
+            println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        }
+        EventsCommand::DeadLetters { tenant } => {
+            let tenant_id = match tenant {
+                Some(t) => Some(tenant_id_of(db, &t).await?),
+                None => None,
+            };
+            let rows = store::events::list_deliveries(db, tenant_id.as_deref(), Some("dead"), 1000).await?;
+            println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        }
+        EventsCommand::Retry { id, tenant } => {
+            if id.is_none() && tenant.is_none() {
+                return Err(CliError::Usage(
+                    "give a delivery id, or --tenant SLUG to retry all its dead letters".into(),
+                ));
+            }
+            let tenant_id = match tenant {
+                Some(t) => Some(tenant_id_of(db, &t).await?),
+                None => None,
+            };
+            let n = store::events::redrive(db, id, tenant_id.as_deref()).await?;
+            println!("{}", json!({"requeued": n}));
+        }
+    }
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::audit;
+use crate::events::{self, types};
 use crate::license::decision::rebalance;
 use crate::license::{effective_status, EntitlementReason, LicenseStatus, Policy};
 use crate::store::entities::{license, tenant};
@@ -29,6 +30,10 @@ pub struct LicenseUpdate {
     pub usage_period: Option<String>,
     /// Refuse the change unless the license is at this version (optimistic concurrency).
     pub expected_version: Option<i64>,
+    /// Give the license exactly this version (must be newer): billing systems send their own.
+    pub new_version: Option<i64>,
+    /// Time of the billing event this change comes from.
+    pub billing_event_at: Option<DateTime<Utc>>,
 }
 
 /// A user whose seat a change moves.
@@ -94,22 +99,43 @@ pub async fn update_license(
         .await?
         .ok_or_else(|| LicensingError::NoTenant(slug.to_string()))?;
     tenants::lock_tenant(&tx, &tenant.id).await?;
-    let current = tenants::find_license(&tx, &tenant.id).await?;
-    if let (Some(expected), Some(cur)) = (update.expected_version, &current) {
-        if expected != cur.version {
+    let report = update_license_in(&tx, &tenant, update, actor, dry_run).await?;
+    finish(tx, dry_run).await?;
+    Ok(report)
+}
+
+/// [`update_license`] inside a transaction the caller owns (and has locked the tenant in), so
+/// the change can commit together with other records — e.g. a billing event's "seen" record.
+pub async fn update_license_in(
+    tx: &DatabaseTransaction,
+    tenant: &tenant::Model,
+    update: &LicenseUpdate,
+    actor: &str,
+    dry_run: bool,
+) -> Result<ChangeReport, LicensingError> {
+    validate(update)?;
+    let current = tenants::find_license(tx, &tenant.id)
+        .await?
+        .ok_or_else(|| LicensingError::NoLicense(tenant.slug.clone()))?;
+    if let Some(expected) = update.expected_version {
+        if expected != current.version {
             return Err(LicensingError::StaleVersion {
                 expected,
-                current: cur.version,
+                current: current.version,
             });
         }
     }
-    let Some(current) = current else {
-        return Err(LicensingError::NoLicense(slug.to_string()));
-    };
+    if let Some(v) = update.new_version {
+        if v <= current.version {
+            return Err(LicensingError::StaleVersion {
+                expected: v,
+                current: current.version,
+            });
+        }
+    }
     let mut next = current.clone();
     apply_update(&mut next, update);
-    let plan_changed = next.plan_name != current.plan_name;
-    let reason = if plan_changed {
+    let reason = if next.plan_name != current.plan_name {
         EntitlementReason::PlanDowngrade
     } else {
         EntitlementReason::SeatReduction
@@ -120,9 +146,7 @@ pub async fn update_license(
         shrink_reason: reason,
         dry_run,
     };
-    let report = rebalance_tenant(&tx, &tenant, &current, next, &job).await?;
-    finish(tx, dry_run).await?;
-    Ok(report)
+    rebalance_tenant(tx, tenant, &current, next, &job).await
 }
 
 fn validate(update: &LicenseUpdate) -> Result<(), LicensingError> {
@@ -169,6 +193,13 @@ fn apply_update(next: &mut license::Model, update: &LicenseUpdate) {
     }
     if let Some(period) = &update.usage_period {
         next.usage_period = Some(period.clone());
+    }
+    if let Some(v) = update.new_version {
+        // `save_license` bumps the version by one.
+        next.version = v - 1;
+    }
+    if let Some(at) = update.billing_event_at {
+        next.billing_event_at = Some(at);
     }
 }
 
@@ -249,7 +280,20 @@ async fn rebalance_tenant(
     if !job.dry_run {
         apply_moves(tx, &tenant.id, &deentitled, &reentitled).await?;
         crate::entitlements::notify_change(tx, &tenant.id).await?;
+        for (list, event) in [
+            (&deentitled, types::USER_DEPROVISIONED),
+            (&reentitled, types::USER_REPROVISIONED),
+        ] {
+            for u in list.iter() {
+                if let Some(row) = users::find(tx, &tenant.id, &u.id).await? {
+                    events::emit(tx, &tenant.id, event, events::user_data(&row, &u.reason)).await?;
+                }
+            }
+        }
         if license_changes {
+            let data = json!({"tenant": tenant.slug, "before": license_summary(current), "after": license_summary(&saved),
+                              "deentitled": deentitled.len(), "reentitled": reentitled.len()});
+            events::emit(tx, &tenant.id, types::LICENSE_CHANGED, data).await?;
             let target = format!("License/{}", tenant.slug);
             let (before, after) = (license_summary(current), license_summary(&saved));
             audit_event(

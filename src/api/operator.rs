@@ -127,6 +127,7 @@ pub async fn put_license(
         usage_cap: body.usage_cap,
         usage_period: body.usage_period,
         expected_version: body.version,
+        ..Default::default()
     };
     let report = licensing::update_license(&state.db, &slug, &update, "operator", q.dry_run).await?;
     if !q.dry_run {

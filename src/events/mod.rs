@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use crate::entitlements::EntitlementCache;
+use crate::store::entities::user;
 use crate::store::{self, StoreError};
 
 /// The PostgreSQL channel that wakes relays when events are appended.
@@ -53,6 +54,21 @@ pub async fn emit(
         conn.query_one_raw(b.build()).await?;
     }
     Ok(id)
+}
+
+/// Does a user have access (active at the IdP and holding a seat)?
+pub fn has_access(row: &user::Model) -> bool {
+    row.active && row.entitled
+}
+
+/// The data of a user event: who, whether it has access now, and why.
+pub fn user_data(row: &user::Model, reason: &str) -> Value {
+    json!({
+        "user": {"id": row.id, "userName": row.user_name, "externalId": row.external_id, "active": row.active,
+                 "entitled": row.entitled, "seatType": row.seat_type},
+        "access": has_access(row),
+        "reason": reason,
+    })
 }
 
 /// What in this process must hear about a committed change: the entitlement cache and the

@@ -26,6 +26,8 @@ pub struct RelaySettings {
     pub timeout: Duration,
     /// How long a claimed delivery is reserved for its sender.
     pub lease: Duration,
+    /// How often the relay looks for due retries when nothing wakes it.
+    pub poll: Duration,
 }
 
 impl Default for RelaySettings {
@@ -35,6 +37,7 @@ impl Default for RelaySettings {
             base_backoff: Duration::from_secs(2),
             timeout: Duration::from_secs(10),
             lease: Duration::from_secs(60),
+            poll: Duration::from_secs(1),
         }
     }
 }
@@ -104,8 +107,8 @@ async fn send(client: &reqwest::Client, settings: &RelaySettings, c: &Claimed) -
 }
 
 /// Runs the relay until the process stops: drains due deliveries whenever woken (in-process
-/// signal or PostgreSQL NOTIFY) and at least every `poll` (retries become due with time).
-pub async fn run(db: DatabaseConnection, wake: Arc<Notify>, settings: RelaySettings, poll: Duration) {
+/// signal or PostgreSQL NOTIFY) and at least every `settings.poll` (retries become due with time).
+pub async fn run(db: DatabaseConnection, wake: Arc<Notify>, settings: RelaySettings) {
     let client = reqwest::Client::builder().build().unwrap_or_default();
     if db.get_database_backend() == DbBackend::Postgres {
         tokio::spawn(forward_notifications(db.clone(), wake.clone()));
@@ -116,7 +119,7 @@ pub async fn run(db: DatabaseConnection, wake: Arc<Notify>, settings: RelaySetti
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "relay round failed; retrying"),
         }
-        let _ = tokio::time::timeout(poll, wake.notified()).await;
+        let _ = tokio::time::timeout(settings.poll, wake.notified()).await;
     }
 }
 

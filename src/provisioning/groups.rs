@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::{check_precondition, group_resource, parse_doc, Precondition, Provisioning, StoredResource, WriteTx};
 use crate::auth::Tenant;
+use crate::events::{self, types};
 use crate::scim::error::ScimError;
 use crate::scim::patch::{apply_patch, parse_patch_request, MemberChange, MemberRef};
 use crate::scim::resource::{check_immutable, check_schemas, normalize_resource};
@@ -31,14 +32,9 @@ impl Provisioning<'_> {
                 add_members(&w.tx, tenant, &row.id, members).await?;
             }
             let after = json!({"displayName": row.display_name, "members": members.as_ref().map_or(0, Vec::len)});
-            self.audit(
-                &w.tx,
-                tenant,
-                "scim.group.create",
-                &format!("Group/{}", row.id),
-                None,
-                Some(after),
-            )
+                        let data = json!({"group": {"id": row.id, "displayName": row.display_name, "externalId": row.external_id}, "members": after["members"]});
+            events::emit(&w.tx, &tenant.id, types::GROUP_CREATED, data).await?;
+            self.audit(&w.tx, tenant, "scim.group.create", &format!("Group/{}", row.id), None, Some(after))
             .await?;
             Ok(row)
         }
@@ -78,14 +74,9 @@ impl Provisioning<'_> {
             self.reseat_all(&w, tenant, &affected).await?;
             let after = json!({"displayName": doc.get("displayName"), "members": members.as_ref().map_or(0, Vec::len)});
             let before = json!({"displayName": row.display_name});
-            self.audit(
-                &w.tx,
-                tenant,
-                "scim.group.replace",
-                &format!("Group/{id}"),
-                Some(before),
-                Some(after),
-            )
+                        let data = json!({"group": {"id": id, "displayName": after["displayName"]}, "members": after["members"], "replaced": true});
+            events::emit(&w.tx, &tenant.id, types::GROUP_UPDATED, data).await?;
+            self.audit(&w.tx, tenant, "scim.group.replace", &format!("Group/{id}"), Some(before), Some(after))
             .await?;
             Ok(())
         }
@@ -133,14 +124,9 @@ impl Provisioning<'_> {
                 let after =
                     json!({"displayName": new_row.display_name, "memberChanges": describe(&outcome.member_changes)});
                 let before = json!({"displayName": row.display_name});
-                self.audit(
-                    &w.tx,
-                    tenant,
-                    "scim.group.patch",
-                    &format!("Group/{id}"),
-                    Some(before),
-                    Some(after),
-                )
+                                let data = json!({"group": {"id": id, "displayName": new_row.display_name}, "memberChanges": after["memberChanges"]});
+                events::emit(&w.tx, &tenant.id, types::GROUP_UPDATED, data).await?;
+                self.audit(&w.tx, tenant, "scim.group.patch", &format!("Group/{id}"), Some(before), Some(after))
                 .await?;
             }
             Ok(group_resource(&new_row, doc))
@@ -163,6 +149,13 @@ impl Provisioning<'_> {
             groups::delete(&w.tx, &tenant.id, id).await?;
             self.reseat_all(&w, tenant, &affected).await?;
             let before = json!({"displayName": row.display_name});
+            events::emit(
+                &w.tx,
+                &tenant.id,
+                types::GROUP_DELETED,
+                json!({"group": {"id": id, "displayName": row.display_name}}),
+            )
+            .await?;
             self.audit(
                 &w.tx,
                 tenant,

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::{check_precondition, parse_doc, user_resource, Precondition, Provisioning, StoredResource, WriteTx};
 use crate::auth::Tenant;
+use crate::events::{self, types};
 use crate::scim::error::ScimError;
 use crate::scim::patch::{apply_patch, parse_patch_request};
 use crate::scim::resource::{check_immutable, check_schemas, normalize_resource};
@@ -98,6 +99,10 @@ impl Provisioning<'_> {
             let row = self.load_user(&w.tx, tenant, id).await?;
             check_precondition(pre, row.version)?;
             users::delete(&w.tx, &tenant.id, id).await?;
+            let mut data = events::user_data(&row, "deleted");
+            data["access"] = json!(false);
+            data["deleted"] = json!(true);
+            events::emit(&w.tx, &tenant.id, types::USER_DEPROVISIONED, data).await?;
             self.audit(
                 &w.tx,
                 tenant,
@@ -171,6 +176,13 @@ impl Provisioning<'_> {
         } else {
             "scim.user.create"
         };
+        events::emit(
+            &w.tx,
+            &tenant.id,
+            event_type(existing, &row),
+            events::user_data(&row, access_reason(&row)),
+        )
+        .await?;
         self.audit(
             &w.tx,
             tenant,
@@ -237,6 +249,28 @@ impl Provisioning<'_> {
                 user_resource(row, parse_doc(&row.doc), g)
             })
             .collect())
+    }
+}
+
+fn has_access(row: &user::Model) -> bool {
+    events::has_access(row)
+}
+
+/// The event a user write produces: access gained or lost is what products care about most.
+fn event_type(before: Option<&user::Model>, after: &user::Model) -> &'static str {
+    match before {
+        None => types::USER_PROVISIONED,
+        Some(b) if has_access(b) && !has_access(after) => types::USER_DEPROVISIONED,
+        Some(b) if !has_access(b) && has_access(after) => types::USER_REPROVISIONED,
+        Some(_) => types::USER_UPDATED,
+    }
+}
+
+fn access_reason(row: &user::Model) -> &str {
+    if row.active {
+        &row.entitlement_reason
+    } else {
+        "inactive"
     }
 }
 

@@ -338,3 +338,82 @@ impl Drop for Instance {
         let _ = self.child.wait();
     }
 }
+
+/// A real HTTP receiver for outbound webhooks: records every request and answers 500 to the
+/// first `fail_first` ones.
+pub struct Receiver {
+    pub url: String,
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<(actix_web::http::header::HeaderMap, String)>>>,
+    fail_first: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Receiver {
+    pub async fn start(fail_first: usize) -> Receiver {
+        use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+        type Log = std::sync::Arc<std::sync::Mutex<Vec<(actix_web::http::header::HeaderMap, String)>>>;
+        let received: Log = Default::default();
+        let failures = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(fail_first));
+        let (log, fails) = (received.clone(), failures.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("receiver port");
+        let port = listener.local_addr().expect("addr").port();
+        let server = HttpServer::new(move || {
+            let (log, fails) = (log.clone(), fails.clone());
+            App::new().default_service(web::to(move |req: HttpRequest, body: String| {
+                let (log, fails) = (log.clone(), fails.clone());
+                async move {
+                    log.lock().expect("log").push((req.headers().clone(), body));
+                    let left = fails.load(std::sync::atomic::Ordering::SeqCst);
+                    if left > 0 {
+                        fails.store(left - 1, std::sync::atomic::Ordering::SeqCst);
+                        return HttpResponse::InternalServerError().finish();
+                    }
+                    HttpResponse::Ok().finish()
+                }
+            }))
+        })
+        .workers(1)
+        .listen(listener)
+        .expect("receiver listens")
+        .run();
+        tokio::spawn(server);
+        Receiver {
+            url: format!("http://127.0.0.1:{port}/hook"),
+            received,
+            fail_first: failures,
+        }
+    }
+
+    /// Makes the receiver fail the next `n` requests.
+    pub fn fail_next(&self, n: usize) {
+        self.fail_first.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The successfully answered deliveries' bodies, parsed, in arrival order, without
+    /// duplicates of the same `webhook-id` that failed before.
+    pub fn bodies(&self) -> Vec<(String, Value)> {
+        self.received
+            .lock()
+            .expect("log")
+            .iter()
+            .map(|(h, b)| {
+                let id = h
+                    .get("webhook-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                (id, serde_json::from_str(b).unwrap_or(Value::Null))
+            })
+            .collect()
+    }
+
+    /// Waits until `pred` holds for the received requests (or panics after `secs`).
+    pub async fn wait_for(&self, secs: u64, pred: impl Fn(&[(String, Value)]) -> bool) {
+        for _ in 0..(secs * 20) {
+            if pred(&self.bodies()) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("receiver condition not met; got {:?}", self.bodies());
+    }
+}

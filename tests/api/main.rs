@@ -7,6 +7,7 @@ mod bulk;
 mod cli;
 mod discovery;
 mod errors;
+mod events;
 mod filters;
 mod groups;
 mod idp_entra;
