@@ -67,12 +67,19 @@ pub enum Command {
 /// `webhook …`.
 #[derive(Debug, Subcommand)]
 pub enum WebhookCommand {
-    /// Send the tenant's events to URL, signed per Standard Webhooks; prints the signing secret once.
+    /// Send the tenant's events to URL. `--kind webhook` (default) signs them per Standard
+    /// Webhooks and prints the signing secret once; `--kind scim` mirrors users with access and
+    /// groups to the product's SCIM base URL, authenticating with `--token`.
     Add {
         #[arg(long)]
         tenant: String,
         #[arg(long)]
         url: String,
+        #[arg(long, default_value = "webhook", value_parser = ["webhook", "scim"])]
+        kind: String,
+        /// Bearer token of the downstream SCIM endpoint (`--kind scim`).
+        #[arg(long, env = "SEATBRIDGE_DOWNSTREAM_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// Comma-separated event types, or `*` for all.
         #[arg(long, default_value = "*")]
         events: String,
@@ -697,7 +704,13 @@ async fn tenant_id_of(db: &DatabaseConnection, slug: &str) -> Result<String, Cli
 }
 
 async fn webhook(db: &DatabaseConnection, c: WebhookCommand) -> Result<(), CliError> {
-    let WebhookCommand::Add { tenant, url, events } = c;
+    let WebhookCommand::Add {
+        tenant,
+        url,
+        events,
+        kind,
+        token,
+    } = c;
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return Err(CliError::Usage(format!("--url '{url}' must be an http(s) URL")));
     }
@@ -712,6 +725,13 @@ async fn webhook(db: &DatabaseConnection, c: WebhookCommand) -> Result<(), CliEr
             .collect::<Vec<_>>())
         .to_string()
     };
+    if kind == "scim" {
+        let token = token
+            .ok_or_else(|| CliError::Usage("--kind scim needs --token (the product's SCIM bearer token)".into()))?;
+        let id = store::events::add_endpoint(db, &tenant_id, "scim", &url, &token, &types).await?;
+        println!("{}", json!({"endpoint": id, "kind": "scim", "url": url}));
+        return Ok(());
+    }
     let secret = crate::events::signature::new_standard_secret();
     let id = store::events::add_endpoint(db, &tenant_id, "webhook", &url, &secret, &types).await?;
     eprintln!("endpoint {id}; the signing secret below is shown only once:");

@@ -24,6 +24,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/tenants/{slug}/license", web::get().to(operator::get_license))
         .route("/tenants/{slug}/license", web::put().to(operator::put_license))
         .route("/tenants/{slug}/seats", web::get().to(operator::seat_usage))
+        .route("/events/deliveries", web::get().to(operator::list_deliveries))
+        .route(
+            "/events/deliveries/{id}/retry",
+            web::post().to(operator::retry_delivery),
+        )
+        .route("/events/dead-letters", web::get().to(operator::dead_letters))
+        .route(
+            "/events/dead-letters/retry",
+            web::post().to(operator::retry_dead_letters),
+        )
         .route(
             "/tenants/{slug}/seat-mappings",
             web::get().to(operator::list_seat_mappings),

@@ -264,3 +264,75 @@ async fn change_seat_mapping(
     }
     Ok(HttpResponse::Ok().json(report))
 }
+
+#[derive(Debug, Deserialize)]
+pub struct DeliveryQuery {
+    tenant: Option<String>,
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn tenant_id(state: &AppState, slug: Option<&str>) -> Result<Option<String>, ApiError> {
+    match slug {
+        None => Ok(None),
+        Some(s) => Ok(Some(
+            tenants::find_by_slug(&state.db, s)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("no tenant '{s}'")))?
+                .id,
+        )),
+    }
+}
+
+/// GET /events/deliveries?tenant=&status=pending|delivered|dead&limit=: newest first.
+pub async fn list_deliveries(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<DeliveryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    operator(&req, &state)?;
+    let tenant = tenant_id(&state, q.tenant.as_deref()).await?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let rows = store::events::list_deliveries(&state.db, tenant.as_deref(), q.status.as_deref(), limit).await?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+/// GET /events/dead-letters?tenant=.
+pub async fn dead_letters(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<DeliveryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    operator(&req, &state)?;
+    let tenant = tenant_id(&state, q.tenant.as_deref()).await?;
+    let rows = store::events::list_deliveries(&state.db, tenant.as_deref(), Some("dead"), 1000).await?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+/// POST /events/deliveries/{id}/retry: put one delivery back in line.
+pub async fn retry_delivery(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    operator(&req, &state)?;
+    let n = store::events::redrive(&state.db, Some(*id), None).await?;
+    if n == 0 {
+        return Err(ApiError::NotFound(format!("no undelivered delivery {id}")));
+    }
+    state.signals.outbox.notify_one();
+    Ok(HttpResponse::Ok().json(json!({"requeued": n})))
+}
+
+/// POST /events/dead-letters/retry?tenant=: re-drive every dead letter (of a tenant).
+pub async fn retry_dead_letters(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<DeliveryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    operator(&req, &state)?;
+    let tenant = tenant_id(&state, q.tenant.as_deref()).await?;
+    let n = store::events::redrive(&state.db, None, tenant.as_deref()).await?;
+    state.signals.outbox.notify_one();
+    Ok(HttpResponse::Ok().json(json!({"requeued": n})))
+}

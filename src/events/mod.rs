@@ -4,6 +4,7 @@
 //! transaction as the change ([`emit`]); the [`relay`] delivers them to each tenant's endpoints
 //! in order, with retries and dead letters.
 
+pub mod downstream;
 pub mod inbound;
 pub mod relay;
 pub mod signature;
@@ -61,11 +62,27 @@ pub fn has_access(row: &user::Model) -> bool {
     row.active && row.entitled
 }
 
-/// The data of a user event: who, whether it has access now, and why.
+/// The data of a user event: who (with the profile attributes a downstream system mirrors),
+/// whether it has access now, and why.
 pub fn user_data(row: &user::Model, reason: &str) -> Value {
+    let doc: Value = serde_json::from_str(&row.doc).unwrap_or_default();
+    let mut profile = serde_json::Map::new();
+    for key in [
+        "displayName",
+        "name",
+        "emails",
+        "title",
+        "locale",
+        "preferredLanguage",
+        "timezone",
+    ] {
+        if let Some(v) = doc.get(key) {
+            profile.insert(key.to_string(), v.clone());
+        }
+    }
     json!({
         "user": {"id": row.id, "userName": row.user_name, "externalId": row.external_id, "active": row.active,
-                 "entitled": row.entitled, "seatType": row.seat_type},
+                 "entitled": row.entitled, "seatType": row.seat_type, "profile": profile},
         "access": has_access(row),
         "reason": reason,
     })

@@ -64,7 +64,12 @@ pub async fn deliver_due(
             return Ok(attempted);
         }
         attempted += claimed.len();
-        let sends = claimed.iter().map(|c| send(client, settings, c));
+        let sends = claimed.iter().map(|c| async move {
+            match c.kind.as_str() {
+                "scim" => super::downstream::deliver(client, settings, c).await,
+                _ => send(client, settings, c).await,
+            }
+        });
         let results = futures_util::future::join_all(sends).await;
         for (c, result) in claimed.iter().zip(results) {
             match result {

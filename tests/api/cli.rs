@@ -120,4 +120,25 @@ fn tenant_token_plan_and_license_commands() {
         actions,
         vec!["tenant.create", "license.set", "token.create", "token.revoke"]
     );
+
+    let (ok, out, err) = seatbridge(
+        &db,
+        &["webhook", "add", "--tenant", "acme", "--url", "http://127.0.0.1:9/hook"],
+    );
+    assert!(ok && out.trim().starts_with("whsec_"), "{err}");
+    let (ok, _, _) = seatbridge(&db, &["license", "set", "acme", "--seats", "3"]);
+    assert!(ok);
+    let (ok, out, err) = seatbridge(&db, &["events", "list", "--tenant", "acme"]);
+    assert!(ok, "{err}");
+    let deliveries: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(deliveries[0]["event_type"], "license.changed");
+    assert_eq!(deliveries[0]["status"], "pending");
+    let (ok, _, err) = seatbridge(&db, &["events", "retry"]);
+    assert!(!ok && err.contains("delivery id"), "{err}");
+    let (ok, _, err) = seatbridge(&db, &["webhook", "add", "--tenant", "acme", "--url", "ftp://x"]);
+    assert!(!ok && err.contains("http(s)"), "{err}");
+    let (ok, _, err) = seatbridge(&db, &["billing-plan", "set", "stripe", "price_1", "platinum"]);
+    assert!(!ok && err.contains("unknown plan"), "{err}");
+    let (ok, _, err) = seatbridge(&db, &["billing-plan", "set", "stripe", "price_1", "starter"]);
+    assert!(ok, "{err}");
 }

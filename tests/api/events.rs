@@ -16,6 +16,7 @@ async fn app() -> TestApp {
         c.billing_webhook_secrets = vec![BILLING_SECRET.into()];
         c.stripe_webhook_secrets = vec![STRIPE_SECRET.into()];
         c.service_token = Some("svc".into());
+        c.operator_token = Some("op".into());
         c.relay.base_backoff = Duration::from_millis(50);
         c.relay.max_attempts = 3;
         c.relay.poll = Duration::from_millis(50);
@@ -269,20 +270,38 @@ async fn dead_letters_can_be_redriven() {
     t.create_user("d", true).await;
     receiver.wait_for(10, |got| got.len() >= 3).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let dead = seatbridge::store::events::list_deliveries(&app.db, Some(&t.tenant_id), Some("dead"), 10)
+    let dead: Value = app
+        .client
+        .get(format!("{}/api/v1/events/dead-letters?tenant=deadly", app.base))
+        .bearer_auth("op")
+        .send()
+        .await
+        .unwrap()
+        .json()
         .await
         .unwrap();
-    assert_eq!(dead.len(), 1, "dead-lettered after max_attempts (3)");
+    assert_eq!(
+        dead.as_array().unwrap().len(),
+        1,
+        "dead-lettered after max_attempts (3): {dead}"
+    );
+    assert_eq!(dead[0]["attempts"], json!(3));
+    assert!(dead[0]["last_error"].as_str().unwrap().contains("500"), "{dead}");
     assert_eq!(receiver.bodies().len(), 3);
 
     receiver.fail_next(0);
-    assert_eq!(
-        seatbridge::store::events::redrive(&app.db, None, Some(&t.tenant_id))
-            .await
-            .unwrap(),
-        1
-    );
-    // Nothing wakes the relay here but its poll; the delivery goes out on the next round.
+    let redriven: Value = app
+        .client
+        .post(format!("{}/api/v1/events/dead-letters/retry?tenant=deadly", app.base))
+        .bearer_auth("op")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(redriven["requeued"], json!(1));
+
     receiver.wait_for(10, |got| got.len() == 4).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let delivered = seatbridge::store::events::list_deliveries(&app.db, Some(&t.tenant_id), Some("delivered"), 10)
