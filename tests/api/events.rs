@@ -344,3 +344,82 @@ async fn two_processes_deliver_each_event_exactly_once() {
     ids.sort_by_key(|id| id.trim_start_matches("sb_evt_").parse::<i64>().unwrap_or(0));
     assert_eq!(in_arrival_order, ids, "in event order");
 }
+
+/// Inserts `n` active, entitled users straight into the database.
+async fn seed_users(app: &TestApp, tenant_id: &str, n: usize) {
+    let ts = "2026-11-25T00:00:00+00:00";
+    let sql = if app.config.database_url.starts_with("postgres") {
+        format!(
+            "INSERT INTO users (id, tenant_id, user_name, user_name_norm, active, doc, version, created_at, updated_at, entitled, seat_type, entitlement_reason, seat_since) \
+             SELECT '00000000-0000-7000-8000-' || lpad(i::text, 12, '0'), '{tenant_id}', 'u' || i, 'u' || i, true, '{{}}', 1, '{ts}', '{ts}', true, 'default', 'seat_assigned', '{ts}' \
+             FROM generate_series(1, {n}) AS i"
+        )
+    } else {
+        format!(
+            "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) \
+             INSERT INTO users (id, tenant_id, user_name, user_name_norm, active, doc, version, created_at, updated_at, entitled, seat_type, entitlement_reason, seat_since) \
+             SELECT '00000000-0000-7000-8000-' || printf('%012d', i), '{tenant_id}', 'u' || i, 'u' || i, 1, '{{}}', 1, '{ts}', '{ts}', 1, 'default', 'seat_assigned', '{ts}' FROM s"
+        )
+    };
+    app.sql(&sql).await;
+}
+
+async fn entitled_count(app: &TestApp, tenant_id: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let row = app
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.db.get_database_backend(),
+            format!("SELECT COUNT(*) FROM users WHERE tenant_id = '{tenant_id}' AND entitled = true"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+#[tokio::test]
+async fn a_crash_mid_deprovisioning_leaves_nothing_half_done_and_the_retry_completes() {
+    let app = TestApp::spawn_with(|c| c.billing_webhook_secrets = vec![BILLING_SECRET.into()]).await;
+    let t = app.tenant("crashy", "team", 3000).await;
+    t.set_license("policy = 'deactivate_newest'").await;
+    seed_users(&app, &t.tenant_id, 3000).await;
+    let victim = app
+        .second_process_with(&[("SEATBRIDGE_BILLING_WEBHOOK_SECRETS", BILLING_SECRET)])
+        .await;
+    let body = json!({"tenant":"crashy","seats":0,"version":9}).to_string();
+    let ts = chrono::Utc::now().timestamp();
+    let send = |base: String| {
+        app.client
+            .post(format!("{base}/webhooks/billing/generic"))
+            .header("webhook-id", "msg_big")
+            .header("webhook-timestamp", ts.to_string())
+            .header(
+                "webhook-signature",
+                sign_standard("msg_big", ts, body.as_bytes(), BILLING_SECRET),
+            )
+            .body(body.clone())
+            .send()
+    };
+    // Kill the process while it works on the change.
+    let in_flight = tokio::spawn(send(victim.base.clone()));
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    drop(victim);
+    let _ = in_flight.await;
+    let seen = entitled_count(&app, &t.tenant_id).await;
+    assert!(
+        seen == 3000 || seen == 0,
+        "a half-applied change: {seen} users still entitled"
+    );
+
+    // The billing system retries the same event; it completes (or is recognised as done).
+    let (status, answer) = parts(send(app.base.clone()).await.unwrap()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer["status"] == "applied" || answer["status"] == "duplicate",
+        "{answer}"
+    );
+    assert_eq!(entitled_count(&app, &t.tenant_id).await, 0);
+    let (_, again) = parts(send(app.base.clone()).await.unwrap()).await;
+    assert_eq!(again["status"], "duplicate");
+}

@@ -107,6 +107,11 @@ impl TestApp {
     /// Starts a second seatbridge *process* (the real binary) on the same database, as a second
     /// instance behind a load balancer would be. It is killed when the handle drops.
     pub async fn second_process(&self) -> Instance {
+        self.second_process_with(&[]).await
+    }
+
+    /// [`Self::second_process`] with extra environment variables.
+    pub async fn second_process_with(&self, env: &[(&str, &str)]) -> Instance {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("free port")
             .local_addr()
@@ -120,6 +125,9 @@ impl TestApp {
             .stdout(std::process::Stdio::null());
         if let Some(t) = &self.config.service_token {
             cmd.env("SEATBRIDGE_SERVICE_TOKEN", t);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
         }
         let child = cmd.spawn().expect("second process starts");
         let instance = Instance {

@@ -6,6 +6,7 @@ mod helpers;
 mod bulk;
 mod cli;
 mod discovery;
+mod downstream;
 mod errors;
 mod events;
 mod filters;
