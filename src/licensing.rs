@@ -280,16 +280,7 @@ async fn rebalance_tenant(
     if !job.dry_run {
         apply_moves(tx, &tenant.id, &deentitled, &reentitled).await?;
         crate::entitlements::notify_change(tx, &tenant.id).await?;
-        for (list, event) in [
-            (&deentitled, types::USER_DEPROVISIONED),
-            (&reentitled, types::USER_REPROVISIONED),
-        ] {
-            for u in list.iter() {
-                if let Some(row) = users::find(tx, &tenant.id, &u.id).await? {
-                    events::emit(tx, &tenant.id, event, events::user_data(&row, &u.reason)).await?;
-                }
-            }
-        }
+        publish_moves(tx, &tenant.id, &deentitled, &reentitled).await?;
         if license_changes {
             let data = json!({"tenant": tenant.slug, "before": license_summary(current), "after": license_summary(&saved),
                               "deentitled": deentitled.len(), "reentitled": reentitled.len()});
@@ -307,25 +298,7 @@ async fn rebalance_tenant(
             )
             .await?;
         }
-        for (list, what) in [
-            (&deentitled, "entitlement.revoked"),
-            (&reentitled, "entitlement.granted"),
-        ] {
-            for u in list.iter() {
-                let after =
-                    json!({"entitled": what == "entitlement.granted", "reason": u.reason, "userName": u.user_name});
-                audit_event(
-                    tx,
-                    &tenant.id,
-                    job.actor,
-                    what,
-                    &format!("User/{}", u.id),
-                    None,
-                    Some(after),
-                )
-                .await?;
-            }
-        }
+        audit_moves(tx, &tenant.id, job.actor, &deentitled, &reentitled).await?;
     }
     Ok(ChangeReport {
         tenant: tenant.slug.clone(),
@@ -340,6 +313,62 @@ async fn rebalance_tenant(
         deentitled,
         reentitled,
     })
+}
+
+/// One event per moved user, for the product (batched: thousands of users move in seconds).
+async fn publish_moves(
+    tx: &DatabaseTransaction,
+    tenant_id: &str,
+    revoked: &[UserChange],
+    granted: &[UserChange],
+) -> Result<(), StoreError> {
+    let ids: Vec<String> = revoked.iter().chain(granted).map(|u| u.id.clone()).collect();
+    let rows = users::find_many(tx, tenant_id, &ids).await?;
+    let mut batch = Vec::with_capacity(ids.len());
+    for (list, event) in [
+        (revoked, types::USER_DEPROVISIONED),
+        (granted, types::USER_REPROVISIONED),
+    ] {
+        for u in list {
+            if let Some(row) = rows.get(&u.id) {
+                batch.push((event, events::user_data(row, &u.reason)));
+            }
+        }
+    }
+    events::emit_many(tx, tenant_id, &batch).await
+}
+
+/// Audit entries for moved users, one per batch of up to 500 (each lists its users).
+async fn audit_moves(
+    tx: &DatabaseTransaction,
+    tenant_id: &str,
+    actor: &str,
+    revoked: &[UserChange],
+    granted: &[UserChange],
+) -> Result<(), StoreError> {
+    for (list, action, entitled) in [
+        (revoked, "entitlement.revoked", false),
+        (granted, "entitlement.granted", true),
+    ] {
+        for chunk in list.chunks(500) {
+            let users: Vec<serde_json::Value> = chunk
+                .iter()
+                .map(|u| json!({"id": u.id, "userName": u.user_name, "reason": u.reason}))
+                .collect();
+            let after = json!({"entitled": entitled, "users": users});
+            audit_event(
+                tx,
+                tenant_id,
+                actor,
+                action,
+                &format!("Users ({} changed)", chunk.len()),
+                None,
+                Some(after),
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 async fn apply_moves(

@@ -57,6 +57,34 @@ pub async fn emit(
     Ok(id)
 }
 
+/// Appends many events at once (same rules as [`emit`]).
+pub async fn emit_many(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    events: &[(&str, Value)],
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let at = crate::scim::resource::format_datetime(&store::now());
+    let rows: Vec<(String, String)> = events
+        .iter()
+        .map(|(t, data)| {
+            (
+                t.to_string(),
+                json!({"type": t, "timestamp": at, "data": data}).to_string(),
+            )
+        })
+        .collect();
+    store::events::append_many(conn, tenant_id, &rows).await?;
+    if conn.get_database_backend() == DbBackend::Postgres {
+        let mut b = store::sql::SqlBuilder::new(DbBackend::Postgres);
+        b.push("SELECT pg_notify('").push(OUTBOX_CHANNEL).push("', '')");
+        conn.query_one_raw(b.build()).await?;
+    }
+    Ok(())
+}
+
 /// Does a user have access (active at the IdP and holding a seat)?
 pub fn has_access(row: &user::Model) -> bool {
     row.active && row.entitled

@@ -373,3 +373,60 @@ pub async fn billing_customer(
         .map(|r| r.try_get_by_index::<String>(0))
         .transpose()?)
 }
+
+/// Appends many events of one tenant (in order) with their deliveries, in batches.
+pub async fn append_many(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    events: &[(String, String)],
+) -> Result<(), StoreError> {
+    let backend = conn.get_database_backend();
+    let t = now();
+    for chunk in events.chunks(200) {
+        let mut b = SqlBuilder::new(backend);
+        b.push("INSERT INTO outbox_events (tenant_id, event_type, payload, created_at) VALUES ");
+        for (i, (event_type, payload)) in chunk.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.push("(")
+                .bind(tenant_id.to_string())
+                .push(", ")
+                .bind(event_type.clone())
+                .push(", ")
+                .bind(payload.clone())
+                .push(", ")
+                .bind(t)
+                .push(")");
+        }
+        b.push(" RETURNING id");
+        let ids: Vec<i64> = conn
+            .query_all_raw(b.build())
+            .await?
+            .into_iter()
+            .map(|r| r.try_get_by_index::<i64>(0))
+            .collect::<Result<_, _>>()?;
+        let (Some(first), Some(last)) = (ids.iter().min(), ids.iter().max()) else {
+            continue;
+        };
+        let mut d = SqlBuilder::new(backend);
+        d.push(
+            "INSERT INTO deliveries (event_id, endpoint_id, tenant_id, status, attempts, next_attempt_at, created_at) \
+             SELECT o.id, e.id, e.tenant_id, 'pending', 0, ",
+        )
+        .bind(t)
+        .push(", ")
+        .bind(t)
+        .push(" FROM outbox_events o JOIN webhook_endpoints e ON e.tenant_id = o.tenant_id WHERE o.tenant_id = ")
+        .bind(tenant_id.to_string())
+        .push(" AND o.id BETWEEN ")
+        .bind(*first)
+        .push(" AND ")
+        .bind(*last)
+        .push(" AND e.active = ")
+        .bind(true)
+        .push(" AND (e.event_types = '*' OR e.event_types LIKE '%\"' || o.event_type || '\"%') ORDER BY o.id, e.id");
+        conn.execute_raw(d.build()).await?;
+    }
+    Ok(())
+}

@@ -386,3 +386,21 @@ pub async fn move_to_pool_waiting(
     }
     Ok(())
 }
+
+/// Users of a tenant by id, in batches.
+pub async fn find_many(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    ids: &[String],
+) -> Result<HashMap<String, user::Model>, StoreError> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let rows = user::Entity::find()
+            .filter(user::Column::TenantId.eq(tenant_id))
+            .filter(user::Column::Id.is_in(chunk.iter().cloned()))
+            .all(conn)
+            .await?;
+        out.extend(rows.into_iter().map(|r| (r.id.clone(), r)));
+    }
+    Ok(out)
+}
