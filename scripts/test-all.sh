@@ -7,6 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "==> test peers (scim2-server for the downstream SCIM tests)"
+bash tests/support/scim2-server.sh --install-only
+
 echo "==> unit + integration tests (SQLite)"
 cargo test --workspace --all-targets
 

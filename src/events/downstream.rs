@@ -29,15 +29,7 @@ const SCIM_JSON: &str = "application/scim+json";
 /// The user profile attributes mirrored from an event's `data.user.profile`. Downstream values
 /// of these are replaced, and removed when the profile no longer has them; other attributes of
 /// the product's copy are left alone.
-const PROFILE: [&str; 7] = [
-    "displayName",
-    "name",
-    "emails",
-    "title",
-    "locale",
-    "preferredLanguage",
-    "timezone",
-];
+const PROFILE: [&str; 7] = super::PROFILE_ATTRIBUTES;
 
 /// Applies one event to the downstream SCIM service. `Ok` when the downstream state matches the
 /// event (including events that need nothing downstream); `Err` to retry later.

@@ -85,6 +85,17 @@ pub async fn emit_many(
     Ok(())
 }
 
+/// The user attributes user events carry for products (and the downstream SCIM connector).
+pub const PROFILE_ATTRIBUTES: [&str; 7] = [
+    "displayName",
+    "name",
+    "emails",
+    "title",
+    "locale",
+    "preferredLanguage",
+    "timezone",
+];
+
 /// Does a user have access (active at the IdP and holding a seat)?
 pub fn has_access(row: &user::Model) -> bool {
     row.active && row.entitled
@@ -95,15 +106,7 @@ pub fn has_access(row: &user::Model) -> bool {
 pub fn user_data(row: &user::Model, reason: &str) -> Value {
     let doc: Value = serde_json::from_str(&row.doc).unwrap_or_default();
     let mut profile = serde_json::Map::new();
-    for key in [
-        "displayName",
-        "name",
-        "emails",
-        "title",
-        "locale",
-        "preferredLanguage",
-        "timezone",
-    ] {
+    for key in PROFILE_ATTRIBUTES {
         if let Some(v) = doc.get(key) {
             profile.insert(key.to_string(), v.clone());
         }

@@ -121,11 +121,17 @@ pub async fn claim_due(
     let mut b = SqlBuilder::new(backend);
     b.push("UPDATE deliveries SET lease_until = ")
         .bind(lease_until)
-        .push(" WHERE id IN (SELECT d.id FROM deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= ")
+        // Only the head (oldest pending delivery) of each endpoint is eligible: that keeps each
+        // endpoint's events in order while different endpoints proceed in parallel.
+        .push(
+            " WHERE id IN (SELECT d.id FROM deliveries d WHERE d.id IN \
+             (SELECT MIN(h.id) FROM deliveries h WHERE h.status = 'pending' GROUP BY h.endpoint_id) \
+             AND d.next_attempt_at <= ",
+        )
         .bind(at)
         .push(" AND (d.lease_until IS NULL OR d.lease_until < ")
         .bind(at)
-        .push(") AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.endpoint_id = d.endpoint_id AND e.status = 'pending' AND e.id < d.id) ORDER BY d.id LIMIT ")
+        .push(") ORDER BY d.id LIMIT ")
         .bind(limit);
     if backend == DbBackend::Postgres {
         b.push(" FOR UPDATE SKIP LOCKED");
