@@ -42,19 +42,8 @@ pub async fn emit(
     tenant_id: &str,
     event_type: &str,
     data: Value,
-) -> Result<i64, StoreError> {
-    let payload = json!({
-        "type": event_type,
-        "timestamp": crate::scim::resource::format_datetime(&store::now()),
-        "data": data,
-    });
-    let id = store::events::append(conn, tenant_id, event_type, &payload.to_string()).await?;
-    if conn.get_database_backend() == DbBackend::Postgres {
-        let mut b = store::sql::SqlBuilder::new(DbBackend::Postgres);
-        b.push("SELECT pg_notify('").push(OUTBOX_CHANNEL).push("', '')");
-        conn.query_one_raw(b.build()).await?;
-    }
-    Ok(id)
+) -> Result<(), StoreError> {
+    emit_many(conn, tenant_id, &[(event_type, data)]).await
 }
 
 /// Appends many events at once (same rules as [`emit`]).

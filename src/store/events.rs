@@ -47,53 +47,6 @@ pub async fn inbound_outcome(
     Ok(row.map(|r| r.try_get_by_index::<String>(0)).transpose()?)
 }
 
-/// Appends an event to the outbox and creates a pending delivery for every active endpoint of
-/// the tenant that wants its type. Returns the event id.
-pub async fn append(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    event_type: &str,
-    payload: &str,
-) -> Result<i64, StoreError> {
-    let backend = conn.get_database_backend();
-    let t = now();
-    let mut b = SqlBuilder::new(backend);
-    b.push("INSERT INTO outbox_events (tenant_id, event_type, payload, created_at) VALUES (")
-        .bind(tenant_id.to_string())
-        .push(", ")
-        .bind(event_type.to_string())
-        .push(", ")
-        .bind(payload.to_string())
-        .push(", ")
-        .bind(t)
-        .push(") RETURNING id");
-    let id: i64 = conn
-        .query_one_raw(b.build())
-        .await?
-        .map(|r| r.try_get_by_index::<i64>(0))
-        .transpose()?
-        .unwrap_or_default();
-    let mut d = SqlBuilder::new(backend);
-    d.push(
-        "INSERT INTO deliveries (event_id, endpoint_id, tenant_id, status, attempts, next_attempt_at, created_at) \
-         SELECT ",
-    )
-    .bind(id)
-    .push(", e.id, e.tenant_id, 'pending', 0, ")
-    .bind(t)
-    .push(", ")
-    .bind(t)
-    .push(" FROM webhook_endpoints e WHERE e.active = ")
-    .bind(true)
-    .push(" AND e.tenant_id = ")
-    .bind(tenant_id.to_string())
-    .push(" AND (e.event_types = '*' OR e.event_types LIKE ")
-    .bind(format!("%\"{event_type}\"%"))
-    .push(")");
-    conn.execute_raw(d.build()).await?;
-    Ok(id)
-}
-
 /// A delivery claimed by a relay, with what it needs to send.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -306,6 +259,50 @@ pub async fn add_endpoint(
     Ok(id)
 }
 
+/// The billing lookup tables: (table, key column, value column). Names are constants of ours.
+type LookupTable = (&'static str, &'static str, &'static str);
+const BILLING_PLANS: LookupTable = ("billing_plans", "external_id", "plan_name");
+const BILLING_CUSTOMERS: LookupTable = ("billing_customers", "customer_id", "tenant_id");
+
+async fn put_lookup(
+    conn: &impl ConnectionTrait,
+    (table, key, value): LookupTable,
+    provider: &str,
+    k: &str,
+    v: &str,
+) -> Result<(), StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push(&format!("INSERT INTO {table} (provider, {key}, {value}) VALUES ("))
+        .bind(provider.to_string())
+        .push(", ")
+        .bind(k.to_string())
+        .push(", ")
+        .bind(v.to_string())
+        .push(&format!(
+            ") ON CONFLICT (provider, {key}) DO UPDATE SET {value} = excluded.{value}"
+        ));
+    conn.execute_raw(b.build()).await?;
+    Ok(())
+}
+
+async fn get_lookup(
+    conn: &impl ConnectionTrait,
+    (table, key, value): LookupTable,
+    provider: &str,
+    k: &str,
+) -> Result<Option<String>, StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push(&format!("SELECT {value} FROM {table} WHERE provider = "))
+        .bind(provider.to_string())
+        .push(&format!(" AND {key} = "))
+        .bind(k.to_string());
+    Ok(conn
+        .query_one_raw(b.build())
+        .await?
+        .map(|r| r.try_get_by_index::<String>(0))
+        .transpose()?)
+}
+
 /// Maps a billing price/product id to a plan.
 pub async fn put_billing_plan(
     conn: &impl ConnectionTrait,
@@ -313,16 +310,7 @@ pub async fn put_billing_plan(
     external_id: &str,
     plan: &str,
 ) -> Result<(), StoreError> {
-    let mut b = SqlBuilder::new(conn.get_database_backend());
-    b.push("INSERT INTO billing_plans (provider, external_id, plan_name) VALUES (")
-        .bind(provider.to_string())
-        .push(", ")
-        .bind(external_id.to_string())
-        .push(", ")
-        .bind(plan.to_string())
-        .push(") ON CONFLICT (provider, external_id) DO UPDATE SET plan_name = excluded.plan_name");
-    conn.execute_raw(b.build()).await?;
-    Ok(())
+    put_lookup(conn, BILLING_PLANS, provider, external_id, plan).await
 }
 
 /// The plan a billing price/product id maps to.
@@ -331,16 +319,7 @@ pub async fn billing_plan(
     provider: &str,
     external_id: &str,
 ) -> Result<Option<String>, StoreError> {
-    let mut b = SqlBuilder::new(conn.get_database_backend());
-    b.push("SELECT plan_name FROM billing_plans WHERE provider = ")
-        .bind(provider.to_string())
-        .push(" AND external_id = ")
-        .bind(external_id.to_string());
-    Ok(conn
-        .query_one_raw(b.build())
-        .await?
-        .map(|r| r.try_get_by_index::<String>(0))
-        .transpose()?)
+    get_lookup(conn, BILLING_PLANS, provider, external_id).await
 }
 
 /// Remembers which tenant a billing customer is.
@@ -350,16 +329,7 @@ pub async fn put_billing_customer(
     customer_id: &str,
     tenant_id: &str,
 ) -> Result<(), StoreError> {
-    let mut b = SqlBuilder::new(conn.get_database_backend());
-    b.push("INSERT INTO billing_customers (provider, customer_id, tenant_id) VALUES (")
-        .bind(provider.to_string())
-        .push(", ")
-        .bind(customer_id.to_string())
-        .push(", ")
-        .bind(tenant_id.to_string())
-        .push(") ON CONFLICT (provider, customer_id) DO UPDATE SET tenant_id = excluded.tenant_id");
-    conn.execute_raw(b.build()).await?;
-    Ok(())
+    put_lookup(conn, BILLING_CUSTOMERS, provider, customer_id, tenant_id).await
 }
 
 /// The tenant of a billing customer.
@@ -368,16 +338,7 @@ pub async fn billing_customer(
     provider: &str,
     customer_id: &str,
 ) -> Result<Option<String>, StoreError> {
-    let mut b = SqlBuilder::new(conn.get_database_backend());
-    b.push("SELECT tenant_id FROM billing_customers WHERE provider = ")
-        .bind(provider.to_string())
-        .push(" AND customer_id = ")
-        .bind(customer_id.to_string());
-    Ok(conn
-        .query_one_raw(b.build())
-        .await?
-        .map(|r| r.try_get_by_index::<String>(0))
-        .transpose()?)
+    get_lookup(conn, BILLING_CUSTOMERS, provider, customer_id).await
 }
 
 /// Appends many events of one tenant (in order) with their deliveries, in batches.
