@@ -6,13 +6,15 @@
 //! seatbridge id, so every delivery is idempotent: it looks the copy up, then creates, updates,
 //! deactivates or deletes it as the event requires. Users without access are never created
 //! downstream; a user who loses access is deactivated (`active: false`), and deleted only when
-//! the user is deleted here. Group memberships are not mirrored: `group.created` carries no
-//! member list, only a count.
+//! the user is deleted here. Group memberships are mirrored for users: a member is the copy of a
+//! seatbridge user, so members without a downstream copy (users who never had access) are left
+//! out, and nested groups are not mirrored.
 //!
 //! Every error is retried by the relay with backoff and, after the last attempt, dead-lettered:
 //! transport errors, timeouts, 429 and 5xx, and refusals of the downstream service (4xx), whose
 //! SCIM `scimType` and `detail` are kept as the delivery's last error.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
@@ -47,7 +49,7 @@ pub async fn deliver(client: &reqwest::Client, settings: &RelaySettings, c: &Cla
         types::USER_PROVISIONED | types::USER_REPROVISIONED | types::USER_UPDATED | types::USER_DEPROVISIONED => {
             sync_user(&scim, data).await
         }
-        types::GROUP_CREATED | types::GROUP_UPDATED => sync_group(&scim, &data["group"]).await,
+        types::GROUP_CREATED | types::GROUP_UPDATED => sync_group(&scim, data).await,
         types::GROUP_DELETED => delete_copy(&scim, Kind::Group, id_of(&data["group"])?).await,
         _ => Ok(()),
     }
@@ -73,14 +75,131 @@ async fn sync_user(scim: &Scim<'_>, data: &Value) -> Result<(), String> {
     }
 }
 
-/// A group created or changed: upsert its copy (display name and externalId).
-async fn sync_group(scim: &Scim<'_>, group: &Value) -> Result<(), String> {
+/// A group created or changed: upsert its copy (display name and externalId), then apply the
+/// event's member list or member changes to it.
+async fn sync_group(scim: &Scim<'_>, data: &Value) -> Result<(), String> {
+    let group = &data["group"];
+    let id = id_of(group)?;
     let mut wanted = Map::new();
-    wanted.insert("externalId".into(), json!(id_of(group)?));
+    wanted.insert("externalId".into(), json!(id));
     if let Some(name) = group.get("displayName").filter(|v| v.is_string()) {
         wanted.insert("displayName".into(), name.clone());
     }
-    upsert(scim, Kind::Group, &wanted, &[]).await
+    upsert(scim, Kind::Group, &wanted, &[]).await?;
+    sync_members(scim, id, &member_edits(data)).await
+}
+
+/// One edit of a group's member list, in seatbridge ids, as an event reports it.
+#[derive(Debug, PartialEq)]
+enum MemberEdit<'a> {
+    /// The whole list (`memberIds` of a create or a PUT, `replaceWith` of a PATCH).
+    Replace(&'a [Value]),
+    Add(&'a [Value]),
+    Remove(&'a [Value]),
+    RemoveAll,
+}
+
+/// The member edits of a group event: its whole member list, else its member changes in order.
+fn member_edits(data: &Value) -> Vec<MemberEdit<'_>> {
+    if let Some(ids) = data["memberIds"].as_array() {
+        return vec![MemberEdit::Replace(ids)];
+    }
+    let changes = data["memberChanges"].as_array().map(Vec::as_slice).unwrap_or_default();
+    changes.iter().filter_map(member_edit).collect()
+}
+
+fn member_edit(change: &Value) -> Option<MemberEdit<'_>> {
+    if let Some(ids) = change["add"].as_array() {
+        Some(MemberEdit::Add(ids))
+    } else if let Some(ids) = change["remove"].as_array() {
+        Some(MemberEdit::Remove(ids))
+    } else if let Some(ids) = change["replaceWith"].as_array() {
+        Some(MemberEdit::Replace(ids))
+    } else if change["removeAll"] == json!(true) {
+        Some(MemberEdit::RemoveAll)
+    } else {
+        None
+    }
+}
+
+/// Applies member edits to the group copy (which exists by now): works out the member list the
+/// edits lead to, from the copy's current one, and patches the difference, so a retried
+/// delivery sends nothing twice. Members are users' copies, by their downstream id; seatbridge
+/// ids without a user copy downstream are skipped: users without access, and member groups
+/// (nested groups are not mirrored).
+async fn sync_members(scim: &Scim<'_>, group_id: &str, edits: &[MemberEdit<'_>]) -> Result<(), String> {
+    if edits.is_empty() {
+        return Ok(());
+    }
+    let copy = scim
+        .find(Kind::Group, "externalId", group_id)
+        .await?
+        .ok_or_else(|| format!("the copy of group {group_id} is missing downstream"))?;
+    let current = member_values(&copy);
+    let mut wanted = current.clone();
+    for edit in edits {
+        match edit {
+            MemberEdit::Replace(ids) => wanted = user_copies(scim, ids).await?,
+            MemberEdit::Add(ids) => wanted.extend(user_copies(scim, ids).await?),
+            MemberEdit::Remove(ids) => {
+                let gone: HashSet<String> = user_copies(scim, ids).await?.into_iter().collect();
+                wanted.retain(|m| !gone.contains(m));
+            }
+            MemberEdit::RemoveAll => wanted.clear(),
+        }
+    }
+    scim.patch(Kind::Group, &copy, member_ops(&current, &wanted)).await
+}
+
+/// The `value`s of a downstream group's members.
+fn member_values(group: &Value) -> Vec<String> {
+    let members = group["members"].as_array().map(Vec::as_slice).unwrap_or_default();
+    members
+        .iter()
+        .filter_map(|m| m["value"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The downstream ids of the copies of the seatbridge users `ids`; users without one are
+/// skipped. One lookup per member.
+async fn user_copies(scim: &Scim<'_>, ids: &[Value]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for id in ids.iter().filter_map(Value::as_str) {
+        if let Some(copy) = scim.find(Kind::User, "externalId", id).await? {
+            out.extend(copy["id"].as_str().map(str::to_string));
+        }
+    }
+    Ok(out)
+}
+
+/// PATCH operations that turn the member list `current` into `wanted` (downstream ids): one
+/// `remove` per member that goes (or of all members when none stay) and one `add` of the
+/// members that come.
+fn member_ops(current: &[String], wanted: &[String]) -> Vec<Value> {
+    let now: HashSet<&str> = current.iter().map(String::as_str).collect();
+    let then: HashSet<&str> = wanted.iter().map(String::as_str).collect();
+    let mut ops = Vec::new();
+    if then.is_empty() && !now.is_empty() {
+        ops.push(json!({"op": "remove", "path": "members"}));
+    } else {
+        let mut gone: Vec<&str> = now.difference(&then).copied().collect();
+        gone.sort_unstable();
+        for id in gone {
+            // A SCIM filter's string value is a JSON string literal.
+            let path = format!("members[value eq {}]", Value::from(id));
+            ops.push(json!({"op": "remove", "path": path}));
+        }
+    }
+    let mut seen = HashSet::new();
+    let added: Vec<Value> = wanted
+        .iter()
+        .filter(|id| !now.contains(id.as_str()) && seen.insert(id.as_str()))
+        .map(|id| json!({"value": id}))
+        .collect();
+    if !added.is_empty() {
+        ops.push(json!({"op": "add", "path": "members", "value": added}));
+    }
+    ops
 }
 
 /// The attributes a user with access has downstream: its userName, the seatbridge id as
@@ -372,6 +491,43 @@ mod tests {
         );
         let same = json!({"userName": "ann", "externalId": "u1", "active": true, "displayName": "Ann"});
         assert!(changes(&wanted, &same, &PROFILE).is_empty());
+    }
+
+    #[test]
+    fn member_edits_follow_the_event() {
+        let ids = vec![json!("u1")];
+        let created = json!({"group": {"id": "g"}, "members": 1, "memberIds": ["u1"]});
+        assert_eq!(member_edits(&created), vec![MemberEdit::Replace(&ids)]);
+        let patched = json!({"group": {"id": "g"}, "memberChanges": [
+            {"add": ["u1"]}, {"remove": ["u1"]}, {"removeAll": true}, {"replaceWith": ["u1"]}]});
+        assert_eq!(
+            member_edits(&patched),
+            vec![
+                MemberEdit::Add(&ids),
+                MemberEdit::Remove(&ids),
+                MemberEdit::RemoveAll,
+                MemberEdit::Replace(&ids)
+            ]
+        );
+        assert!(member_edits(&json!({"group": {"id": "g"}, "members": 3})).is_empty());
+    }
+
+    #[test]
+    fn member_ops_patch_only_the_difference() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            member_ops(&s(&["a", "b"]), &s(&["b", "c", "c"])),
+            vec![
+                json!({"op": "remove", "path": "members[value eq \"a\"]"}),
+                json!({"op": "add", "path": "members", "value": [{"value": "c"}]}),
+            ]
+        );
+        assert_eq!(
+            member_ops(&s(&["a"]), &[]),
+            vec![json!({"op": "remove", "path": "members"})]
+        );
+        assert!(member_ops(&s(&["a", "b"]), &s(&["b", "a"])).is_empty());
+        assert!(member_ops(&[], &[]).is_empty());
     }
 
     #[test]

@@ -32,7 +32,7 @@ impl Provisioning<'_> {
                 add_members(&w.tx, tenant, &row.id, members).await?;
             }
             let after = json!({"displayName": row.display_name, "members": members.as_ref().map_or(0, Vec::len)});
-                        let data = json!({"group": {"id": row.id, "displayName": row.display_name, "externalId": row.external_id}, "members": after["members"]});
+                        let data = json!({"group": {"id": row.id, "displayName": row.display_name, "externalId": row.external_id}, "members": after["members"], "memberIds": member_ids(members.as_deref())});
             events::emit(&w.tx, &tenant.id, types::GROUP_CREATED, data).await?;
             self.audit(&w.tx, tenant, "scim.group.create", &format!("Group/{}", row.id), None, Some(after))
             .await?;
@@ -74,7 +74,7 @@ impl Provisioning<'_> {
             self.reseat_all(&w, tenant, &affected).await?;
             let after = json!({"displayName": doc.get("displayName"), "members": members.as_ref().map_or(0, Vec::len)});
             let before = json!({"displayName": row.display_name});
-                        let data = json!({"group": {"id": id, "displayName": after["displayName"]}, "members": after["members"], "replaced": true});
+                        let data = json!({"group": {"id": id, "displayName": after["displayName"]}, "members": after["members"], "memberIds": member_ids(members.as_deref()), "replaced": true});
             events::emit(&w.tx, &tenant.id, types::GROUP_UPDATED, data).await?;
             self.audit(&w.tx, tenant, "scim.group.replace", &format!("Group/{id}"), Some(before), Some(after))
             .await?;
@@ -299,6 +299,12 @@ fn describe(changes: &[MemberChange]) -> Vec<Value> {
         })
         .collect()
 }
+
+/// The ids of the members a request gave, for events (an empty list when it gave none).
+fn member_ids(members: Option<&[MemberRef]>) -> Vec<&str> {
+    members.unwrap_or_default().iter().map(|r| r.value.as_str()).collect()
+}
+
 /// Separates `members` from a normalized group document: members live in their own table.
 fn split_members(mut doc: Value) -> Result<(Value, Option<Vec<MemberRef>>), ScimError> {
     let members = doc.as_object_mut().and_then(|o| o.remove("members"));

@@ -275,6 +275,87 @@ async fn users_with_access_and_groups_are_mirrored_to_a_real_scim_server() {
     assert!(failed.is_empty(), "{failed:#?}");
 }
 
+/// The member values of a downstream group copy, sorted.
+fn members(copy: Option<&Value>) -> Vec<String> {
+    let mut values: Vec<String> = copy
+        .and_then(|c| c["members"].as_array())
+        .map(|ms| {
+            ms.iter()
+                .filter_map(|m| m["value"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    values.sort();
+    values
+}
+
+#[tokio::test]
+async fn group_memberships_of_users_with_access_are_mirrored() {
+    let scim = ScimServer::start().await;
+    let app = app().await;
+    let t = mirrored_tenant(&app, &scim, "members", 2).await;
+
+    let ann = id(&t.create_user("ann", true).await.1);
+    let bob = id(&t.create_user("bob", true).await.1);
+    // Carl has no access: no copy downstream, so no membership either.
+    let carl = id(&t.create_user("carl", false).await.1);
+    let copy_id = |c: Option<Value>| c.and_then(|c| c["id"].as_str().map(str::to_string)).unwrap();
+    let ann_copy = copy_id(
+        scim.wait_for(&app, "Users", &ann, "ann created", |c| active(c, true))
+            .await,
+    );
+    let bob_copy = copy_id(
+        scim.wait_for(&app, "Users", &bob, "bob created", |c| active(c, true))
+            .await,
+    );
+
+    let (status, body) = t
+        .post(
+            "/Groups",
+            json!({"schemas": [GROUP], "displayName": "Engineers",
+                   "members": [{"value": ann, "type": "User"}, {"value": carl, "type": "User"}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let group = id(&body);
+    scim.wait_for(&app, "Groups", &group, "group created with ann", |c| {
+        members(c) == vec![ann_copy.clone()]
+    })
+    .await;
+
+    let mut both = vec![ann_copy.clone(), bob_copy.clone()];
+    both.sort();
+    let (status, body) = t
+        .patch(
+            &format!("/Groups/{group}"),
+            TestApp::patch_body(json!([{"op": "add", "path": "members", "value": [{"value": bob}]}])),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{body}");
+    scim.wait_for(&app, "Groups", &group, "bob added", |c| members(c) == both)
+        .await;
+
+    let (status, body) = t
+        .patch(
+            &format!("/Groups/{group}"),
+            TestApp::patch_body(json!([{"op": "remove", "path": format!("members[value eq \"{ann}\"]")}])),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{body}");
+    scim.wait_for(&app, "Groups", &group, "ann removed", |c| {
+        members(c) == vec![bob_copy.clone()]
+    })
+    .await;
+
+    let failed: Vec<_> = list_deliveries(&app.db, Some(&t.tenant_id), None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.last_error.is_some() || d.status == "dead")
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
 async fn app_group(t: &TenantClient<'_>, name: &str) -> String {
     let (status, body) = t
         .post("/Groups", json!({"schemas": [GROUP], "displayName": name}))
