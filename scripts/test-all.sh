@@ -25,4 +25,12 @@ else
 fi
 
 echo "==> conformance suites"
-bash conformance/run.sh
+# Reuse the binary the integration tests just built instead of building another feature set.
+target="${CARGO_TARGET_DIR:-target}"
+[[ "$target" == /* ]] || target="$PWD/$target"
+bin="$target/debug/seatbridge"
+if [[ -x "$bin" ]]; then
+  SEATBRIDGE_BIN="$bin" bash conformance/run.sh
+else
+  bash conformance/run.sh
+fi

@@ -149,6 +149,8 @@ pub enum EntitlementReason {
     SeatReduction,
     /// Set by an operator.
     Manual,
+    /// The user's seat type names no pool of the plan.
+    UnknownSeatType,
 }
 
 impl EntitlementReason {
@@ -163,6 +165,7 @@ impl EntitlementReason {
             EntitlementReason::PlanDowngrade => "plan_downgrade",
             EntitlementReason::SeatReduction => "seat_reduction",
             EntitlementReason::Manual => "manual",
+            EntitlementReason::UnknownSeatType => "unknown_seat_type",
         }
     }
 }

@@ -292,11 +292,17 @@ fn user_resource(row: &user::Model, mut doc: Value, groups: Option<Vec<Value>>) 
     if let Some(g) = groups.filter(|g| !g.is_empty()) {
         doc["groups"] = Value::Array(g);
     }
+    // `seatType` is what the IdP asked for (kept in the document); `seatPool` is the pool the
+    // user is actually in (asked for, from a mapped group, or the default).
+    let requested = doc.get(SEATBRIDGE_USER_SCHEMA).and_then(|e| e.get("seatType")).cloned();
     let mut verdict = json!({
-        "seatType": row.seat_type,
+        "seatPool": row.seat_type,
         "entitled": row.entitled,
         "entitlementReason": row.entitlement_reason,
     });
+    if let Some(requested) = requested {
+        verdict["seatType"] = requested;
+    }
     if let Some(t) = &row.entitlement_updated {
         verdict["entitlementUpdated"] = json!(format_datetime(t));
     }

@@ -61,12 +61,9 @@ fn waiting_reason(err: &AdmitError) -> EntitlementReason {
 }
 
 fn refusal(err: AdmitError) -> ScimError {
-    match err {
-        AdmitError::UnknownSeatType { .. } => ScimError::InvalidValue(err.to_string()),
-        other => ScimError::Forbidden {
-            code: other.code(),
-            detail: other.to_string(),
-        },
+    ScimError::Forbidden {
+        code: err.code(),
+        detail: err.to_string(),
     }
 }
 
@@ -78,6 +75,7 @@ impl Provisioning<'_> {
     /// * Anyone else who is active asks the engine for a seat. A write that *newly* asks — a
     ///   create with `active: true`, a reactivation, a move to another pool — is refused (403,
     ///   nothing written) when there is none. A user already waiting stays waiting.
+    /// * A seat type the plan does not have gets no seat (reason `unknown_seat_type`).
     pub(super) async fn decide_seat(
         &self,
         w: &WriteTx,
@@ -97,14 +95,6 @@ impl Provisioning<'_> {
             reason: reason.as_str(),
         };
         if !users::doc_active(doc) {
-            // An unknown seat type is still a client error, even on an inactive user.
-            limit_of(&w.plan, &w.license, &seat_type).map_err(|known| {
-                ScimError::InvalidValue(format!(
-                    "seat type '{seat_type}' does not exist on plan {}; known seat types: {}",
-                    w.plan.name,
-                    known.join(", ")
-                ))
-            })?;
             return Ok(state(false, EntitlementReason::Inactive));
         }
         let holds_same_seat = existing.is_some_and(|e| e.entitled && e.seat_type == seat_type);
@@ -130,7 +120,12 @@ impl Provisioning<'_> {
             },
         ) {
             Ok(()) => Ok(state(true, EntitlementReason::SeatAssigned)),
-            Err(err @ AdmitError::UnknownSeatType { .. }) => Err(refusal(err)),
+            // The identity is still provisioned, without a seat: an IdP attribute naming a pool
+            // the plan lacks is an admin's mapping problem, visible in `entitlementReason`.
+            Err(err @ AdmitError::UnknownSeatType { .. }) => {
+                tracing::warn!(%err, "user provisioned without a seat");
+                Ok(state(false, EntitlementReason::UnknownSeatType))
+            }
             Err(err) if newly_asking => Err(refusal(err)),
             Err(err) => Ok(state(false, waiting_reason(&err))),
         }

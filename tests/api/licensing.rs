@@ -122,6 +122,7 @@ async fn seat_pools_are_enforced_separately() {
     let (status, v1) = t.post("/Users", viewer("v1")).await;
     assert_eq!(status, 201, "{v1}");
     assert_eq!(v1[SEATBRIDGE]["seatType"], "viewer");
+    assert_eq!(v1[SEATBRIDGE]["seatPool"], "viewer");
     assert_eq!(t.post("/Users", viewer("v2")).await.0, 201);
     let (status, err) = t.post("/Users", viewer("v3")).await;
     assert_scim_error(status, &err, 403, None);
@@ -137,20 +138,17 @@ async fn seat_pools_are_enforced_separately() {
     let (status, _) = t.patch(&format!("/Users/{id}"), to_full).await;
     assert_eq!(status, 403);
 
-    let (status, err) = t
+    // A seat type the plan lacks: the identity is provisioned, without a seat.
+    let (status, body) = t
         .post(
             "/Users",
             json!({"schemas":[USER],"userName":"x","active":true, SEATBRIDGE: {"seatType":"admin"}}),
         )
         .await;
-    assert_scim_error(status, &err, 400, Some("invalidValue"));
-    assert!(
-        err["detail"]
-            .as_str()
-            .unwrap()
-            .contains("known seat types: default, viewer"),
-        "{err}"
-    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["active"], json!(true));
+    assert_eq!(body[SEATBRIDGE]["entitled"], json!(false));
+    assert_eq!(body[SEATBRIDGE]["entitlementReason"], "unknown_seat_type");
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use crate::helpers::*;
 async fn seat(t: &TenantClient<'_>, id: &str) -> (String, bool) {
     let (_, u) = t.get(&format!("/Users/{id}")).await;
     (
-        u[SEATBRIDGE]["seatType"].as_str().unwrap().to_string(),
+        u[SEATBRIDGE]["seatPool"].as_str().unwrap().to_string(),
         u[SEATBRIDGE]["entitled"] == json!(true),
     )
 }
