@@ -60,14 +60,6 @@ impl Actor {
             request_id,
         }
     }
-
-    /// A non-HTTP actor such as `cli` or `system:sweeper`.
-    pub fn named(name: &str) -> Self {
-        Actor {
-            name: name.to_string(),
-            request_id: None,
-        }
-    }
 }
 
 impl From<StoreError> for ScimError {

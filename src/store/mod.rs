@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqlErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqlErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 
 use migration::{Migrator, MigratorTrait};
@@ -107,9 +107,4 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     let t = chrono::Utc::now();
     chrono::DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
-}
-
-/// The backend of a connection or transaction.
-pub fn backend(conn: &impl ConnectionTrait) -> DbBackend {
-    conn.get_database_backend()
 }

@@ -21,11 +21,6 @@ impl SqlBuilder {
         }
     }
 
-    /// The backend this statement is for.
-    pub fn backend(&self) -> DbBackend {
-        self.backend
-    }
-
     /// Appends SQL text. Callers pass only text they wrote themselves, never client input.
     pub fn push(&mut self, text: &str) -> &mut Self {
         self.sql.push_str(text);
