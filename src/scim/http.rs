@@ -197,6 +197,27 @@ fn single_response(status: StatusCode, rendered: &Value, version: i64, location:
     resp.body(rendered.to_string())
 }
 
+/// What every write handler reads before calling the service: the checked JSON body, the
+/// resource type and the requested projection.
+struct WriteInput<'a> {
+    body: Value,
+    rt: &'a ResourceTypeDef,
+    projection: Projection,
+}
+
+async fn write_input<'a>(
+    req: &HttpRequest,
+    state: &'a AppState,
+    kind: ResourceKind,
+    payload: web::Payload,
+) -> Result<WriteInput<'a>, ScimError> {
+    check_accept(req)?;
+    let body = read_json(req, payload, state.config.scim.max_body_bytes).await?;
+    let rt = state.schemas.resource_type(kind);
+    let projection = query_projection(req, rt)?;
+    Ok(WriteInput { body, rt, projection })
+}
+
 fn precondition(req: &HttpRequest) -> Result<Precondition<'_>, ScimError> {
     match req.headers().get(header::IF_MATCH) {
         None => Ok(Precondition::None),
@@ -261,10 +282,7 @@ async fn create(
     tenant: Tenant,
     payload: web::Payload,
 ) -> Result<HttpResponse, ScimError> {
-    check_accept(&req)?;
-    let body = read_json(&req, payload, state.config.scim.max_body_bytes).await?;
-    let rt = state.schemas.resource_type(**kind);
-    let projection = query_projection(&req, rt)?;
+    let WriteInput { body, rt, projection } = write_input(&req, &state, **kind, payload).await?;
     let svc = service(&req, &state, &tenant);
     let stored = match **kind {
         ResourceKind::User => svc.create_user(&tenant, &body).await?,
@@ -291,10 +309,7 @@ async fn replace(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ScimError> {
-    check_accept(&req)?;
-    let body = read_json(&req, payload, state.config.scim.max_body_bytes).await?;
-    let rt = state.schemas.resource_type(**kind);
-    let projection = query_projection(&req, rt)?;
+    let WriteInput { body, rt, projection } = write_input(&req, &state, **kind, payload).await?;
     let pre = precondition(&req)?;
     let svc = service(&req, &state, &tenant);
     let stored = match **kind {
@@ -315,10 +330,7 @@ async fn patch(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ScimError> {
-    check_accept(&req)?;
-    let body = read_json(&req, payload, state.config.scim.max_body_bytes).await?;
-    let rt = state.schemas.resource_type(**kind);
-    let projection = query_projection(&req, rt)?;
+    let WriteInput { body, rt, projection } = write_input(&req, &state, **kind, payload).await?;
     let pre = precondition(&req)?;
     let svc = service(&req, &state, &tenant);
     let stored = match **kind {
