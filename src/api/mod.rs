@@ -24,6 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/tenants/{slug}/license", web::get().to(operator::get_license))
         .route("/tenants/{slug}/license", web::put().to(operator::put_license))
         .route("/tenants/{slug}/seats", web::get().to(operator::seat_usage))
+        .route("/tenants/{slug}/endpoints", web::get().to(operator::list_endpoints))
+        .route("/tenants/{slug}/endpoints", web::post().to(operator::add_endpoint))
         .route("/events/deliveries", web::get().to(operator::list_deliveries))
         .route(
             "/events/deliveries/{id}/retry",

@@ -336,3 +336,66 @@ pub async fn retry_dead_letters(
     state.signals.outbox.notify_one();
     Ok(HttpResponse::Ok().json(json!({"requeued": n})))
 }
+
+/// GET /tenants/{slug}/endpoints: where the tenant's events go (secrets are never shown).
+pub async fn list_endpoints(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    operator(&req, &state)?;
+    let (tenant, _, _) = load(&state, &slug).await?;
+    Ok(HttpResponse::Ok().json(store::events::list_endpoints(&state.db, &tenant.id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EndpointBody {
+    url: String,
+    /// `webhook` (default) or `scim`.
+    #[serde(default)]
+    kind: Option<String>,
+    /// Event types, or absent for all.
+    #[serde(default)]
+    events: Option<Vec<String>>,
+    /// Bearer token of a downstream SCIM endpoint (`kind: scim`).
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// POST /tenants/{slug}/endpoints: registers an endpoint. A webhook endpoint's signing secret
+/// is in the answer, once.
+pub async fn add_endpoint(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+    body: web::Json<EndpointBody>,
+) -> Result<HttpResponse, ApiError> {
+    operator(&req, &state)?;
+    let (tenant, _, _) = load(&state, &slug).await?;
+    let body = body.into_inner();
+    if !(body.url.starts_with("https://") || body.url.starts_with("http://")) {
+        return Err(ApiError::BadRequest(format!(
+            "url '{}' must be an http(s) URL",
+            body.url
+        )));
+    }
+    let types = match &body.events {
+        None => "*".to_string(),
+        Some(list) => json!(list).to_string(),
+    };
+    let kind = body.kind.as_deref().unwrap_or("webhook");
+    let (secret, shown) = match kind {
+        "webhook" => {
+            let s = crate::events::signature::new_standard_secret();
+            (s.clone(), Some(s))
+        }
+        "scim" => (
+            body.token
+                .ok_or_else(|| ApiError::BadRequest("a scim endpoint needs a token".into()))?,
+            None,
+        ),
+        other => return Err(ApiError::BadRequest(format!("kind '{other}' must be webhook or scim"))),
+    };
+    let id = store::events::add_endpoint(&state.db, &tenant.id, kind, &body.url, &secret, &types).await?;
+    Ok(HttpResponse::Created().json(json!({"id": id, "kind": kind, "url": body.url, "secret": shown})))
+}

@@ -397,3 +397,32 @@ pub async fn append_many(
     }
     Ok(())
 }
+
+/// An endpoint as operators see it (never with its secret).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EndpointRow {
+    pub id: String,
+    pub kind: String,
+    pub url: String,
+    pub event_types: String,
+    pub active: bool,
+}
+
+/// A tenant's endpoints.
+pub async fn list_endpoints(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<Vec<EndpointRow>, StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push("SELECT id, kind, url, event_types, active FROM webhook_endpoints WHERE tenant_id = ")
+        .bind(tenant_id.to_string())
+        .push(" ORDER BY created_at, id");
+    let mut out = Vec::new();
+    for r in conn.query_all_raw(b.build()).await? {
+        out.push(EndpointRow {
+            id: r.try_get_by_index(0)?,
+            kind: r.try_get_by_index(1)?,
+            url: r.try_get_by_index(2)?,
+            event_types: r.try_get_by_index(3)?,
+            active: r.try_get_by_index(4)?,
+        });
+    }
+    Ok(out)
+}

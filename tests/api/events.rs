@@ -195,10 +195,29 @@ async fn product_webhooks_arrive_signed_once_and_in_order_despite_failures() {
     let app = app().await;
     let t = app.tenant("hooked", "team", 1).await;
     let receiver = Receiver::start(2).await;
-    let secret = seatbridge::events::signature::new_standard_secret();
-    seatbridge::store::events::add_endpoint(&app.db, &t.tenant_id, "webhook", &receiver.url, &secret, "*")
-        .await
-        .unwrap();
+    let (status, created) = parts(
+        app.client
+            .post(format!("{}/api/v1/tenants/hooked/endpoints", app.base))
+            .bearer_auth("op")
+            .json(&json!({"url": receiver.url}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let secret = created["secret"].as_str().unwrap().to_string();
+    let (_, listed) = parts(
+        app.client
+            .get(format!("{}/api/v1/tenants/hooked/endpoints", app.base))
+            .bearer_auth("op")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(listed[0]["url"], receiver.url.as_str());
+    assert!(listed[0].get("secret").is_none(), "secrets are never listed");
 
     let (_, a) = t.create_user("a", true).await;
     let a = a["id"].as_str().unwrap().to_string();
