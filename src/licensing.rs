@@ -278,7 +278,7 @@ async fn rebalance_tenant(
         (true, false) => tenants::save_license(tx, next).await?,
     };
     if !job.dry_run {
-        apply_moves(tx, &tenant.id, &deentitled, &reentitled).await?;
+        apply_moves(tx, &deentitled, &reentitled).await?;
         crate::entitlements::notify_change(tx, &tenant.id).await?;
         publish_moves(tx, &tenant.id, &deentitled, &reentitled).await?;
         if license_changes {
@@ -371,21 +371,16 @@ async fn audit_moves(
     Ok(())
 }
 
-async fn apply_moves(
-    tx: &DatabaseTransaction,
-    tenant_id: &str,
-    revoke: &[UserChange],
-    grant: &[UserChange],
-) -> Result<(), StoreError> {
+async fn apply_moves(tx: &DatabaseTransaction, revoke: &[UserChange], grant: &[UserChange]) -> Result<(), StoreError> {
     let mut by_reason: HashMap<&str, Vec<String>> = HashMap::new();
     for u in revoke {
         by_reason.entry(u.reason.as_str()).or_default().push(u.id.clone());
     }
     for (reason, ids) in by_reason {
-        users::set_entitlement(tx, tenant_id, &ids, false, reason).await?;
+        users::set_entitlement(tx, &ids, false, reason).await?;
     }
     let ids: Vec<String> = grant.iter().map(|u| u.id.clone()).collect();
-    users::set_entitlement(tx, tenant_id, &ids, true, EntitlementReason::SeatAssigned.as_str()).await
+    users::set_entitlement(tx, &ids, true, EntitlementReason::SeatAssigned.as_str()).await
 }
 
 fn license_summary(l: &license::Model) -> serde_json::Value {
@@ -678,7 +673,7 @@ pub async fn set_seat_mapping(
         }
     }
     for (pool, ids) in &by_pool {
-        users::move_to_pool_waiting(&tx, &tenant.id, ids, pool).await?;
+        users::move_to_pool_waiting(&tx, ids, pool).await?;
     }
     let job = Job {
         actor,

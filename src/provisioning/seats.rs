@@ -151,7 +151,7 @@ impl Provisioning<'_> {
         if next.is_empty() {
             return Ok(());
         }
-        users::set_entitlement(&w.tx, &tenant.id, &next, true, EntitlementReason::SeatAssigned.as_str()).await?;
+        users::set_entitlement(&w.tx, &next, true, EntitlementReason::SeatAssigned.as_str()).await?;
         for id in &next {
             if let Some(row) = users::find(&w.tx, &tenant.id, id).await? {
                 let data = crate::events::user_data(&row, EntitlementReason::SeatAssigned.as_str());
