@@ -68,6 +68,9 @@ pub enum ScimError {
     /// 500: the cause is logged where it happened; the client only gets a generic message.
     #[error("internal server error")]
     Internal,
+    /// 501: an optional endpoint this server does not offer (e.g. `/Me`, RFC 7644 §3.11).
+    #[error("{0}")]
+    NotImplemented(String),
     /// 503: the database is unavailable or locked for longer than the busy timeout.
     #[error("{0}")]
     Unavailable(String),
@@ -96,6 +99,7 @@ impl ScimError {
             ScimError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ScimError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ScimError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ScimError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ScimError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

@@ -26,7 +26,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/Schemas").route(web::get().to(discovery::schemas)))
         .service(resource("/Schemas/{id}").route(web::get().to(discovery::schema)))
         .service(resource("/.search").route(web::post().to(search_root)))
-        .service(resource("/Bulk").route(web::post().to(bulk::handle)));
+        .service(resource("/Bulk").route(web::post().to(bulk::handle)))
+        .service(web::resource("/Me").to(|| async {
+            // Tokens identify a tenant, not a user, so there is no "me" (RFC 7644 §3.11).
+            Err::<HttpResponse, _>(ScimError::NotImplemented(
+                "/Me is not supported: SCIM tokens identify a tenant, not a user".into(),
+            ))
+        }));
     for kind in [ResourceKind::User, ResourceKind::Group] {
         let base = format!("/{}", kind.endpoint());
         cfg.service(

@@ -152,3 +152,10 @@ async fn bad_patches_are_refused_with_the_right_type() {
     let (_, user) = app.get(&path).await;
     assert_eq!(user["meta"]["version"], "W/\"1\"", "no failed PATCH wrote anything");
 }
+
+#[tokio::test]
+async fn me_is_not_implemented() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.get("/Me").await;
+    assert_scim_error(status, &body, 501, None);
+}
