@@ -33,6 +33,8 @@ pub struct AppState {
     pub signals: Signals,
     /// Keys that sign license tokens (the public halves are served as a JWKS).
     pub keys: Arc<KeyRing>,
+    /// OIDC login, sessions and JWT bearers of the admin side.
+    pub admin: crate::admin::Admin,
 }
 
 /// Why the server could not start.
@@ -48,6 +50,8 @@ pub enum StartError {
     Schemas(#[from] scim::schema::SchemaLoadError),
     #[error("license signing keys: {0}")]
     Keys(#[from] crate::license::token::TokenError),
+    #[error("OpenID Connect: {0}")]
+    Oidc(#[from] crate::admin::OidcError),
 }
 
 /// A bound, ready-to-run server, with its background tasks (license sweeper, entitlement
@@ -95,6 +99,7 @@ impl Application {
             Some(secret) => KeyRing::from_env_secret(secret)?,
             None => KeyRing::load_or_create(&config.key_dir)?,
         });
+        let admin = crate::admin::Admin::new(&config)?;
         let state = web::Data::new(AppState {
             db: db.clone(),
             schemas: Arc::new(SchemaRegistry::builtin()?),
@@ -103,6 +108,7 @@ impl Application {
             entitlements: entitlements.clone(),
             signals: signals.clone(),
             keys,
+            admin,
         });
         let server = HttpServer::new(move || App::new().configure(|cfg| configure(cfg, state.clone())))
             .listen(listener)
@@ -164,6 +170,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                         .error_handler(|e, _| crate::api::ApiError::BadRequest(format!("invalid query: {e}")).into()),
                 )
                 .configure(crate::api::configure),
+        )
+        .service(
+            web::scope("/admin")
+                .wrap(from_fn(request_context))
+                .app_data(web::FormConfig::default().limit(16 * 1024))
+                .configure(crate::admin::configure),
         )
         .service(
             web::scope("/scim/v2")

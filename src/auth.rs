@@ -10,8 +10,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
+use crate::audit;
+use crate::scim::client::Idp;
 use crate::scim::error::ScimError;
-use crate::store::tenants;
+use crate::store::entities::scim_token;
+use crate::store::{self, tenants, StoreError};
 
 /// Prefix that makes seatbridge tokens recognisable to secret scanners.
 pub const TOKEN_PREFIX: &str = "sbt_";
@@ -55,7 +58,7 @@ fn bearer_token(req: &HttpRequest) -> Result<&str, ScimError> {
     Ok(token.trim())
 }
 
-async fn authenticate(state: web::Data<AppState>, token: String) -> Result<Tenant, ScimError> {
+async fn authenticate(state: web::Data<AppState>, token: String, client: Client) -> Result<Tenant, ScimError> {
     let hash = hash_token(&token);
     let row = tenants::find_token_by_hash(&state.db, &hash).await.map_err(|e| {
         tracing::error!(error = %e, "token lookup failed");
@@ -74,7 +77,7 @@ async fn authenticate(state: web::Data<AppState>, token: String) -> Result<Tenan
             ScimError::Internal
         })?
         .ok_or_else(invalid)?;
-    state.token_usage.record(&state.db, &row.id).await;
+    state.token_usage.record(&state.db, &row.id, client).await;
     Ok(Tenant {
         id: tenant.id,
         slug: tenant.slug,
@@ -98,7 +101,7 @@ impl FromRequest for Tenant {
                 .cloned()
                 .ok_or(ScimError::Internal)?;
             let token = bearer_token(&req)?.to_string();
-            let tenant = authenticate(state, token).await?;
+            let tenant = authenticate(state, token, Client::of(&req)).await?;
             tracing::Span::current().record("tenant", tenant.slug.as_str());
             req.extensions_mut().insert(tenant.clone());
             Ok(tenant)
@@ -106,15 +109,35 @@ impl FromRequest for Tenant {
     }
 }
 
-/// Records `last_used_at` at most once a minute per token, so authentication does not turn
-/// every read into a database write.
+/// The SCIM client behind a request: its `User-Agent` and the IdP detected from it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub user_agent: Option<String>,
+    pub idp: Idp,
+}
+
+impl Client {
+    /// Reads the client off a request.
+    pub fn of(req: &HttpRequest) -> Client {
+        let user_agent = req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(200).collect::<String>());
+        let idp = Idp::detect(user_agent.as_deref(), req.query_string());
+        Client { user_agent, idp }
+    }
+}
+
+/// Records `last_used_at` (and the client) at most once a minute per token, so
+/// authentication does not turn every read into a database write.
 #[derive(Debug, Default)]
 pub struct TokenUsage {
     last: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
 impl TokenUsage {
-    async fn record(&self, db: &sea_orm::DatabaseConnection, token_id: &str) {
+    async fn record(&self, db: &sea_orm::DatabaseConnection, token_id: &str, client: Client) {
         let due = {
             let Ok(mut last) = self.last.lock() else { return };
             let now = std::time::Instant::now();
@@ -127,11 +150,63 @@ impl TokenUsage {
             }
         };
         if due {
-            if let Err(e) = tenants::touch_token(db, token_id).await {
+            if let Err(e) = tenants::touch_token(db, token_id, client.user_agent.as_deref(), client.idp.as_str()).await {
                 tracing::warn!(error = %e, "could not record token use");
             }
         }
     }
+}
+
+/// Issues a SCIM token for a tenant and records it in the audit log. The secret is returned
+/// here and never again: only its hash is stored.
+pub async fn issue_token(
+    db: &sea_orm::DatabaseConnection,
+    tenant_id: &str,
+    name: &str,
+    actor: &str,
+    request_id: Option<&str>,
+) -> Result<(scim_token::Model, String), StoreError> {
+    let secret = generate_token();
+    let tx = store::begin_write(db).await?;
+    tenants::lock_tenant(&tx, tenant_id).await?;
+    let row = tenants::insert_token(&tx, tenant_id, name, &hash_token(&secret)).await?;
+    let event = audit::Event {
+        actor,
+        action: "token.create",
+        target: &format!("Token/{}", row.id),
+        before: None,
+        after: Some(serde_json::json!({"id": row.id, "name": row.name})),
+        request_id,
+    };
+    audit::append(&tx, tenant_id, event).await?;
+    tx.commit().await?;
+    Ok((row, secret))
+}
+
+/// Revokes a token (only one of `tenant_id`, when given) and records it in the audit log.
+/// Returns the token's tenant, or `None` when no active token has that id.
+pub async fn revoke_token(
+    db: &sea_orm::DatabaseConnection,
+    id: &str,
+    tenant_id: Option<&str>,
+    actor: &str,
+    request_id: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    let tx = store::begin_write(db).await?;
+    let Some(owner) = tenants::revoke_token(&tx, id, tenant_id).await? else {
+        return Ok(None);
+    };
+    let event = audit::Event {
+        actor,
+        action: "token.revoke",
+        target: &format!("Token/{id}"),
+        before: None,
+        after: None,
+        request_id,
+    };
+    audit::append(&tx, &owner, event).await?;
+    tx.commit().await?;
+    Ok(Some(owner))
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use serde_json::json;
 
 use crate::app::{Application, StartError};
 use crate::audit;
-use crate::auth::{generate_token, hash_token};
-use crate::config::{Config, LogFormat, DEFAULT_DATABASE_URL, DEFAULT_LISTEN};
+use crate::auth::{issue_token, revoke_token};
+use crate::config::{Config, LogFormat, OidcSettings, DEFAULT_DATABASE_URL, DEFAULT_LISTEN};
 use crate::license::{LicenseStatus, Policy};
 use crate::licensing::{self, LicenseUpdate, LicensingError};
 use crate::store::{self, tenants, StoreError};
@@ -62,6 +62,32 @@ pub enum Command {
     /// Map billing price/product ids to plans.
     #[command(subcommand, name = "billing-plan")]
     BillingPlan(BillingPlanCommand),
+    /// Grant admin-side roles in the database (beside the ID-token roles claim).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `admin …`. A principal is an e-mail address or an OIDC subject (`sub`).
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Make a principal an operator (`--operator`) or an admin of a tenant (`--tenant SLUG`).
+    Grant {
+        principal: String,
+        #[arg(long, conflicts_with = "tenant", required_unless_present = "tenant")]
+        operator: bool,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Take a role away again.
+    Revoke {
+        principal: String,
+        #[arg(long, conflicts_with = "tenant", required_unless_present = "tenant")]
+        operator: bool,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// List the grants as JSON lines.
+    List,
 }
 
 /// `webhook …`.
@@ -215,6 +241,37 @@ pub struct ServeArgs {
     /// Create a demo tenant and print its SCIM base URL and a bearer token.
     #[arg(long)]
     pub demo: bool,
+    /// Issuer URL of the admin side's OpenID Provider; unset disables browser login.
+    #[arg(long, env = "SEATBRIDGE_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// Client id registered for seatbridge at the provider.
+    #[arg(long, env = "SEATBRIDGE_OIDC_CLIENT_ID", default_value = "seatbridge")]
+    pub oidc_client_id: String,
+    /// Client secret (confidential client, client_secret_basic).
+    #[arg(long, env = "SEATBRIDGE_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// The `aud` of access tokens accepted as bearers (default: the client id).
+    #[arg(long, env = "SEATBRIDGE_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// Scopes asked for at login, comma-separated.
+    #[arg(long, env = "SEATBRIDGE_OIDC_SCOPES", value_delimiter = ',', default_value = "openid,profile,email")]
+    pub oidc_scopes: Vec<String>,
+    /// Claim holding the user's roles or groups.
+    #[arg(long, env = "SEATBRIDGE_OIDC_ROLES_CLAIM", default_value = "roles")]
+    pub oidc_roles_claim: String,
+    /// Claim value that makes a user an operator.
+    #[arg(long, env = "SEATBRIDGE_OIDC_OPERATOR_ROLE", default_value = "seatbridge-operator")]
+    pub oidc_operator_role: String,
+    /// Claim values `<prefix><slug>` make a user an admin of tenant `slug`.
+    #[arg(long, env = "SEATBRIDGE_OIDC_TENANT_ADMIN_PREFIX", default_value = "seatbridge-tenant-admin:")]
+    pub oidc_tenant_admin_prefix: String,
+    /// Secret (≥ 32 characters) the admin session cookie is encrypted with; share it between
+    /// instances. Unset: a random key per process.
+    #[arg(long, env = "SEATBRIDGE_SESSION_KEY", hide_env_values = true)]
+    pub session_key: Option<String>,
+    /// Hours an admin session lasts.
+    #[arg(long, env = "SEATBRIDGE_SESSION_HOURS", default_value_t = 8)]
+    pub session_hours: u64,
 }
 
 /// `plan …`.
@@ -364,6 +421,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 Command::SeatMap(c) => seat_map(&db, c).await,
                 Command::Webhook(c) => webhook(&db, c).await,
                 Command::Events(c) => events_command(&db, c).await,
+                Command::Admin(c) => admin_command(&db, c).await,
                 Command::BillingPlan(BillingPlanCommand::Set {
                     provider,
                     external_id,
@@ -425,6 +483,28 @@ async fn serve(database_url: String, args: ServeArgs) -> Result<(), CliError> {
         .collect();
     config.signing_key = args.signing_key.filter(|k| !k.is_empty());
     config.service_token = args.service_token.filter(|t| !t.is_empty());
+    config.oidc = args.oidc_issuer.filter(|i| !i.is_empty()).map(|issuer| {
+        let mut o = OidcSettings::new(issuer, args.oidc_client_id);
+        o.client_secret = args.oidc_client_secret.filter(|s| !s.is_empty());
+        if let Some(aud) = args.oidc_audience.filter(|a| !a.is_empty()) {
+            o.audience = aud;
+        }
+        o.scopes = args.oidc_scopes.into_iter().filter(|s| !s.is_empty()).collect();
+        o.roles_claim = args.oidc_roles_claim;
+        o.operator_role = args.oidc_operator_role;
+        o.tenant_admin_prefix = args.oidc_tenant_admin_prefix;
+        o
+    });
+    config.session_secret = match args.session_key.filter(|k| !k.is_empty()) {
+        Some(k) if k.len() < 32 => {
+            return Err(CliError::Usage(
+                "SEATBRIDGE_SESSION_KEY is too short: use at least 32 random characters (e.g. `openssl rand -hex 32`)"
+                    .into(),
+            ))
+        }
+        k => k,
+    };
+    config.session_ttl = std::time::Duration::from_secs(args.session_hours.max(1) * 3600);
     tracing::info!(config = ?config, "starting seatbridge");
     let db = open(&config.database_url).await?;
     let demo = if args.demo { Some(create_demo(&db).await?) } else { None };
@@ -467,8 +547,7 @@ async fn create_demo(db: &DatabaseConnection) -> Result<String, CliError> {
             t
         }
     };
-    let token = generate_token();
-    tenants::insert_token(db, &tenant.id, "demo", &hash_token(&token)).await?;
+    let (_, token) = issue_token(db, &tenant.id, "demo", "cli", None).await?;
     Ok(token)
 }
 
@@ -836,21 +915,7 @@ async fn token(db: &DatabaseConnection, c: TokenCommand) -> Result<(), CliError>
             let t = tenants::find_by_slug(db, &tenant)
                 .await?
                 .ok_or_else(|| CliError::Usage(format!("no tenant '{tenant}'; list or create tenants first")))?;
-            let secret = generate_token();
-            let tx = store::begin_write(db).await?;
-            tenants::lock_tenant(&tx, &t.id).await?;
-            let row = tenants::insert_token(&tx, &t.id, &name, &hash_token(&secret)).await?;
-            let after = json!({"id": row.id, "name": row.name});
-            cli_audit(
-                &tx,
-                &t.id,
-                "token.create",
-                &format!("Token/{}", row.id),
-                None,
-                Some(after),
-            )
-            .await?;
-            tx.commit().await?;
+            let (row, secret) = issue_token(db, &t.id, &name, "cli", None).await?;
             eprintln!(
                 "token id {} for tenant {tenant}; the secret below is shown only once:",
                 row.id
@@ -858,14 +923,58 @@ async fn token(db: &DatabaseConnection, c: TokenCommand) -> Result<(), CliError>
             println!("{secret}");
         }
         TokenCommand::Revoke { id } => {
-            let tx = store::begin_write(db).await?;
-            let Some(tenant_id) = tenants::revoke_token(&tx, &id).await? else {
+            if revoke_token(db, &id, None, "cli", None).await?.is_none() {
                 return Err(CliError::Usage(format!("no active token with id '{id}'")));
-            };
-            cli_audit(&tx, &tenant_id, "token.revoke", &format!("Token/{id}"), None, None).await?;
-            tx.commit().await?;
+            }
             println!("token {id} revoked");
         }
+    }
+    Ok(())
+}
+
+async fn admin_command(db: &DatabaseConnection, c: AdminCommand) -> Result<(), CliError> {
+    let (principal, operator, tenant, grant) = match c {
+        AdminCommand::List => {
+            for g in store::admin::list(db).await? {
+                let slug = match &g.tenant_id {
+                    Some(id) => tenants::find(db, id).await?.map(|t| t.slug),
+                    None => None,
+                };
+                println!(
+                    "{}",
+                    json!({"principal": g.principal, "role": g.role, "tenant": slug, "created_at": g.created_at})
+                );
+            }
+            return Ok(());
+        }
+        AdminCommand::Grant {
+            principal,
+            operator,
+            tenant,
+        } => (principal, operator, tenant, true),
+        AdminCommand::Revoke {
+            principal,
+            operator,
+            tenant,
+        } => (principal, operator, tenant, false),
+    };
+    let tenant_id = match tenant.as_deref() {
+        Some(slug) if !operator => Some(
+            tenants::find_by_slug(db, slug)
+                .await?
+                .ok_or_else(|| CliError::Usage(format!("no tenant '{slug}'")))?
+                .id,
+        ),
+        _ => None,
+    };
+    let role = if operator { "operator" } else { "tenant_admin" };
+    if grant {
+        store::admin::grant(db, &principal, role, tenant_id.as_deref()).await?;
+        println!("granted {role} to {principal}");
+    } else if store::admin::revoke(db, &principal, role, tenant_id.as_deref()).await? {
+        println!("revoked {role} from {principal}");
+    } else {
+        return Err(CliError::Usage(format!("{principal} has no such grant; see `seatbridge admin list`")));
     }
     Ok(())
 }

@@ -48,6 +48,59 @@ impl Default for ScimSettings {
     }
 }
 
+/// OpenID Connect settings of the admin side. Without them only the static operator token
+/// reaches the admin API, and `/admin/login` explains what to configure.
+#[derive(Clone)]
+pub struct OidcSettings {
+    /// The OpenID Provider's issuer URL (discovery at `<issuer>/.well-known/openid-configuration`).
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    /// The `aud` an access token must carry to be accepted as a bearer (default: the client id).
+    pub audience: String,
+    /// Scopes asked for at login (`openid` is always included).
+    pub scopes: Vec<String>,
+    /// The claim holding roles or groups (`roles`, `groups`…): a string array or a
+    /// space-separated string.
+    pub roles_claim: String,
+    /// The claim value that makes a user an operator.
+    pub operator_role: String,
+    /// Claim values `<prefix><tenant slug>` make a user an admin of that tenant.
+    pub tenant_admin_prefix: String,
+}
+
+impl OidcSettings {
+    /// Settings for `issuer` and `client_id` with every default filled in.
+    pub fn new(issuer: impl Into<String>, client_id: impl Into<String>) -> Self {
+        let client_id = client_id.into();
+        OidcSettings {
+            issuer: issuer.into(),
+            audience: client_id.clone(),
+            client_id,
+            client_secret: None,
+            scopes: vec!["openid".into(), "profile".into(), "email".into()],
+            roles_claim: "roles".into(),
+            operator_role: "seatbridge-operator".into(),
+            tenant_admin_prefix: "seatbridge-tenant-admin:".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for OidcSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcSettings")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "***"))
+            .field("audience", &self.audience)
+            .field("scopes", &self.scopes)
+            .field("roles_claim", &self.roles_claim)
+            .field("operator_role", &self.operator_role)
+            .field("tenant_admin_prefix", &self.tenant_admin_prefix)
+            .finish()
+    }
+}
+
 /// Everything the server needs to run.
 #[derive(Clone)]
 pub struct Config {
@@ -78,6 +131,14 @@ pub struct Config {
     /// Secrets of the Stripe endpoint (several while rotating).
     pub stripe_webhook_secrets: Vec<String>,
     pub scim: ScimSettings,
+    /// The admin side's OpenID Provider; `None` disables browser login and JWT bearers.
+    pub oidc: Option<OidcSettings>,
+    /// Secret the admin session cookie is encrypted with (at least 32 bytes). Instances behind
+    /// one load balancer must share it; when unset, each process picks a random one and
+    /// sessions end at restart.
+    pub session_secret: Option<String>,
+    /// How long an admin session lasts after login.
+    pub session_ttl: Duration,
 }
 
 impl Default for Config {
@@ -99,6 +160,9 @@ impl Default for Config {
             billing_webhook_secrets: Vec::new(),
             stripe_webhook_secrets: Vec::new(),
             scim: ScimSettings::default(),
+            oidc: None,
+            session_secret: None,
+            session_ttl: Duration::from_secs(8 * 3600),
         }
     }
 }
@@ -129,6 +193,9 @@ impl std::fmt::Debug for Config {
             .field("billing_webhook_secrets", &self.billing_webhook_secrets.len())
             .field("stripe_webhook_secrets", &self.stripe_webhook_secrets.len())
             .field("scim", &self.scim)
+            .field("oidc", &self.oidc)
+            .field("session_secret", &self.session_secret.as_ref().map(|_| "***"))
+            .field("session_ttl", &self.session_ttl)
             .finish()
     }
 }

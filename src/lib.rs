@@ -2,8 +2,10 @@
 //! the moment identities are provisioned.
 //!
 //! Layout: [`scim`] (protocol), [`provisioning`] (the write path), [`store`] (database),
-//! [`auth`] (SCIM bearer tokens), [`app`] (routes), [`cli`], [`config`], [`telemetry`].
+//! [`auth`] (SCIM bearer tokens), [`admin`] (OIDC login, roles, web UI), [`api`] (admin and
+//! product JSON API), [`app`] (routes), [`cli`], [`config`], [`telemetry`].
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod audit;

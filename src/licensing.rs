@@ -75,6 +75,10 @@ pub enum LicensingError {
     StaleVersion { expected: i64, current: i64 },
     #[error("{0}")]
     Invalid(String),
+    #[error("no user '{0}' in this tenant")]
+    NoUser(String),
+    #[error("{0}")]
+    NoSeat(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -210,6 +214,86 @@ async fn finish(tx: DatabaseTransaction, dry_run: bool) -> Result<(), LicensingE
         tx.commit().await?;
     }
     Ok(())
+}
+
+/// An admin takes a user's seat away (`hold: true`) or gives it back (`hold: false`).
+///
+/// A held user keeps what the IdP set (`active`), holds no seat (reason `manual`), is never
+/// handed a freed seat, and stays held through IdP writes until an admin releases them. The
+/// seat a hold frees goes to whoever has waited longest. Releasing an active user needs a
+/// free seat ([`LicensingError::NoSeat`] otherwise); an inactive one just loses the hold.
+pub async fn set_hold(
+    db: &DatabaseConnection,
+    slug: &str,
+    user_id: &str,
+    hold: bool,
+    actor: &str,
+) -> Result<crate::store::entities::user::Model, LicensingError> {
+    let tx = store::begin_write(db).await?;
+    let tenant = tenants::find_by_slug(&tx, slug)
+        .await?
+        .ok_or_else(|| LicensingError::NoTenant(slug.to_string()))?;
+    tenants::lock_tenant(&tx, &tenant.id).await?;
+    let user = users::find(&tx, &tenant.id, user_id)
+        .await?
+        .ok_or_else(|| LicensingError::NoUser(user_id.to_string()))?;
+    let held = user.entitlement_reason == EntitlementReason::Manual.as_str();
+    let change = |reason: EntitlementReason| UserChange {
+        id: user.id.clone(),
+        user_name: user.user_name.clone(),
+        reason: reason.as_str().into(),
+    };
+    let target = format!("User/{}", user.id);
+    if hold && !held {
+        let revoked = [change(EntitlementReason::Manual)];
+        apply_moves(&tx, &revoked, &[]).await?;
+        if user.entitled {
+            publish_moves(&tx, &tenant.id, &revoked, &[]).await?;
+        }
+        let before = json!({"entitled": user.entitled, "reason": user.entitlement_reason});
+        let after = json!({"entitled": false, "reason": EntitlementReason::Manual.as_str()});
+        audit_event(&tx, &tenant.id, actor, "entitlement.held", &target, Some(before), Some(after)).await?;
+        let current = tenants::find_license(&tx, &tenant.id)
+            .await?
+            .ok_or_else(|| LicensingError::NoLicense(tenant.slug.clone()))?;
+        let job = Job {
+            actor,
+            action: "license.rebalance",
+            shrink_reason: EntitlementReason::SeatReduction,
+            dry_run: false,
+        };
+        rebalance_tenant(&tx, &tenant, &current, current.clone(), &job).await?;
+    } else if !hold && held {
+        let (entitled, reason) = if user.active {
+            let (license, plan) = tenants::license_and_plan(&tx, &tenant.id)
+                .await?
+                .ok_or_else(|| LicensingError::NoLicense(tenant.slug.clone()))?;
+            let status = effective_status(&license, &plan, store::now());
+            let in_use = users::count_entitled(&tx, &tenant.id, &user.seat_type, None).await?;
+            let request = crate::license::decision::SeatRequest {
+                seat_type: &user.seat_type,
+                in_use,
+            };
+            crate::license::decision::admit(&plan, &license, status, request)
+                .map_err(|e| LicensingError::NoSeat(format!("cannot give {} a seat: {e}", user.user_name)))?;
+            let granted = [change(EntitlementReason::SeatAssigned)];
+            apply_moves(&tx, &[], &granted).await?;
+            publish_moves(&tx, &tenant.id, &[], &granted).await?;
+            (true, EntitlementReason::SeatAssigned)
+        } else {
+            users::set_entitlement(&tx, std::slice::from_ref(&user.id), false, EntitlementReason::Inactive.as_str())
+                .await?;
+            (false, EntitlementReason::Inactive)
+        };
+        let after = json!({"entitled": entitled, "reason": reason.as_str()});
+        audit_event(&tx, &tenant.id, actor, "entitlement.released", &target, None, Some(after)).await?;
+    }
+    crate::entitlements::notify_change(&tx, &tenant.id).await?;
+    let fresh = users::find(&tx, &tenant.id, user_id)
+        .await?
+        .ok_or_else(|| LicensingError::NoUser(user_id.to_string()))?;
+    tx.commit().await?;
+    Ok(fresh)
 }
 
 /// What a rebalance is part of, for the audit log and the report.

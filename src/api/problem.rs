@@ -13,6 +13,8 @@ pub enum ApiError {
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
@@ -20,6 +22,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("the service is temporarily unavailable")]
     Unavailable,
+    /// A feature that needs configuration the deployment lacks.
+    #[error("{0}")]
+    NotConfigured(String),
     #[error("internal error")]
     Internal,
 }
@@ -28,10 +33,11 @@ impl ApiError {
     fn title(&self) -> &'static str {
         match self {
             ApiError::Unauthorized(_) => "Unauthorized",
+            ApiError::Forbidden(_) => "Forbidden",
             ApiError::NotFound(_) => "Not Found",
             ApiError::BadRequest(_) => "Bad Request",
             ApiError::Conflict(_) => "Conflict",
-            ApiError::Unavailable => "Service Unavailable",
+            ApiError::Unavailable | ApiError::NotConfigured(_) => "Service Unavailable",
             ApiError::Internal => "Internal Server Error",
         }
     }
@@ -41,10 +47,11 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,7 +88,8 @@ impl From<StoreError> for ApiError {
 impl From<LicensingError> for ApiError {
     fn from(e: LicensingError) -> Self {
         match e {
-            LicensingError::NoTenant(_) => ApiError::NotFound(e.to_string()),
+            LicensingError::NoTenant(_) | LicensingError::NoUser(_) => ApiError::NotFound(e.to_string()),
+            LicensingError::NoSeat(_) => ApiError::Conflict(e.to_string()),
             LicensingError::StaleVersion { .. } => ApiError::Conflict(e.to_string()),
             LicensingError::Store(s) => s.into(),
             other => ApiError::BadRequest(other.to_string()),

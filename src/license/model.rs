@@ -147,7 +147,7 @@ pub enum EntitlementReason {
     PlanDowngrade,
     /// Lost the seat when the seat count was reduced.
     SeatReduction,
-    /// Set by an operator.
+    /// An admin took the seat away (and holds it until they release it).
     Manual,
     /// The user's seat type names no pool of the plan.
     UnknownSeatType,

@@ -70,6 +70,7 @@ fn refusal(err: AdmitError) -> ScimError {
 impl Provisioning<'_> {
     /// Decides the license state a user write leaves behind.
     ///
+    /// * A user an admin holds stays held (no seat, reason `manual`).
     /// * Inactive users hold no seat.
     /// * A user keeping its seat in the same pool keeps it (profile updates never need a seat).
     /// * Anyone else who is active asks the engine for a seat. A write that *newly* asks — a
@@ -94,6 +95,10 @@ impl Provisioning<'_> {
             seat_type: seat_type.clone(),
             reason: reason.as_str(),
         };
+        // An admin's hold outlasts whatever the IdP sends, until an admin releases it.
+        if existing.is_some_and(|e| e.entitlement_reason == EntitlementReason::Manual.as_str()) {
+            return Ok(state(false, EntitlementReason::Manual));
+        }
         if !users::doc_active(doc) {
             return Ok(state(false, EntitlementReason::Inactive));
         }

@@ -3,6 +3,7 @@
 //! `provisioning`.
 
 pub mod bulk;
+pub mod client;
 pub mod discovery;
 pub mod error;
 pub mod filter;

@@ -92,6 +92,10 @@ pub mod scim_token {
         pub created_at: DateTimeUtc,
         pub last_used_at: Option<DateTimeUtc>,
         pub revoked_at: Option<DateTimeUtc>,
+        /// The `User-Agent` of the last client that used the token.
+        pub last_user_agent: Option<String>,
+        /// The IdP detected from that client (`okta`, `entra`, `onelogin`, `jumpcloud`, `other`).
+        pub last_idp: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -254,6 +258,57 @@ pub mod seat_type_mapping {
         /// Higher wins when a user is in several mapped groups.
         pub priority: i32,
         pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A role granted in the database (beside roles from the ID-token claim).
+pub mod admin_grant {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "admin_grants")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// Lower-cased e-mail address or OIDC subject.
+        pub principal: String,
+        /// `operator` or `tenant_admin`.
+        pub role: String,
+        /// The tenant of a `tenant_admin` grant.
+        pub tenant_id: Option<String>,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Seat usage of one pool on one day (the day's latest numbers).
+pub mod seat_snapshot {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "seat_snapshots")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        /// `YYYY-MM-DD` in UTC.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub day: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub seat_type: String,
+        pub in_use: i64,
+        pub waiting: i64,
+        /// `None` is unlimited.
+        pub seat_limit: Option<i64>,
+        pub at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

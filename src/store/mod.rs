@@ -3,6 +3,7 @@
 //! Repository functions take `&impl ConnectionTrait` so the same code runs on a pool or inside
 //! the write transaction opened by [`begin_write`].
 
+pub mod admin;
 pub mod audit;
 pub mod entities;
 pub mod events;

@@ -1,7 +1,9 @@
 //! Tenants, SCIM tokens, plans and licenses.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use super::entities::{license, plan, scim_token, tenant};
 use super::{now, StoreError};
@@ -46,6 +48,8 @@ pub async fn insert_token(
         created_at: Set(now()),
         last_used_at: Set(None),
         revoked_at: Set(None),
+        last_user_agent: Set(None),
+        last_idp: Set(None),
     }
     .insert(conn)
     .await?)
@@ -63,13 +67,18 @@ pub async fn find_token_by_hash(
         .await?)
 }
 
-/// Revokes a token; returns its tenant, or `None` when no unrevoked token has that id.
-pub async fn revoke_token(conn: &impl ConnectionTrait, id: &str) -> Result<Option<String>, StoreError> {
-    let Some(token) = scim_token::Entity::find_by_id(id.to_string())
-        .filter(scim_token::Column::RevokedAt.is_null())
-        .one(conn)
-        .await?
-    else {
+/// Revokes a token (of `tenant_id` when given); returns its tenant, or `None` when no
+/// unrevoked token has that id.
+pub async fn revoke_token(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    tenant_id: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    let mut find = scim_token::Entity::find_by_id(id.to_string()).filter(scim_token::Column::RevokedAt.is_null());
+    if let Some(t) = tenant_id {
+        find = find.filter(scim_token::Column::TenantId.eq(t));
+    }
+    let Some(token) = find.one(conn).await? else {
         return Ok(None);
     };
     scim_token::Entity::update_many()
@@ -80,14 +89,58 @@ pub async fn revoke_token(conn: &impl ConnectionTrait, id: &str) -> Result<Optio
     Ok(Some(token.tenant_id))
 }
 
-/// Records that a token was used.
-pub async fn touch_token(conn: &impl ConnectionTrait, id: &str) -> Result<(), StoreError> {
+/// Records that a token was used, and by which client.
+pub async fn touch_token(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    user_agent: Option<&str>,
+    idp: &str,
+) -> Result<(), StoreError> {
+    use sea_orm::sea_query::Expr;
     scim_token::Entity::update_many()
-        .col_expr(scim_token::Column::LastUsedAt, sea_orm::sea_query::Expr::value(now()))
+        .col_expr(scim_token::Column::LastUsedAt, Expr::value(now()))
+        .col_expr(scim_token::Column::LastUserAgent, Expr::value(user_agent.map(str::to_string)))
+        .col_expr(scim_token::Column::LastIdp, Expr::value(idp.to_string()))
         .filter(scim_token::Column::Id.eq(id))
         .exec(conn)
         .await?;
     Ok(())
+}
+
+/// A tenant's tokens, newest first (revoked ones included).
+pub async fn list_tokens(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<Vec<scim_token::Model>, StoreError> {
+    Ok(scim_token::Entity::find()
+        .filter(scim_token::Column::TenantId.eq(tenant_id))
+        .order_by_desc(scim_token::Column::CreatedAt)
+        .order_by_desc(scim_token::Column::Id)
+        .all(conn)
+        .await?)
+}
+
+/// The token most recently used by a SCIM client: which IdP pushes to the tenant, and when.
+pub async fn last_used_token(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+) -> Result<Option<scim_token::Model>, StoreError> {
+    Ok(scim_token::Entity::find()
+        .filter(scim_token::Column::TenantId.eq(tenant_id))
+        .filter(scim_token::Column::LastUsedAt.is_not_null())
+        .order_by_desc(scim_token::Column::LastUsedAt)
+        .one(conn)
+        .await?)
+}
+
+/// Tenants in slug order, after `after_slug` (keyset pagination).
+pub async fn list_page(
+    conn: &impl ConnectionTrait,
+    after_slug: Option<&str>,
+    limit: u64,
+) -> Result<Vec<tenant::Model>, StoreError> {
+    let mut q = tenant::Entity::find().order_by_asc(tenant::Column::Slug).limit(limit);
+    if let Some(a) = after_slug {
+        q = q.filter(tenant::Column::Slug.gt(a));
+    }
+    Ok(q.all(conn).await?)
 }
 
 /// Every plan, by name.

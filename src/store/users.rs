@@ -235,7 +235,8 @@ pub async fn seat_holders(
     tenant_id: &str,
 ) -> Result<Vec<crate::license::decision::SeatHolder>, StoreError> {
     let mut b = SqlBuilder::new(conn.get_database_backend());
-    b.push("SELECT id, seat_type, active, entitled, COALESCE(seat_since, created_at) FROM users WHERE tenant_id = ")
+    // A user an admin holds (reason `manual`) counts as inactive: no seat, and never in line.
+    b.push("SELECT id, seat_type, active AND entitlement_reason <> 'manual', entitled, COALESCE(seat_since, created_at) FROM users WHERE tenant_id = ")
         .bind(tenant_id.to_string());
     let mut out = Vec::new();
     for row in conn.query_all_raw(b.build()).await? {
@@ -297,7 +298,7 @@ pub async fn oldest_waiting(
         .bind(true)
         .push(" AND entitled = ")
         .bind(false)
-        .push(" ORDER BY COALESCE(seat_since, created_at), id LIMIT ")
+        .push(" AND entitlement_reason <> 'manual' ORDER BY COALESCE(seat_since, created_at), id LIMIT ")
         .bind(limit);
     conn.query_all_raw(b.build())
         .await?
@@ -345,7 +346,7 @@ pub async fn find_for_check(
 /// Per seat pool of a tenant: users holding a seat, and active users waiting for one.
 pub async fn pool_usage(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<Vec<(String, i64, i64)>, StoreError> {
     let mut b = SqlBuilder::new(conn.get_database_backend());
-    b.push("SELECT seat_type, SUM(CASE WHEN entitled THEN 1 ELSE 0 END), SUM(CASE WHEN active AND NOT entitled THEN 1 ELSE 0 END) FROM users WHERE tenant_id = ")
+    b.push("SELECT seat_type, SUM(CASE WHEN entitled THEN 1 ELSE 0 END), SUM(CASE WHEN active AND NOT entitled AND entitlement_reason <> 'manual' THEN 1 ELSE 0 END) FROM users WHERE tenant_id = ")
         .bind(tenant_id.to_string())
         .push(" GROUP BY seat_type ORDER BY seat_type");
     let mut out = Vec::new();
