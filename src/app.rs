@@ -140,10 +140,14 @@ impl Application {
             result = self.server => result,
             () = crate::licensing::run_sweeper(self.db.clone(), self.sweep_interval, self.signals.clone()) => Ok(()),
             () = crate::entitlements::listen_for_changes(self.db.clone(), self.signals.entitlements.clone()) => Ok(()),
+            () = crate::licensing::run_usage_snapshots(self.db.clone(), self.signals.clone(), USAGE_SNAPSHOT_EVERY) => Ok(()),
             () = crate::events::relay::run(self.db, self.signals.outbox.clone(), self.relay) => Ok(()),
         }
     }
 }
+
+/// How often changed tenants get a fresh seat-usage snapshot.
+const USAGE_SNAPSHOT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The route table: SCIM under `/scim/v2`, health endpoints at the root.
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {

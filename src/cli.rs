@@ -621,6 +621,9 @@ fn licensing_error(e: LicensingError) -> CliError {
         LicensingError::NoTenant(t) => CliError::Usage(format!(
             "no tenant '{t}'; create it with `seatbridge tenant create {t} --plan … --seats …`"
         )),
+        LicensingError::Exists(t) => CliError::Usage(format!(
+            "tenant '{t}' already exists; change its license with `seatbridge license set {t} …`"
+        )),
         other => CliError::Usage(other.to_string()),
     }
 }
@@ -649,15 +652,6 @@ async fn require_plan(db: &DatabaseConnection, name: &str) -> Result<(), CliErro
     Ok(())
 }
 
-fn valid_slug(slug: &str) -> bool {
-    !slug.is_empty()
-        && slug.len() <= 63
-        && slug
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !slug.starts_with('-')
-}
-
 async fn tenant(db: &DatabaseConnection, c: TenantCommand) -> Result<(), CliError> {
     let TenantCommand::Create {
         slug,
@@ -666,44 +660,15 @@ async fn tenant(db: &DatabaseConnection, c: TenantCommand) -> Result<(), CliErro
         expires,
         name,
     } = c;
-    if !valid_slug(&slug) {
-        return Err(CliError::Usage(format!(
-            "tenant slug '{slug}' must be 1-63 lowercase letters, digits or '-'"
-        )));
-    }
-    if seats < 0 {
-        return Err(CliError::Usage("--seats must be 0 or more".into()));
-    }
     let expires_at = expires.as_deref().map(parse_expiry).transpose()?.flatten();
-    require_plan(db, &plan).await?;
-    if tenants::find_by_slug(db, &slug).await?.is_some() {
-        return Err(CliError::Usage(format!(
-            "tenant '{slug}' already exists; change its license with `seatbridge license set {slug} …`"
-        )));
-    }
-    let tx = store::begin_write(db).await?;
-    let t = tenants::insert_tenant(&tx, &slug, name.as_deref().unwrap_or(&slug)).await?;
-    let l = tenants::put_license(
-        &tx,
-        &t.id,
-        tenants::LicenseFields {
-            plan_name: plan,
-            seats,
-            expires_at,
-        },
-    )
-    .await?;
-    let after = json!({"slug": t.slug, "plan": l.plan_name, "seats": l.seats, "expires_at": l.expires_at});
-    cli_audit(
-        &tx,
-        &t.id,
-        "tenant.create",
-        &format!("Tenant/{slug}"),
-        None,
-        Some(after),
-    )
-    .await?;
-    tx.commit().await?;
+    let new = licensing::NewTenant {
+        slug,
+        name,
+        plan,
+        seats,
+        expires_at,
+    };
+    let (t, l) = licensing::create_tenant(db, &new, "cli").await.map_err(licensing_error)?;
     println!(
         "{}",
         json!({"id": t.id, "slug": t.slug, "name": t.name, "license": {"plan": l.plan_name, "seats": l.seats,
@@ -979,31 +944,13 @@ async fn admin_command(db: &DatabaseConnection, c: AdminCommand) -> Result<(), C
     Ok(())
 }
 
-async fn cli_audit(
-    conn: &impl sea_orm::ConnectionTrait,
-    tenant_id: &str,
-    action: &str,
-    target: &str,
-    before: Option<serde_json::Value>,
-    after: Option<serde_json::Value>,
-) -> Result<(), CliError> {
-    let event = audit::Event {
-        actor: "cli",
-        action,
-        target,
-        before,
-        after,
-        request_id: None,
-    };
-    Ok(audit::append(conn, tenant_id, event).await?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn slugs_are_validated() {
+        use crate::licensing::valid_slug;
         assert!(valid_slug("acme-1"));
         assert!(!valid_slug("Acme"));
         assert!(!valid_slug("-x"));

@@ -75,6 +75,8 @@ pub enum LicensingError {
     StaleVersion { expected: i64, current: i64 },
     #[error("{0}")]
     Invalid(String),
+    #[error("tenant '{0}' already exists")]
+    Exists(String),
     #[error("no user '{0}' in this tenant")]
     NoUser(String),
     #[error("{0}")]
@@ -216,12 +218,137 @@ async fn finish(tx: DatabaseTransaction, dry_run: bool) -> Result<(), LicensingE
     Ok(())
 }
 
+/// In use, waiting and limit of every seat pool of a tenant: the plan's pools plus any pool
+/// users sit in.
+pub async fn seat_pools(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    license: &crate::license::License,
+    plan: &crate::license::Plan,
+) -> Result<Vec<store::admin::PoolSnapshot>, StoreError> {
+    use crate::license::decision::{limit_of, seat_types};
+    let usage = users::pool_usage(conn, tenant_id).await?;
+    let names: std::collections::BTreeSet<String> =
+        seat_types(plan).into_iter().chain(usage.iter().map(|u| u.0.clone())).collect();
+    Ok(names
+        .into_iter()
+        .map(|pool| {
+            let (in_use, waiting) = usage.iter().find(|u| u.0 == pool).map_or((0, 0), |u| (u.1, u.2));
+            let limit = limit_of(plan, license, &pool).unwrap_or(Some(0));
+            store::admin::PoolSnapshot {
+                seat_type: pool,
+                in_use,
+                waiting,
+                limit,
+            }
+        })
+        .collect())
+}
+
+/// Keeps the seat-usage history: snapshots the tenants whose seats changed (as told by
+/// `signals`) every few seconds, and every tenant once a day. Runs until cancelled.
+pub async fn run_usage_snapshots(db: DatabaseConnection, signals: crate::events::Signals, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut daily_done: Option<String> = None;
+    loop {
+        tick.tick().await;
+        if let Err(e) = snapshot_due(&db, &signals, &mut daily_done).await {
+            tracing::warn!(error = %e, "could not record seat-usage snapshots");
+        }
+    }
+}
+
+async fn snapshot_due(
+    db: &DatabaseConnection,
+    signals: &crate::events::Signals,
+    daily_done: &mut Option<String>,
+) -> Result<(), StoreError> {
+    let today = store::now().format("%Y-%m-%d").to_string();
+    let mut due: std::collections::BTreeSet<String> = signals.take_changed().into_iter().collect();
+    if due.remove("*") {
+        due.extend(tenants::all(db).await?.into_iter().map(|t| t.id));
+    }
+    if daily_done.as_deref() != Some(today.as_str()) {
+        due.extend(store::admin::tenants_without_snapshot(db, &today).await?);
+        *daily_done = Some(today);
+    }
+    for tenant_id in due {
+        if let Some((license, plan)) = tenants::license_and_plan(db, &tenant_id).await? {
+            let pools = seat_pools(db, &tenant_id, &license, &plan).await?;
+            store::admin::record_snapshot(db, &tenant_id, &pools).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `slug` can name a tenant: 1–63 lowercase letters, digits or `-`, not leading `-`.
+pub fn valid_slug(slug: &str) -> bool {
+    !slug.is_empty()
+        && slug.len() <= 63
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !slug.starts_with('-')
+}
+
+/// What a new tenant starts with.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub slug: String,
+    pub name: Option<String>,
+    pub plan: String,
+    pub seats: i64,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Creates a tenant with its license, audited.
+pub async fn create_tenant(
+    db: &DatabaseConnection,
+    new: &NewTenant,
+    actor: &str,
+) -> Result<(tenant::Model, license::Model), LicensingError> {
+    if !valid_slug(&new.slug) {
+        return Err(LicensingError::Invalid(format!(
+            "tenant slug '{}' must be 1-63 lowercase letters, digits or '-'",
+            new.slug
+        )));
+    }
+    if new.seats < 0 {
+        return Err(LicensingError::Invalid("seats must be 0 or more".into()));
+    }
+    if tenants::find_plan(db, &new.plan).await?.is_none() {
+        let known: Vec<String> = tenants::list_plans(db).await?.into_iter().map(|p| p.name).collect();
+        return Err(LicensingError::UnknownPlan {
+            name: new.plan.clone(),
+            known: known.join(", "),
+        });
+    }
+    if tenants::find_by_slug(db, &new.slug).await?.is_some() {
+        return Err(LicensingError::Exists(new.slug.clone()));
+    }
+    let tx = store::begin_write(db).await?;
+    let t = tenants::insert_tenant(&tx, &new.slug, new.name.as_deref().unwrap_or(&new.slug)).await?;
+    let fields = tenants::LicenseFields {
+        plan_name: new.plan.clone(),
+        seats: new.seats,
+        expires_at: new.expires_at,
+    };
+    let l = tenants::put_license(&tx, &t.id, fields).await?;
+    let after = json!({"slug": t.slug, "plan": l.plan_name, "seats": l.seats, "expires_at": l.expires_at});
+    let target = format!("Tenant/{}", t.slug);
+    audit_event(&tx, &t.id, actor, "tenant.create", &target, None, Some(after)).await?;
+    tx.commit().await?;
+    Ok((t, l))
+}
+
 /// An admin takes a user's seat away (`hold: true`) or gives it back (`hold: false`).
 ///
 /// A held user keeps what the IdP set (`active`), holds no seat (reason `manual`), is never
 /// handed a freed seat, and stays held through IdP writes until an admin releases them. The
-/// seat a hold frees goes to whoever has waited longest. Releasing an active user needs a
-/// free seat ([`LicensingError::NoSeat`] otherwise); an inactive one just loses the hold.
+/// seat a hold frees goes to whoever has waited longest. Releasing an active user (held, or
+/// waiting in line) needs a free seat ([`LicensingError::NoSeat`] otherwise); an inactive one
+/// just loses the hold.
 pub async fn set_hold(
     db: &DatabaseConnection,
     slug: &str,
@@ -263,7 +390,7 @@ pub async fn set_hold(
             dry_run: false,
         };
         rebalance_tenant(&tx, &tenant, &current, current.clone(), &job).await?;
-    } else if !hold && held {
+    } else if !hold && (held || (user.active && !user.entitled)) {
         let (entitled, reason) = if user.active {
             let (license, plan) = tenants::license_and_plan(&tx, &tenant.id)
                 .await?

@@ -249,6 +249,7 @@ pub async fn me(req: HttpRequest, state: web::Data<AppState>, p: Principal) -> H
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::ResponseError;
 
     #[test]
     fn return_to_stays_inside_the_admin_ui() {

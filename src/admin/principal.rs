@@ -96,6 +96,15 @@ impl Principal {
         }
     }
 
+    /// Tenant-wide views (`?tenant=slug`) for that tenant's admins; everything else for
+    /// operators only.
+    pub fn require_operator_or_tenant(&self, slug: Option<&str>) -> Result<(), ApiError> {
+        match slug {
+            Some(s) => self.require_tenant(s),
+            None => self.require_operator("a view across all tenants"),
+        }
+    }
+
     async fn from_identity(state: &AppState, identity: Identity, via: Via) -> Result<Principal, ApiError> {
         let settings = state
             .admin

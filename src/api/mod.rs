@@ -1,9 +1,11 @@
 //! The JSON API under `/api/v1`: operator endpoints (plans, licenses, seat usage) and the
 //! product-facing entitlement check. Errors are RFC 9457 problem documents.
 //!
-//! Until the OIDC admin side lands, operators authenticate with the static
-//! `SEATBRIDGE_OPERATOR_TOKEN` and product services with `SEATBRIDGE_SERVICE_TOKEN`.
+//! Admin endpoints take a [`crate::admin::Principal`]: a browser session, an OIDC access
+//! token, or the static `SEATBRIDGE_OPERATOR_TOKEN` for automation. Product services use
+//! `SEATBRIDGE_SERVICE_TOKEN`.
 
+mod admin;
 mod operator;
 mod problem;
 mod product;
@@ -19,6 +21,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/entitlements/check", web::get().to(product::check))
         .route("/entitlements/token", web::get().to(product::user_token))
         .route("/licenses/token", web::get().to(product::tenant_token))
+        .route("/me", web::get().to(crate::admin::me))
+        .route("/tenants", web::get().to(admin::list_tenants))
+        .route("/tenants", web::post().to(admin::create_tenant))
+        .route("/tenants/{slug}", web::get().to(admin::overview))
+        .route("/tenants/{slug}/seats/history", web::get().to(admin::seat_history))
+        .route("/tenants/{slug}/users", web::get().to(admin::list_users))
+        .route(
+            "/tenants/{slug}/users/{id}/deprovision",
+            web::post().to(admin::deprovision_user),
+        )
+        .route(
+            "/tenants/{slug}/users/{id}/reactivate",
+            web::post().to(admin::reactivate_user),
+        )
+        .route("/tenants/{slug}/tokens", web::get().to(admin::list_tokens))
+        .route("/tenants/{slug}/tokens", web::post().to(admin::create_token))
+        .route("/tenants/{slug}/tokens/{id}", web::delete().to(admin::revoke_token))
+        .route("/tenants/{slug}/audit", web::get().to(admin::list_audit))
+        .route("/tenants/{slug}/audit/verify", web::get().to(admin::verify_audit))
+        .route("/tenants/{slug}/audit/export", web::get().to(admin::export_audit))
         .route("/plans", web::get().to(operator::list_plans))
         .route("/plans/{name}", web::put().to(operator::put_plan))
         .route("/tenants/{slug}/license", web::get().to(operator::get_license))

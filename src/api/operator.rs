@@ -1,28 +1,19 @@
 //! Operator endpoints: the plan catalog, tenant licenses (with dry run) and seat usage.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{require_bearer, ApiError};
+use super::ApiError;
+use crate::admin::Principal;
 use crate::app::AppState;
-use crate::license::decision::{limit_of, seat_types};
 use crate::license::{effective_status, LicenseStatus, Policy};
 use crate::licensing::{self, LicenseUpdate, PlanSpec};
-use crate::store::{self, tenants, users};
-
-fn operator(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    require_bearer(
-        req,
-        state.config.operator_token.as_deref(),
-        "operator",
-        "SEATBRIDGE_OPERATOR_TOKEN",
-    )
-}
+use crate::store::{self, tenants};
 
 /// GET /plans.
-pub async fn list_plans(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    operator(&req, &state)?;
+pub async fn list_plans(_: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+
     let plans: Vec<_> = tenants::list_plans(&state.db)
         .await?
         .iter()
@@ -37,13 +28,13 @@ pub async fn list_plans(req: HttpRequest, state: web::Data<AppState>) -> Result<
 
 /// PUT /plans/{name}: create or replace; takes effect on the next request of every instance.
 pub async fn put_plan(
-    req: HttpRequest,
+    p: Principal,
     state: web::Data<AppState>,
     name: web::Path<String>,
     body: web::Json<PlanSpec>,
 ) -> Result<HttpResponse, ApiError> {
-    operator(&req, &state)?;
-    let plan = licensing::set_plan(&state.db, &name, &body, "operator").await?;
+    p.require_operator("changing a plan")?;
+    let plan = licensing::set_plan(&state.db, &name, &body, &p.actor()).await?;
     state.signals.committed("*");
     Ok(HttpResponse::Ok().json(
         json!({"name": plan.name, "features": plan.features, "seats_default": plan.seats_default,
@@ -53,11 +44,11 @@ pub async fn put_plan(
 
 /// GET /tenants/{slug}/license.
 pub async fn get_license(
-    req: HttpRequest,
+    p: Principal,
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    operator(&req, &state)?;
+    p.require_tenant(&slug)?;
     let (tenant, license, plan) = load(&state, &slug).await?;
     let status = effective_status(
         &tenants::license_to_domain(&license),
@@ -104,13 +95,14 @@ pub struct DryRun {
 
 /// PUT /tenants/{slug}/license[?dry_run=true]: change the license; answers what moved.
 pub async fn put_license(
-    req: HttpRequest,
+    p: Principal,
     state: web::Data<AppState>,
     slug: web::Path<String>,
     q: web::Query<DryRun>,
     body: web::Json<LicenseBody>,
 ) -> Result<HttpResponse, ApiError> {
-    operator(&req, &state)?;
+    p.require_tenant(&slug)?;
+    p.require_operator("changing a license")?;
     let body = body.into_inner();
     let update = LicenseUpdate {
         plan: body.plan,
@@ -129,7 +121,7 @@ pub async fn put_license(
         expected_version: body.version,
         ..Default::default()
     };
-    let report = licensing::update_license(&state.db, &slug, &update, "operator", q.dry_run).await?;
+    let report = licensing::update_license(&state.db, &slug, &update, &p.actor(), q.dry_run).await?;
     if !q.dry_run {
         state.signals.committed(&report.tenant_id);
     }
@@ -138,31 +130,29 @@ pub async fn put_license(
 
 /// GET /tenants/{slug}/seats: in use, waiting and limit per seat pool.
 pub async fn seat_usage(
-    req: HttpRequest,
+    p: Principal,
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    operator(&req, &state)?;
+    p.require_tenant(&slug)?;
     let (tenant, license, plan) = load(&state, &slug).await?;
     let (license, plan) = (tenants::license_to_domain(&license), tenants::plan_to_domain(&plan));
-    let usage = users::pool_usage(&state.db, &tenant.id).await?;
-    let pools: Vec<_> = seat_types(&plan)
-        .into_iter()
-        .chain(usage.iter().map(|u| u.0.clone()))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .map(|pool| {
-            let (in_use, waiting) = usage.iter().find(|u| u.0 == pool).map_or((0, 0), |u| (u.1, u.2));
-            let limit = limit_of(&plan, &license, &pool).unwrap_or(Some(0));
-            json!({"seat_type": pool, "in_use": in_use, "waiting": waiting, "limit": limit})
-        })
-        .collect();
+    let pools = licensing::seat_pools(&state.db, &tenant.id, &license, &plan).await?;
     let status = effective_status(&license, &plan, store::now());
-    Ok(HttpResponse::Ok()
-        .json(json!({"tenant": tenant.slug, "plan": plan.name, "status": status.as_str(), "pools": pools})))
+    Ok(HttpResponse::Ok().json(
+        json!({"tenant": tenant.slug, "plan": plan.name, "status": status.as_str(), "pools": pools_json(&pools)}),
+    ))
 }
 
-async fn load(
+/// Pools as the API shows them.
+pub fn pools_json(pools: &[store::admin::PoolSnapshot]) -> serde_json::Value {
+    pools
+        .iter()
+        .map(|p| json!({"seat_type": p.seat_type, "in_use": p.in_use, "waiting": p.waiting, "limit": p.limit}))
+        .collect()
+}
+
+pub(super) async fn load(
     state: &AppState,
     slug: &str,
 ) -> Result<
@@ -187,11 +177,11 @@ async fn load(
 
 /// GET /tenants/{slug}/seat-mappings: which IdP groups give which seat type.
 pub async fn list_seat_mappings(
-    req: HttpRequest,
+    p: Principal,
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    operator(&req, &state)?;
+    p.require_tenant(&slug)?;
     let (tenant, _, _) = load(&state, &slug).await?;
     let mut out = Vec::new();
     for m in store::seat_mappings::list(&state.db, &tenant.id).await? {
@@ -213,7 +203,7 @@ pub struct MappingBody {
 /// PUT /tenants/{slug}/seat-mappings/{group}[?dry_run=true]: map a group (id or displayName) to
 /// a seat type; its members move pools. Answers who gains or loses a seat.
 pub async fn put_seat_mapping(
-    req: HttpRequest,
+    p: Principal,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     q: web::Query<DryRun>,
@@ -221,7 +211,7 @@ pub async fn put_seat_mapping(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     change_seat_mapping(
-        &req,
+        &p,
         &state,
         path.into_inner(),
         Some((body.seat_type, body.priority)),
@@ -232,22 +222,22 @@ pub async fn put_seat_mapping(
 
 /// DELETE /tenants/{slug}/seat-mappings/{group}[?dry_run=true].
 pub async fn delete_seat_mapping(
-    req: HttpRequest,
+    p: Principal,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     q: web::Query<DryRun>,
 ) -> Result<HttpResponse, ApiError> {
-    change_seat_mapping(&req, &state, path.into_inner(), None, q.dry_run).await
+    change_seat_mapping(&p, &state, path.into_inner(), None, q.dry_run).await
 }
 
 async fn change_seat_mapping(
-    req: &HttpRequest,
+    p: &Principal,
     state: &AppState,
     (slug, group): (String, String),
     mapping: Option<(String, i32)>,
     dry_run: bool,
 ) -> Result<HttpResponse, ApiError> {
-    operator(req, state)?;
+    p.require_tenant(&slug)?;
     let (seat_type, priority) = mapping.map_or((None, 0), |(t, p)| (Some(t), p));
     let report = licensing::set_seat_mapping(
         &state.db,
@@ -255,7 +245,7 @@ async fn change_seat_mapping(
         &group,
         seat_type.as_deref(),
         priority,
-        "operator",
+        &p.actor(),
         dry_run,
     )
     .await?;
@@ -286,11 +276,11 @@ async fn tenant_id(state: &AppState, slug: Option<&str>) -> Result<Option<String
 
 /// GET /events/deliveries?tenant=&status=pending|delivered|dead&limit=: newest first.
 pub async fn list_deliveries(
-    req: HttpRequest,
+    p: Principal,
     state: web::Data<AppState>,
     q: web::Query<DeliveryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    operator(&req, &state)?;
+    p.require_operator_or_tenant(q.tenant.as_deref())?;
     let tenant = tenant_id(&state, q.tenant.as_deref()).await?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let rows = store::events::list_deliveries(&state.db, tenant.as_deref(), q.status.as_deref(), limit).await?;
@@ -299,11 +289,11 @@ pub async fn list_deliveries(
 
 /// GET /events/dead-letters?tenant=.
 pub async fn dead_letters(
-    req: HttpRequest,
+    p: Principal,
     state: web::Data<AppState>,
     q: web::Query<DeliveryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    operator(&req, &state)?;
+    p.require_operator_or_tenant(q.tenant.as_deref())?;
     let tenant = tenant_id(&state, q.tenant.as_deref()).await?;
     let rows = store::events::list_deliveries(&state.db, tenant.as_deref(), Some("dead"), 1000).await?;
     Ok(HttpResponse::Ok().json(rows))
@@ -311,11 +301,11 @@ pub async fn dead_letters(
 
 /// POST /events/deliveries/{id}/retry: put one delivery back in line.
 pub async fn retry_delivery(
-    req: HttpRequest,
+    p: Principal,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    operator(&req, &state)?;
+    p.require_operator("re-driving a delivery by id")?;
     let n = store::events::redrive(&state.db, Some(*id), None).await?;
     if n == 0 {
         return Err(ApiError::NotFound(format!("no undelivered delivery {id}")));
@@ -326,11 +316,11 @@ pub async fn retry_delivery(
 
 /// POST /events/dead-letters/retry?tenant=: re-drive every dead letter (of a tenant).
 pub async fn retry_dead_letters(
-    req: HttpRequest,
+    p: Principal,
     state: web::Data<AppState>,
     q: web::Query<DeliveryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    operator(&req, &state)?;
+    p.require_operator_or_tenant(q.tenant.as_deref())?;
     let tenant = tenant_id(&state, q.tenant.as_deref()).await?;
     let n = store::events::redrive(&state.db, None, tenant.as_deref()).await?;
     state.signals.outbox.notify_one();
@@ -339,11 +329,11 @@ pub async fn retry_dead_letters(
 
 /// GET /tenants/{slug}/endpoints: where the tenant's events go (secrets are never shown).
 pub async fn list_endpoints(
-    req: HttpRequest,
+    p: Principal,
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    operator(&req, &state)?;
+    p.require_tenant(&slug)?;
     let (tenant, _, _) = load(&state, &slug).await?;
     Ok(HttpResponse::Ok().json(store::events::list_endpoints(&state.db, &tenant.id).await?))
 }
@@ -365,12 +355,12 @@ pub struct EndpointBody {
 /// POST /tenants/{slug}/endpoints: registers an endpoint. A webhook endpoint's signing secret
 /// is in the answer, once.
 pub async fn add_endpoint(
-    req: HttpRequest,
+    p: Principal,
     state: web::Data<AppState>,
     slug: web::Path<String>,
     body: web::Json<EndpointBody>,
 ) -> Result<HttpResponse, ApiError> {
-    operator(&req, &state)?;
+    p.require_tenant(&slug)?;
     let (tenant, _, _) = load(&state, &slug).await?;
     let body = body.into_inner();
     if !(body.url.starts_with("https://") || body.url.starts_with("http://")) {

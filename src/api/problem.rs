@@ -89,7 +89,7 @@ impl From<LicensingError> for ApiError {
     fn from(e: LicensingError) -> Self {
         match e {
             LicensingError::NoTenant(_) | LicensingError::NoUser(_) => ApiError::NotFound(e.to_string()),
-            LicensingError::NoSeat(_) => ApiError::Conflict(e.to_string()),
+            LicensingError::NoSeat(_) | LicensingError::Exists(_) => ApiError::Conflict(e.to_string()),
             LicensingError::StaleVersion { .. } => ApiError::Conflict(e.to_string()),
             LicensingError::Store(s) => s.into(),
             other => ApiError::BadRequest(other.to_string()),

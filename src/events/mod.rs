@@ -114,6 +114,8 @@ pub fn user_data(row: &user::Model, reason: &str) -> Value {
 pub struct Signals {
     pub entitlements: Arc<EntitlementCache>,
     pub outbox: Arc<Notify>,
+    /// Tenants whose seat usage may have changed since the last usage snapshot.
+    changed: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Signals {
@@ -122,6 +124,7 @@ impl Signals {
         Signals {
             entitlements,
             outbox: Arc::new(Notify::new()),
+            changed: Arc::default(),
         }
     }
 
@@ -129,5 +132,16 @@ impl Signals {
     pub fn committed(&self, tenant_id: &str) {
         self.entitlements.invalidate(tenant_id);
         self.outbox.notify_one();
+        if let Ok(mut changed) = self.changed.lock() {
+            changed.insert(tenant_id.to_string());
+        }
+    }
+
+    /// The tenants changed since the last call (`*` for all).
+    pub fn take_changed(&self) -> Vec<String> {
+        self.changed
+            .lock()
+            .map(|mut c| c.drain().collect())
+            .unwrap_or_default()
     }
 }

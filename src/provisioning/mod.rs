@@ -50,14 +50,17 @@ pub struct Actor {
     /// `token:<id>` for SCIM clients, `cli`, `operator`, `system:sweeper`…
     pub name: String,
     pub request_id: Option<String>,
+    /// The SCIM request being served, recorded with refusals.
+    pub request: Option<crate::scim::client::RequestInfo>,
 }
 
 impl Actor {
     /// The SCIM client behind a tenant token.
-    pub fn scim(tenant: &Tenant, request_id: Option<String>) -> Self {
+    pub fn scim(tenant: &Tenant, request_id: Option<String>, request: Option<crate::scim::client::RequestInfo>) -> Self {
         Actor {
             name: format!("token:{}", tenant.token_id),
             request_id,
+            request,
         }
     }
 }
@@ -189,7 +192,7 @@ impl<'a> Provisioning<'a> {
         let result = async {
             let tx = store::begin_write(self.db).await?;
             tenants::lock_tenant(&tx, &tenant.id).await?;
-            let after = json!({"refused": action, "code": code, "detail": detail});
+            let after = json!({"refused": action, "code": code, "detail": detail, "request": self.actor.request});
             self.audit(&tx, tenant, "provisioning.refused", target, None, Some(after.clone()))
                 .await?;
             if code == "SEAT_LIMIT_REACHED" {

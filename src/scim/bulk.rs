@@ -37,7 +37,7 @@ pub async fn handle(
     let limits = &state.config.scim;
     let body = read_json(&req, payload, limits.bulk_max_payload_bytes).await?;
     let (ops, fail_on_errors) = parse_request(&body, limits.bulk_max_operations)?;
-    let svc = service(&req, &state, &tenant);
+    let svc = service(&req, &state, &tenant, None);
     let base = base_url(&req, &state);
     let results = execute(&svc, &tenant, &ops, fail_on_errors, &base).await;
     let body = json!({"schemas": [BULK_RESPONSE_SCHEMA], "Operations": results});

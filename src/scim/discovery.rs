@@ -44,7 +44,7 @@ fn resource_types_for(plan: &Plan, docs: &[Value]) -> Vec<Value> {
 }
 
 async fn plan_of(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> Result<Plan, ScimError> {
-    super::http::service(req, state, tenant).plan(tenant).await
+    super::http::service(req, state, tenant, None).plan(tenant).await
 }
 
 fn with_location(mut doc: Value, location: String) -> Value {

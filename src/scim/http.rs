@@ -73,10 +73,21 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ScimError> {
     Err(ScimError::NotFound(format!("no SCIM endpoint at {}", req.path())))
 }
 
-/// The provisioning service acting for this request's token.
-pub fn service<'a>(req: &HttpRequest, state: &'a AppState, tenant: &Tenant) -> Provisioning<'a> {
+/// The provisioning service acting for this request's token; `body` (of a write) describes
+/// the operation in the audit entry of a refusal.
+pub fn service<'a>(req: &HttpRequest, state: &'a AppState, tenant: &Tenant, body: Option<&Value>) -> Provisioning<'a> {
     let request_id = req.extensions().get::<crate::app::RequestId>().map(|r| r.0.clone());
-    Provisioning::new(&state.db, &state.schemas, Actor::scim(tenant, request_id)).with_signals(&state.signals)
+    let client = crate::auth::Client::of(req);
+    let method = req.method().as_str();
+    let request = crate::scim::client::RequestInfo {
+        method: method.to_string(),
+        path: req.path().to_string(),
+        idp: client.idp,
+        user_agent: client.user_agent,
+        op: body.map_or_else(|| method.to_string(), |b| crate::scim::client::op_shape(method, b)),
+    };
+    Provisioning::new(&state.db, &state.schemas, Actor::scim(tenant, request_id, Some(request)))
+        .with_signals(&state.signals)
 }
 
 /// `{public_url or scheme://host}/scim/v2`.
@@ -263,7 +274,7 @@ async fn get(
     check_accept(&req)?;
     let rt = state.schemas.resource_type(**kind);
     let projection = query_projection(&req, rt)?;
-    let svc = service(&req, &state, &tenant);
+    let svc = service(&req, &state, &tenant, None);
     let with_related = projection.wants(rt, related_attr(**kind));
     let stored = match **kind {
         ResourceKind::User => svc.get_user(&tenant, &id, with_related).await?,
@@ -289,7 +300,7 @@ async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ScimError> {
     let WriteInput { body, rt, projection } = write_input(&req, &state, **kind, payload).await?;
-    let svc = service(&req, &state, &tenant);
+    let svc = service(&req, &state, &tenant, Some(&body));
     let stored = match **kind {
         ResourceKind::User => svc.create_user(&tenant, &body).await?,
         ResourceKind::Group => svc.create_group(&tenant, &body).await?,
@@ -317,7 +328,7 @@ async fn replace(
 ) -> Result<HttpResponse, ScimError> {
     let WriteInput { body, rt, projection } = write_input(&req, &state, **kind, payload).await?;
     let pre = precondition(&req)?;
-    let svc = service(&req, &state, &tenant);
+    let svc = service(&req, &state, &tenant, Some(&body));
     let stored = match **kind {
         ResourceKind::User => svc.replace_user(&tenant, &id, &body, pre).await?,
         ResourceKind::Group => svc.replace_group(&tenant, &id, &body, pre).await?,
@@ -338,7 +349,7 @@ async fn patch(
 ) -> Result<HttpResponse, ScimError> {
     let WriteInput { body, rt, projection } = write_input(&req, &state, **kind, payload).await?;
     let pre = precondition(&req)?;
-    let svc = service(&req, &state, &tenant);
+    let svc = service(&req, &state, &tenant, Some(&body));
     let stored = match **kind {
         ResourceKind::User => svc.patch_user(&tenant, &id, &body, pre).await?,
         ResourceKind::Group => svc.patch_group(&tenant, &id, &body, pre).await?,
@@ -375,7 +386,7 @@ async fn delete(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ScimError> {
     let pre = precondition(&req)?;
-    let svc = service(&req, &state, &tenant);
+    let svc = service(&req, &state, &tenant, None);
     match **kind {
         ResourceKind::User => svc.delete_user(&tenant, &id, pre).await?,
         ResourceKind::Group => svc.delete_group(&tenant, &id, pre).await?,
@@ -444,7 +455,7 @@ async fn run_list(
         request.attributes.as_deref(),
         request.excluded_attributes.as_deref(),
     )?;
-    let svc = service(req, state, tenant);
+    let svc = service(req, state, tenant, None);
     let q = store_query(&request, request.start_index - 1, request.count);
     let (total, rows) = list_kind(&svc, tenant, kind, &q, projection.wants(rt, related_attr(kind))).await?;
     let base = base_url(req, state);
@@ -469,7 +480,7 @@ async fn search_root(
     check_accept(&req)?;
     let body = read_json(&req, payload, state.config.scim.max_body_bytes).await?;
     let request = ListRequest::from_search_body(&body, &state.config.scim)?;
-    let svc = service(&req, &state, &tenant);
+    let svc = service(&req, &state, &tenant, None);
     let base = base_url(&req, &state);
     let mut offset = request.start_index - 1;
     let mut remaining = request.count;

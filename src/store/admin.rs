@@ -183,8 +183,7 @@ pub async fn tenants_without_snapshot(conn: &impl ConnectionTrait, day: &str) ->
         .into_iter()
         .map(|s| s.tenant_id)
         .collect();
-    Ok(tenant::Entity::find()
-        .all(conn)
+    Ok(super::tenants::all(conn)
         .await?
         .into_iter()
         .map(|t| t.id)

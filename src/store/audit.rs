@@ -52,3 +52,21 @@ pub async fn page(
         .all(conn)
         .await?)
 }
+
+/// A page of a tenant's entries, newest first, before `before_seq`; only `action` when given.
+pub async fn page_desc(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    before_seq: Option<i64>,
+    action: Option<&str>,
+    limit: u64,
+) -> Result<Vec<audit_entry::Model>, StoreError> {
+    let mut q = audit_entry::Entity::find().filter(audit_entry::Column::TenantId.eq(tenant_id));
+    if let Some(b) = before_seq {
+        q = q.filter(audit_entry::Column::Seq.lt(b));
+    }
+    if let Some(a) = action {
+        q = q.filter(audit_entry::Column::Action.eq(a));
+    }
+    Ok(q.order_by_desc(audit_entry::Column::Seq).limit(limit).all(conn).await?)
+}

@@ -130,6 +130,11 @@ pub async fn last_used_token(
         .await?)
 }
 
+/// Every tenant.
+pub async fn all(conn: &impl ConnectionTrait) -> Result<Vec<tenant::Model>, StoreError> {
+    Ok(tenant::Entity::find().all(conn).await?)
+}
+
 /// Tenants in slug order, after `after_slug` (keyset pagination).
 pub async fn list_page(
     conn: &impl ConnectionTrait,

@@ -407,3 +407,76 @@ pub async fn find_many(
     }
     Ok(out)
 }
+
+/// Which users an admin listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserStatus {
+    All,
+    Active,
+    Inactive,
+    Entitled,
+    /// Active without a seat.
+    Waiting,
+}
+
+/// A page of a tenant's users for the admin UI, by `userName`, after the `(userName, id)`
+/// of the previous page's last row. `q` matches userName or displayName (case-insensitive).
+pub async fn admin_page(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    q: Option<&str>,
+    status: UserStatus,
+    after: Option<(String, String)>,
+    limit: u64,
+) -> Result<Vec<user::Model>, StoreError> {
+    use sea_orm::sea_query::{Condition, LikeExpr};
+    use sea_orm::{QueryOrder, QuerySelect};
+    let mut find = user::Entity::find().filter(user::Column::TenantId.eq(tenant_id));
+    if let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) {
+        let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let pattern = || LikeExpr::new(format!("%{escaped}%")).escape('\\');
+        find = find.filter(
+            Condition::any()
+                .add(user::Column::UserNameNorm.like(pattern()))
+                .add(user::Column::DisplayNameNorm.like(pattern())),
+        );
+    }
+    find = match status {
+        UserStatus::All => find,
+        UserStatus::Active => find.filter(user::Column::Active.eq(true)),
+        UserStatus::Inactive => find.filter(user::Column::Active.eq(false)),
+        UserStatus::Entitled => find.filter(user::Column::Entitled.eq(true)),
+        UserStatus::Waiting => find
+            .filter(user::Column::Active.eq(true))
+            .filter(user::Column::Entitled.eq(false)),
+    };
+    if let Some((name, id)) = after {
+        find = find.filter(
+            Condition::any()
+                .add(user::Column::UserNameNorm.gt(name.clone()))
+                .add(
+                    Condition::all()
+                        .add(user::Column::UserNameNorm.eq(name))
+                        .add(user::Column::Id.gt(id)),
+                ),
+        );
+    }
+    Ok(find
+        .order_by_asc(user::Column::UserNameNorm)
+        .order_by_asc(user::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?)
+}
+
+/// A tenant's users: total, active, entitled.
+pub async fn counts(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<(i64, i64, i64), StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push("SELECT COUNT(*), COALESCE(SUM(CASE WHEN active THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN entitled THEN 1 ELSE 0 END), 0) FROM users WHERE tenant_id = ")
+        .bind(tenant_id.to_string());
+    let row = conn.query_one_raw(b.build()).await?;
+    match row {
+        Some(r) => Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?, r.try_get_by_index(2)?)),
+        None => Ok((0, 0, 0)),
+    }
+}

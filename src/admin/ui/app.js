@@ -116,7 +116,7 @@ async function api(path, { method = 'GET', body, query } = {}) {
   const headers = { Accept: 'application/json' };
   if (method !== 'GET') {
     headers['X-CSRF-Token'] = (state.me && state.me.csrf_token) || '';
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    headers['Content-Type'] = 'application/json';
   }
   const res = await fetch(url, {
     method, headers, credentials: 'same-origin',
@@ -323,7 +323,7 @@ function tenantRow(t) {
 
 function newTenantForm() {
   const form = h('form', { class: 'form-grid' },
-    field('Slug', h('input', { name: 'slug', required: true, pattern: '[a-z0-9][a-z0-9-]*', autocomplete: 'off' }), 'Lowercase letters, digits and dashes.'),
+    field('Slug', h('input', { name: 'slug', required: true, pattern: '[a-z0-9][a-z0-9\\-]*', autocomplete: 'off' }), 'Lowercase letters, digits and dashes.'),
     field('Name', h('input', { name: 'name', required: true, autocomplete: 'off' })),
     field('Plan', planSelect('plan')),
     field('Seats', h('input', { name: 'seats', type: 'number', min: 0, inputmode: 'numeric' }), 'Empty = plan default.'),
@@ -878,7 +878,7 @@ async function renderPlans(view, seq) {
       ['Plan', 'Default seats', 'Seat pools', 'Grace', 'Overage', 'Features'],
       h('tbody', {}, plans.map((p) => h('tr', {},
         h('td', { class: 'strong' }, p.name), h('td', { class: 'num' }, p.seats_default ?? 'unlimited'),
-        h('td', {}, pools(p)), h('td', {}, `${p.grace_days} days`), h('td', {}, `×${p.overage}`),
+        h('td', {}, pools(p)), h('td', { class: 'nowrap' }, `${p.grace_days} days`), h('td', {}, `×${p.overage}`),
         h('td', {}, h('ul', { class: 'chips' }, (p.features || []).map((f) => h('li', { class: 'chip' }, f))))))))));
 }
 
