@@ -7,8 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "==> test peers (scim2-server for the downstream SCIM tests)"
+echo "==> test peers (scim2-server, the OpenID Provider, Chromium for the browser test)"
 bash tests/support/scim2-server.sh --install-only
+bash tests/support/install-browser-peers.sh
 
 echo "==> unit + integration tests (SQLite)"
 cargo test --workspace --all-targets

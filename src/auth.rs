@@ -150,7 +150,8 @@ impl TokenUsage {
             }
         };
         if due {
-            if let Err(e) = tenants::touch_token(db, token_id, client.user_agent.as_deref(), client.idp.as_str()).await {
+            if let Err(e) = tenants::touch_token(db, token_id, client.user_agent.as_deref(), client.idp.as_str()).await
+            {
                 tracing::warn!(error = %e, "could not record token use");
             }
         }

@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (applies migrations first).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate,
     /// Manage the plan catalog.
@@ -254,7 +254,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SEATBRIDGE_OIDC_AUDIENCE")]
     pub oidc_audience: Option<String>,
     /// Scopes asked for at login, comma-separated.
-    #[arg(long, env = "SEATBRIDGE_OIDC_SCOPES", value_delimiter = ',', default_value = "openid,profile,email")]
+    #[arg(
+        long,
+        env = "SEATBRIDGE_OIDC_SCOPES",
+        value_delimiter = ',',
+        default_value = "openid,profile,email"
+    )]
     pub oidc_scopes: Vec<String>,
     /// Claim holding the user's roles or groups.
     #[arg(long, env = "SEATBRIDGE_OIDC_ROLES_CLAIM", default_value = "roles")]
@@ -263,7 +268,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SEATBRIDGE_OIDC_OPERATOR_ROLE", default_value = "seatbridge-operator")]
     pub oidc_operator_role: String,
     /// Claim values `<prefix><slug>` make a user an admin of tenant `slug`.
-    #[arg(long, env = "SEATBRIDGE_OIDC_TENANT_ADMIN_PREFIX", default_value = "seatbridge-tenant-admin:")]
+    #[arg(
+        long,
+        env = "SEATBRIDGE_OIDC_TENANT_ADMIN_PREFIX",
+        default_value = "seatbridge-tenant-admin:"
+    )]
     pub oidc_tenant_admin_prefix: String,
     /// Secret (≥ 32 characters) the admin session cookie is encrypted with; share it between
     /// instances. Unset: a random key per process.
@@ -403,7 +412,7 @@ impl From<sea_orm::DbErr> for CliError {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Serve(args) => serve(cli.database_url, args).await,
+        Command::Serve(args) => serve(cli.database_url, *args).await,
         Command::Keys(c) => keys(c),
         command => {
             telemetry::init(LogFormat::Text);
@@ -495,15 +504,14 @@ async fn serve(database_url: String, args: ServeArgs) -> Result<(), CliError> {
         o.tenant_admin_prefix = args.oidc_tenant_admin_prefix;
         o
     });
-    config.session_secret = match args.session_key.filter(|k| !k.is_empty()) {
-        Some(k) if k.len() < 32 => {
-            return Err(CliError::Usage(
+    config.session_secret =
+        match args.session_key.filter(|k| !k.is_empty()) {
+            Some(k) if k.len() < 32 => return Err(CliError::Usage(
                 "SEATBRIDGE_SESSION_KEY is too short: use at least 32 random characters (e.g. `openssl rand -hex 32`)"
                     .into(),
-            ))
-        }
-        k => k,
-    };
+            )),
+            k => k,
+        };
     config.session_ttl = std::time::Duration::from_secs(args.session_hours.max(1) * 3600);
     tracing::info!(config = ?config, "starting seatbridge");
     let db = open(&config.database_url).await?;
@@ -668,7 +676,9 @@ async fn tenant(db: &DatabaseConnection, c: TenantCommand) -> Result<(), CliErro
         seats,
         expires_at,
     };
-    let (t, l) = licensing::create_tenant(db, &new, "cli").await.map_err(licensing_error)?;
+    let (t, l) = licensing::create_tenant(db, &new, "cli")
+        .await
+        .map_err(licensing_error)?;
     println!(
         "{}",
         json!({"id": t.id, "slug": t.slug, "name": t.name, "license": {"plan": l.plan_name, "seats": l.seats,
@@ -939,7 +949,9 @@ async fn admin_command(db: &DatabaseConnection, c: AdminCommand) -> Result<(), C
     } else if store::admin::revoke(db, &principal, role, tenant_id.as_deref()).await? {
         println!("revoked {role} from {principal}");
     } else {
-        return Err(CliError::Usage(format!("{principal} has no such grant; see `seatbridge admin list`")));
+        return Err(CliError::Usage(format!(
+            "{principal} has no such grant; see `seatbridge admin list`"
+        )));
     }
     Ok(())
 }

@@ -228,8 +228,10 @@ pub async fn seat_pools(
 ) -> Result<Vec<store::admin::PoolSnapshot>, StoreError> {
     use crate::license::decision::{limit_of, seat_types};
     let usage = users::pool_usage(conn, tenant_id).await?;
-    let names: std::collections::BTreeSet<String> =
-        seat_types(plan).into_iter().chain(usage.iter().map(|u| u.0.clone())).collect();
+    let names: std::collections::BTreeSet<String> = seat_types(plan)
+        .into_iter()
+        .chain(usage.iter().map(|u| u.0.clone()))
+        .collect();
     Ok(names
         .into_iter()
         .map(|pool| {
@@ -379,7 +381,16 @@ pub async fn set_hold(
         }
         let before = json!({"entitled": user.entitled, "reason": user.entitlement_reason});
         let after = json!({"entitled": false, "reason": EntitlementReason::Manual.as_str()});
-        audit_event(&tx, &tenant.id, actor, "entitlement.held", &target, Some(before), Some(after)).await?;
+        audit_event(
+            &tx,
+            &tenant.id,
+            actor,
+            "entitlement.held",
+            &target,
+            Some(before),
+            Some(after),
+        )
+        .await?;
         let current = tenants::find_license(&tx, &tenant.id)
             .await?
             .ok_or_else(|| LicensingError::NoLicense(tenant.slug.clone()))?;
@@ -408,12 +419,26 @@ pub async fn set_hold(
             publish_moves(&tx, &tenant.id, &[], &granted).await?;
             (true, EntitlementReason::SeatAssigned)
         } else {
-            users::set_entitlement(&tx, std::slice::from_ref(&user.id), false, EntitlementReason::Inactive.as_str())
-                .await?;
+            users::set_entitlement(
+                &tx,
+                std::slice::from_ref(&user.id),
+                false,
+                EntitlementReason::Inactive.as_str(),
+            )
+            .await?;
             (false, EntitlementReason::Inactive)
         };
         let after = json!({"entitled": entitled, "reason": reason.as_str()});
-        audit_event(&tx, &tenant.id, actor, "entitlement.released", &target, None, Some(after)).await?;
+        audit_event(
+            &tx,
+            &tenant.id,
+            actor,
+            "entitlement.released",
+            &target,
+            None,
+            Some(after),
+        )
+        .await?;
     }
     crate::entitlements::notify_change(&tx, &tenant.id).await?;
     let fresh = users::find(&tx, &tenant.id, user_id)

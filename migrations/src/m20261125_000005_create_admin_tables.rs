@@ -92,7 +92,8 @@ impl MigrationTrait for Migration {
             m.alter_table(Table::alter().table(ScimTokens::Table).drop_column(col).to_owned())
                 .await?;
         }
-        m.drop_table(Table::drop().table(SeatSnapshots::Table).to_owned()).await?;
+        m.drop_table(Table::drop().table(SeatSnapshots::Table).to_owned())
+            .await?;
         m.drop_table(Table::drop().table(AdminGrants::Table).to_owned()).await
     }
 }

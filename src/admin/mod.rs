@@ -122,7 +122,11 @@ async fn login(req: HttpRequest, state: web::Data<AppState>, q: web::Query<Login
         let oidc = oidc(&state)?;
         let expires = chrono::Utc::now().timestamp() + LOGIN_TTL_SECS;
         let (url, pending) = oidc
-            .start_login(&redirect_uri(&req, &state), safe_return_to(q.return_to.as_deref()), expires)
+            .start_login(
+                &redirect_uri(&req, &state),
+                safe_return_to(q.return_to.as_deref()),
+                expires,
+            )
             .await
             .map_err(refused)?;
         Ok::<_, ApiError>(
@@ -222,7 +226,9 @@ async fn logout(req: HttpRequest, state: web::Data<AppState>, form: web::Form<Lo
             .finish();
     };
     if !bool::from(form.csrf.as_bytes().ct_eq(session.csrf.as_bytes())) {
-        return ui::error_page(&ApiError::Forbidden("the logout form is stale; reload and try again".into()));
+        return ui::error_page(&ApiError::Forbidden(
+            "the logout form is stale; reload and try again".into(),
+        ));
     }
     let back = format!("{}/admin/", public_base(&req, &state));
     let target = match &state.admin.oidc {
@@ -238,12 +244,14 @@ async fn logout(req: HttpRequest, state: web::Data<AppState>, form: web::Form<Lo
 /// GET /api/v1/me: who is logged in, their roles, and the CSRF token for state changes.
 pub async fn me(req: HttpRequest, state: web::Data<AppState>, p: Principal) -> HttpResponse {
     let session: Option<Session> = state.admin.sealer.open(&req, SESSION_COOKIE);
-    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(serde_json::json!({
-        "subject": p.subject, "name": p.name, "email": p.email, "operator": p.operator,
-        "tenants": p.tenants, "via": format!("{:?}", p.via).to_lowercase(),
-        "csrf_token": session.as_ref().map(|s| s.csrf.clone()),
-        "expires_at": session.and_then(|s| chrono::DateTime::from_timestamp(s.expires_at, 0)),
-    }))
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({
+            "subject": p.subject, "name": p.name, "email": p.email, "operator": p.operator,
+            "tenants": p.tenants, "via": format!("{:?}", p.via).to_lowercase(),
+            "csrf_token": session.as_ref().map(|s| s.csrf.clone()),
+            "expires_at": session.and_then(|s| chrono::DateTime::from_timestamp(s.expires_at, 0)),
+        }))
 }
 
 #[cfg(test)]

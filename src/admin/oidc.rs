@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openidconnect::core::{
-    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType, CoreGenderClaim,
-    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreRevocableToken,
-    CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType, CoreGenderClaim, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreRevocableToken, CoreRevocationErrorResponse,
+    CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
     AdditionalClaims, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet,
@@ -32,8 +32,13 @@ pub struct ExtraClaims {
 }
 impl AdditionalClaims for ExtraClaims {}
 
-type Fields =
-    IdTokenFields<ExtraClaims, EmptyExtraTokenFields, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+type Fields = IdTokenFields<
+    ExtraClaims,
+    EmptyExtraTokenFields,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
 type Tokens = StandardTokenResponse<Fields, CoreTokenType>;
 type RpIdToken = IdToken<ExtraClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
 type RpClient = openidconnect::Client<
@@ -80,6 +85,7 @@ pub struct Identity {
 struct Discovered {
     metadata: ProviderMetadataWithLogout,
     jwks: jsonwebtoken::jwk::JwkSet,
+    fetched_at: Instant,
 }
 
 /// The OpenID Provider of the admin side.
@@ -87,12 +93,12 @@ pub struct Oidc {
     settings: OidcSettings,
     http: reqwest::Client,
     current: RwLock<Option<Arc<Discovered>>>,
-    /// When discovery last ran: an unknown `kid` may trigger a refresh, but not more often
-    /// than [`REFRESH_GAP`], so forged tokens cannot make us hammer the provider.
-    last_fetch: std::sync::Mutex<Option<Instant>>,
+    /// When a token with an unknown `kid` last made us re-read the keys: at most once per
+    /// [`UNKNOWN_KEY_GAP`], so forged tokens cannot make us hammer the provider.
+    last_unknown_key: std::sync::Mutex<Option<Instant>>,
 }
 
-const REFRESH_GAP: Duration = Duration::from_secs(10);
+const UNKNOWN_KEY_GAP: Duration = Duration::from_secs(10);
 const METADATA_MAX_AGE: Duration = Duration::from_secs(3600);
 const LEEWAY_SECS: u64 = 60;
 
@@ -110,7 +116,7 @@ impl Oidc {
             settings,
             http,
             current: RwLock::new(None),
-            last_fetch: std::sync::Mutex::new(None),
+            last_unknown_key: std::sync::Mutex::new(None),
         })
     }
 
@@ -119,41 +125,56 @@ impl Oidc {
         &self.settings
     }
 
+    /// Discovery and keys, read at most once an hour unless a new key turns up.
     async fn discovered(&self) -> Result<Arc<Discovered>, OidcError> {
-        let stale = self
-            .last_fetch
-            .lock()
-            .map(|t| t.is_none_or(|t| t.elapsed() > METADATA_MAX_AGE))
-            .unwrap_or(true);
-        if let (false, Some(d)) = (stale, self.current.read().await.clone()) {
-            return Ok(d);
+        // Bound first: a guard in the match scrutinee would live through `fetch` and deadlock.
+        let cached = self.current.read().await.clone();
+        match cached {
+            Some(d) if d.fetched_at.elapsed() < METADATA_MAX_AGE => Ok(d),
+            _ => self.fetch(METADATA_MAX_AGE).await,
         }
-        self.refresh().await
     }
 
-    /// Re-reads discovery and the JWKS, unless that happened less than [`REFRESH_GAP`] ago.
-    async fn refresh(&self) -> Result<Arc<Discovered>, OidcError> {
-        let mut current = self.current.write().await;
-        let recent = self
-            .last_fetch
+    /// A token names a key we do not know: the provider may have rotated. Re-reads the keys,
+    /// unless an unknown key did that less than [`UNKNOWN_KEY_GAP`] ago.
+    async fn refresh_for_unknown_key(&self) -> Result<Arc<Discovered>, OidcError> {
+        let allowed = self
+            .last_unknown_key
             .lock()
-            .map(|t| t.is_some_and(|t| t.elapsed() < REFRESH_GAP))
+            .map(|mut last| {
+                let ok = last.is_none_or(|t| t.elapsed() >= UNKNOWN_KEY_GAP);
+                if ok {
+                    *last = Some(Instant::now());
+                }
+                ok
+            })
             .unwrap_or(false);
-        if let (true, Some(d)) = (recent, current.clone()) {
-            return Ok(d);
+        if allowed {
+            self.fetch(Duration::ZERO).await
+        } else {
+            self.discovered().await
         }
-        if let Ok(mut t) = self.last_fetch.lock() {
-            *t = Some(Instant::now());
+    }
+
+    /// Fetches discovery and the JWKS unless another task did within `fresh_enough`.
+    async fn fetch(&self, fresh_enough: Duration) -> Result<Arc<Discovered>, OidcError> {
+        let mut current = self.current.write().await;
+        if let Some(d) = current.as_ref().filter(|d| d.fetched_at.elapsed() < fresh_enough) {
+            return Ok(d.clone());
         }
-        let issuer =
-            IssuerUrl::new(self.settings.issuer.clone()).map_err(|e| OidcError::Unreachable(format!("issuer URL: {e}")))?;
+        let issuer = IssuerUrl::new(self.settings.issuer.clone())
+            .map_err(|e| OidcError::Unreachable(format!("issuer URL: {e}")))?;
         let metadata = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
             .await
             .map_err(|e| OidcError::Unreachable(error_chain(&e)))?;
         let jwks = serde_json::to_value(metadata.jwks())
             .and_then(serde_json::from_value)
             .map_err(|e| OidcError::Unreachable(format!("unreadable JWKS: {e}")))?;
-        let fresh = Arc::new(Discovered { metadata, jwks });
+        let fresh = Arc::new(Discovered {
+            metadata,
+            jwks,
+            fetched_at: Instant::now(),
+        });
         *current = Some(fresh.clone());
         tracing::info!(issuer = %self.settings.issuer, "OpenID Provider discovered");
         Ok(fresh)
@@ -228,7 +249,7 @@ impl Oidc {
         let identity = match self.identity_from(&client, id_token, &nonce, &raw) {
             // A key we have not seen yet: the provider may have rotated; look again once.
             Err(openidconnect::ClaimsVerificationError::SignatureVerification(_)) => {
-                let fresh = self.refresh().await?;
+                let fresh = self.refresh_for_unknown_key().await?;
                 self.identity_from(&self.client(&fresh, redirect_uri)?, id_token, &nonce, &raw)
             }
             other => other,
@@ -258,10 +279,13 @@ impl Oidc {
     pub async fn verify_access_token(&self, token: &str) -> Result<Identity, OidcError> {
         let refused = |m: String| OidcError::Refused(format!("the access token was refused: {m}"));
         let header = jsonwebtoken::decode_header(token).map_err(|e| refused(e.to_string()))?;
-        let kid = header.kid.clone().ok_or_else(|| refused("it names no key (kid)".into()))?;
+        let kid = header
+            .kid
+            .clone()
+            .ok_or_else(|| refused("it names no key (kid)".into()))?;
         let mut d = self.discovered().await?;
         if d.jwks.find(&kid).is_none() {
-            d = self.refresh().await?;
+            d = self.refresh_for_unknown_key().await?;
         }
         let jwk = d
             .jwks
@@ -273,8 +297,8 @@ impl Oidc {
         validation.set_audience(&[&self.settings.audience]);
         validation.set_issuer(&[d.metadata.issuer().as_str()]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
-            .map_err(|e| refused(e.to_string()))?;
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation).map_err(|e| refused(e.to_string()))?;
         let claims = data.claims;
         let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_string);
         Ok(Identity {

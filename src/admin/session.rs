@@ -59,7 +59,8 @@ impl Sealer {
     pub fn seal<T: Serialize>(&self, name: &'static str, value: &T, max_age_secs: i64) -> Cookie<'static> {
         let json = serde_json::to_string(value).unwrap_or_default();
         let mut jar = CookieJar::new();
-        jar.private_mut(&self.key).add(self.base(Cookie::new(name, json), max_age_secs));
+        jar.private_mut(&self.key)
+            .add(self.base(Cookie::new(name, json), max_age_secs));
         jar.get(name).cloned().unwrap_or_else(|| Cookie::new(name, ""))
     }
 

@@ -93,7 +93,10 @@ pub fn error_page(e: &ApiError) -> HttpResponse {
         title = status.canonical_reason().unwrap_or("Error"),
     );
     HttpResponse::build(status)
-        .insert_header((header::CONTENT_SECURITY_POLICY, "default-src 'self'; frame-ancestors 'none'"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; frame-ancestors 'none'",
+        ))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .content_type("text/html; charset=utf-8")
         .body(body)
@@ -120,6 +123,9 @@ mod tests {
     fn origins_and_escaping() {
         assert_eq!(origin("https://op.example.com/tenant/x"), "https://op.example.com");
         assert_eq!(origin("http://127.0.0.1:4000"), "http://127.0.0.1:4000");
-        assert_eq!(html_escape("<a href='x'>&</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;");
+        assert_eq!(
+            html_escape("<a href='x'>&</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;"
+        );
     }
 }

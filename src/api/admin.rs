@@ -63,7 +63,12 @@ pub async fn list_tenants(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(q.limit);
-    let mut after = q.cursor.as_deref().map(|c| decode_cursor(c, 1)).transpose()?.map(|v| v[0].clone());
+    let mut after = q
+        .cursor
+        .as_deref()
+        .map(|c| decode_cursor(c, 1))
+        .transpose()?
+        .map(|v| v[0].clone());
     let mut items = Vec::new();
     // A tenant admin's few tenants are picked out of the slug order; operators see every row.
     loop {
@@ -124,7 +129,10 @@ pub async fn overview(
 ) -> Result<HttpResponse, ApiError> {
     p.require_tenant(&slug)?;
     let (tenant, license_row, plan_row) = load(&state, &slug).await?;
-    let (license, plan) = (tenants::license_to_domain(&license_row), tenants::plan_to_domain(&plan_row));
+    let (license, plan) = (
+        tenants::license_to_domain(&license_row),
+        tenants::plan_to_domain(&plan_row),
+    );
     let pools = licensing::seat_pools(&state.db, &tenant.id, &license, &plan).await?;
     let (total, active, entitled) = users::counts(&state.db, &tenant.id).await?;
     let idp = tenants::last_used_token(&state.db, &tenant.id).await?.map(|t| {
@@ -297,7 +305,9 @@ pub async fn create_token(
     p.require_tenant(&slug)?;
     let name = body.name.trim();
     if name.is_empty() || name.len() > 100 {
-        return Err(ApiError::BadRequest("a token needs a name of 1 to 100 characters".into()));
+        return Err(ApiError::BadRequest(
+            "a token needs a name of 1 to 100 characters".into(),
+        ));
     }
     let (tenant, _, _) = load(&state, &slug).await?;
     let (row, secret) = auth::issue_token(&state.db, &tenant.id, name, &p.actor(), request_id(&req).as_deref()).await?;
@@ -318,9 +328,15 @@ pub async fn revoke_token(
     let (slug, id) = path.into_inner();
     p.require_tenant(&slug)?;
     let (tenant, _, _) = load(&state, &slug).await?;
-    auth::revoke_token(&state.db, &id, Some(&tenant.id), &p.actor(), request_id(&req).as_deref())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no active token '{id}' in tenant '{slug}'")))?;
+    auth::revoke_token(
+        &state.db,
+        &id,
+        Some(&tenant.id),
+        &p.actor(),
+        request_id(&req).as_deref(),
+    )
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no active token '{id}' in tenant '{slug}'")))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -348,9 +364,16 @@ pub async fn list_audit(
         .as_deref()
         .map(|c| decode_cursor(c, 1))
         .transpose()?
-        .map(|v| v[0].parse::<i64>().map_err(|_| ApiError::BadRequest("invalid cursor".into())))
+        .map(|v| {
+            v[0].parse::<i64>()
+                .map_err(|_| ApiError::BadRequest("invalid cursor".into()))
+        })
         .transpose()?;
-    let action = if q.refused { Some("provisioning.refused") } else { q.action.as_deref() };
+    let action = if q.refused {
+        Some("provisioning.refused")
+    } else {
+        q.action.as_deref()
+    };
     let limit = page_limit(q.limit);
     let rows = store::audit::page_desc(&state.db, &tenant.id, before, action, limit).await?;
     let next = rows
@@ -419,7 +442,10 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
         let c = encode_cursor(&["ada@x", "0193"]);
-        assert_eq!(decode_cursor(&c, 2).ok(), Some(vec!["ada@x".to_string(), "0193".to_string()]));
+        assert_eq!(
+            decode_cursor(&c, 2).ok(),
+            Some(vec!["ada@x".to_string(), "0193".to_string()])
+        );
         assert!(decode_cursor(&c, 1).is_err());
         assert!(decode_cursor("!!!", 1).is_err());
     }

@@ -13,7 +13,6 @@ use crate::store::{self, tenants};
 
 /// GET /plans.
 pub async fn list_plans(_: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-
     let plans: Vec<_> = tenants::list_plans(&state.db)
         .await?
         .iter()

@@ -139,9 +139,6 @@ impl Signals {
 
     /// The tenants changed since the last call (`*` for all).
     pub fn take_changed(&self) -> Vec<String> {
-        self.changed
-            .lock()
-            .map(|mut c| c.drain().collect())
-            .unwrap_or_default()
+        self.changed.lock().map(|mut c| c.drain().collect()).unwrap_or_default()
     }
 }

@@ -56,7 +56,11 @@ pub struct Actor {
 
 impl Actor {
     /// The SCIM client behind a tenant token.
-    pub fn scim(tenant: &Tenant, request_id: Option<String>, request: Option<crate::scim::client::RequestInfo>) -> Self {
+    pub fn scim(
+        tenant: &Tenant,
+        request_id: Option<String>,
+        request: Option<crate::scim::client::RequestInfo>,
+    ) -> Self {
         Actor {
             name: format!("token:{}", tenant.token_id),
             request_id,

@@ -69,9 +69,17 @@ pub fn op_shape(method: &str, body: &Value) -> String {
         "POST" => format!("create ({})", active(body).unwrap_or_else(|| "active absent".into())),
         "PUT" => format!("replace ({})", active(body).unwrap_or_else(|| "active absent".into())),
         "PATCH" => {
-            let ops = body.get("Operations").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+            let ops = body
+                .get("Operations")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
             let parts: Vec<String> = ops.iter().take(10).map(patch_op_shape).collect();
-            let more = if ops.len() > 10 { format!("; … {} more", ops.len() - 10) } else { String::new() };
+            let more = if ops.len() > 10 {
+                format!("; … {} more", ops.len() - 10)
+            } else {
+                String::new()
+            };
             format!("PATCH {}{more}", parts.join("; "))
         }
         other => other.to_string(),
@@ -94,7 +102,13 @@ fn patch_op_shape(op: &Value) -> String {
                 .and_then(Value::as_object)
                 .map(|o| {
                     o.iter()
-                        .map(|(k, v)| if k == "active" { format!("active={v}") } else { k.clone() })
+                        .map(|(k, v)| {
+                            if k == "active" {
+                                format!("active={v}")
+                            } else {
+                                k.clone()
+                            }
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -110,7 +124,10 @@ mod tests {
 
     #[test]
     fn op_shapes_name_the_operation_not_the_data() {
-        assert_eq!(op_shape("POST", &json!({"userName": "a", "active": true})), "create (active=true)");
+        assert_eq!(
+            op_shape("POST", &json!({"userName": "a", "active": true})),
+            "create (active=true)"
+        );
         assert_eq!(op_shape("PUT", &json!({"userName": "a"})), "replace (active absent)");
         let okta = json!({"Operations": [{"op": "replace", "value": {"active": true, "name": {"givenName": "x"}}}]});
         assert_eq!(op_shape("PATCH", &okta), "PATCH replace {active=true, name}");
@@ -118,7 +135,10 @@ mod tests {
             {"op": "Replace", "path": "active", "value": "True"},
             {"op": "Add", "path": "members", "value": [{"value": "1"}, {"value": "2"}]}
         ]});
-        assert_eq!(op_shape("PATCH", &entra), "PATCH replace active=\"True\"; add members ×2");
+        assert_eq!(
+            op_shape("PATCH", &entra),
+            "PATCH replace active=\"True\"; add members ×2"
+        );
     }
 
     #[test]

@@ -86,8 +86,12 @@ pub fn service<'a>(req: &HttpRequest, state: &'a AppState, tenant: &Tenant, body
         user_agent: client.user_agent,
         op: body.map_or_else(|| method.to_string(), |b| crate::scim::client::op_shape(method, b)),
     };
-    Provisioning::new(&state.db, &state.schemas, Actor::scim(tenant, request_id, Some(request)))
-        .with_signals(&state.signals)
+    Provisioning::new(
+        &state.db,
+        &state.schemas,
+        Actor::scim(tenant, request_id, Some(request)),
+    )
+    .with_signals(&state.signals)
 }
 
 /// `{public_url or scheme://host}/scim/v2`.

@@ -99,7 +99,10 @@ pub async fn touch_token(
     use sea_orm::sea_query::Expr;
     scim_token::Entity::update_many()
         .col_expr(scim_token::Column::LastUsedAt, Expr::value(now()))
-        .col_expr(scim_token::Column::LastUserAgent, Expr::value(user_agent.map(str::to_string)))
+        .col_expr(
+            scim_token::Column::LastUserAgent,
+            Expr::value(user_agent.map(str::to_string)),
+        )
         .col_expr(scim_token::Column::LastIdp, Expr::value(idp.to_string()))
         .filter(scim_token::Column::Id.eq(id))
         .exec(conn)

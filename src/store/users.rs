@@ -433,7 +433,11 @@ pub async fn admin_page(
     use sea_orm::{QueryOrder, QuerySelect};
     let mut find = user::Entity::find().filter(user::Column::TenantId.eq(tenant_id));
     if let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) {
-        let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = q
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         let pattern = || LikeExpr::new(format!("%{escaped}%")).escape('\\');
         find = find.filter(
             Condition::any()
@@ -452,13 +456,11 @@ pub async fn admin_page(
     };
     if let Some((name, id)) = after {
         find = find.filter(
-            Condition::any()
-                .add(user::Column::UserNameNorm.gt(name.clone()))
-                .add(
-                    Condition::all()
-                        .add(user::Column::UserNameNorm.eq(name))
-                        .add(user::Column::Id.gt(id)),
-                ),
+            Condition::any().add(user::Column::UserNameNorm.gt(name.clone())).add(
+                Condition::all()
+                    .add(user::Column::UserNameNorm.eq(name))
+                    .add(user::Column::Id.gt(id)),
+            ),
         );
     }
     Ok(find

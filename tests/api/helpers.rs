@@ -425,3 +425,162 @@ impl Receiver {
         panic!("receiver condition not met; got {:?}", self.bodies());
     }
 }
+
+/// The real OpenID Provider (`oidc-provider`, started from `tests/support/oidc/op.mjs`).
+/// It exits when this handle drops (its stdin closes) or the test process dies.
+pub struct OpenIdProvider {
+    pub issuer: String,
+    child: std::process::Child,
+}
+
+impl Drop for OpenIdProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl OpenIdProvider {
+    /// Starts the provider with seatbridge at `app_base` registered as its client.
+    pub fn start(app_base: &str) -> OpenIdProvider {
+        use std::io::BufRead;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/oidc/op.mjs");
+        let mut child = std::process::Command::new("node")
+            .arg(script)
+            .env("OP_PORT", "0")
+            .env("OP_REDIRECT_URIS", format!("{app_base}/admin/callback"))
+            .env("OP_POST_LOGOUT_REDIRECT_URIS", format!("{app_base}/admin/"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("node starts tests/support/oidc/op.mjs (run `npm ci --prefix tests/support/oidc`)");
+        let stdout = child.stdout.take().expect("OP stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("OP prints its issuer");
+        let ready: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("OP did not start (did `npm ci --prefix tests/support/oidc` run?): {line:?}"));
+        OpenIdProvider {
+            issuer: ready["issuer"].as_str().expect("issuer").to_string(),
+            child,
+        }
+    }
+
+    /// Signs `claims` with the provider's current key (`key: "foreign"` forges one).
+    pub async fn sign(&self, claims: Value, key: &str) -> String {
+        let resp: Value = Client::new()
+            .post(format!("{}/test/sign", self.issuer))
+            .json(&json!({"claims": claims, "key": key}))
+            .send()
+            .await
+            .expect("sign")
+            .json()
+            .await
+            .expect("sign json");
+        resp["token"].as_str().expect("token").to_string()
+    }
+
+    /// Calls a test-control endpoint of the provider.
+    pub async fn control(&self, path: &str, body: Value) {
+        let status = Client::new()
+            .post(format!("{}{path}", self.issuer))
+            .json(&body)
+            .send()
+            .await
+            .expect("control")
+            .status();
+        assert!(status.is_success(), "{path}: {status}");
+    }
+}
+
+/// A seatbridge server whose admin side logs in through a real OpenID Provider.
+pub struct AdminApp {
+    pub app: TestApp,
+    pub op: OpenIdProvider,
+}
+
+impl AdminApp {
+    pub async fn spawn() -> AdminApp {
+        // The provider must know seatbridge's redirect URI before seatbridge knows the
+        // provider, so seatbridge's port is picked first.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let op = OpenIdProvider::start(&base);
+        let issuer = op.issuer.clone();
+        let app = TestApp::spawn_with(|c| {
+            c.listen = format!("127.0.0.1:{port}");
+            let mut o = seatbridge::config::OidcSettings::new(issuer, "seatbridge");
+            o.client_secret = Some("seatbridge-test-secret".into());
+            o.audience = "seatbridge-api".into();
+            o.scopes = ["openid", "profile", "email", "roles"].map(String::from).to_vec();
+            c.oidc = Some(o);
+            c.session_secret = Some("a test session secret of more than 32 bytes".into());
+        })
+        .await;
+        AdminApp { app, op }
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.app.base)
+    }
+
+    /// A browser-like client (cookie jar, redirects followed) that starts a login and stops
+    /// at the provider's login form; answers the client and the form's action URL.
+    pub async fn start_login(&self) -> (Client, String) {
+        self.start_login_in(Client::builder().cookie_store(true).build().expect("client"))
+            .await
+    }
+
+    /// [`Self::start_login`] in a given client.
+    pub async fn start_login_in(&self, browser: Client) -> (Client, String) {
+        let page = browser
+            .get(format!("{}/admin/login?return_to=/admin/", self.app.base))
+            .send()
+            .await
+            .expect("login starts");
+        assert_eq!(page.status(), 200, "the provider shows its login form");
+        let html = page.text().await.expect("login form");
+        let action = html
+            .split("action=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the login form has an action")
+            .replace("&amp;", "&");
+        (browser, action)
+    }
+
+    /// Submits the provider's login form as `login`; answers the final response (after the
+    /// callback) and the client.
+    pub async fn submit_login(&self, browser: &Client, action: &str, login: &str) -> Response {
+        browser
+            .post(action)
+            .form(&[("prompt", "login"), ("login", login), ("password", "any")])
+            .send()
+            .await
+            .expect("login form posted")
+    }
+
+    /// Logs in as `login` and answers a client carrying the session, and the CSRF token.
+    pub async fn login(&self, login: &str) -> (Client, String) {
+        let (browser, action) = self.start_login().await;
+        let landed = self.submit_login(&browser, &action, login).await;
+        assert_eq!(landed.status(), 200, "back on the admin UI after login");
+        assert!(landed.url().path().starts_with("/admin/"), "landed on {}", landed.url());
+        let me: Value = browser
+            .get(self.api("/me"))
+            .send()
+            .await
+            .expect("me")
+            .json()
+            .await
+            .expect("me json");
+        let csrf = me["csrf_token"].as_str().expect("csrf token").to_string();
+        (browser, csrf)
+    }
+}

@@ -3,6 +3,8 @@
 
 mod helpers;
 
+mod admin;
+mod browser;
 mod bulk;
 mod cli;
 mod discovery;
