@@ -629,6 +629,9 @@ fn licensing_error(e: LicensingError) -> CliError {
         LicensingError::NoTenant(t) => CliError::Usage(format!(
             "no tenant '{t}'; create it with `seatbridge tenant create {t} --plan … --seats …`"
         )),
+        LicensingError::UnknownPlan { name, known } => CliError::Usage(format!(
+            "unknown plan '{name}'; known plans: {known}. Create it with `seatbridge plan set {name} --seats-default N --features …`"
+        )),
         LicensingError::Exists(t) => CliError::Usage(format!(
             "tenant '{t}' already exists; change its license with `seatbridge license set {t} …`"
         )),
@@ -943,16 +946,34 @@ async fn admin_command(db: &DatabaseConnection, c: AdminCommand) -> Result<(), C
         _ => None,
     };
     let role = if operator { "operator" } else { "tenant_admin" };
-    if grant {
-        store::admin::grant(db, &principal, role, tenant_id.as_deref()).await?;
-        println!("granted {role} to {principal}");
-    } else if store::admin::revoke(db, &principal, role, tenant_id.as_deref()).await? {
-        println!("revoked {role} from {principal}");
+    let tx = store::begin_write(db).await?;
+    let changed = if grant {
+        store::admin::grant(&tx, &principal, role, tenant_id.as_deref()).await?;
+        true
     } else {
+        store::admin::revoke(&tx, &principal, role, tenant_id.as_deref()).await?
+    };
+    if !changed {
         return Err(CliError::Usage(format!(
             "{principal} has no such grant; see `seatbridge admin list`"
         )));
     }
+    // A tenant admin's grant is part of that tenant's history; operators span all tenants.
+    if let Some(tenant_id) = &tenant_id {
+        let event = audit::Event {
+            actor: "cli",
+            action: if grant { "admin.grant" } else { "admin.revoke" },
+            target: &format!("Admin/{}", principal.to_lowercase()),
+            before: None,
+            after: Some(json!({"role": role})),
+            request_id: None,
+        };
+        audit::append(&tx, tenant_id, event).await?;
+    }
+    tx.commit().await?;
+    tracing::info!(%principal, role, grant, "admin role changed");
+    let (verb, prep) = if grant { ("granted", "to") } else { ("revoked", "from") };
+    println!("{verb} {role} {prep} {principal}");
     Ok(())
 }
 

@@ -726,7 +726,7 @@ pub async fn run_sweeper(db: DatabaseConnection, interval: std::time::Duration, 
 }
 
 /// A plan definition as operators write it (CLI flags or the JSON API), validated before use.
-#[derive(Debug, Clone, serde::Deserialize, Serialize, validator::Validate)]
+#[derive(Debug, Clone, serde::Deserialize, Serialize, validator::Validate, utoipa::ToSchema)]
 pub struct PlanSpec {
     #[validate(length(min = 1, max = 100))]
     pub features: Vec<String>,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::operator::{load, pools_json};
-use super::ApiError;
+use super::{ApiError, Problem};
 use crate::admin::Principal;
 use crate::app::AppState;
 use crate::license::effective_status;
@@ -45,7 +45,8 @@ fn request_id(req: &HttpRequest) -> Option<String> {
     req.extensions().get::<crate::app::RequestId>().map(|r| r.0.clone())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     cursor: Option<String>,
     limit: Option<u64>,
@@ -57,6 +58,7 @@ fn tenant_item(t: &store::entities::tenant::Model, l: Option<&store::entities::l
 }
 
 /// GET /tenants: every tenant for operators, one's own for tenant admins.
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(PageQuery), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn list_tenants(
     p: Principal,
     state: web::Data<AppState>,
@@ -91,7 +93,7 @@ pub async fn list_tenants(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TenantBody {
     slug: String,
     name: Option<String>,
@@ -101,6 +103,7 @@ pub struct TenantBody {
 }
 
 /// POST /tenants (operators).
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = TenantBody, responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict (stale version, no free seat, exists)", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn create_tenant(
     p: Principal,
     state: web::Data<AppState>,
@@ -122,6 +125,7 @@ pub async fn create_tenant(
 }
 
 /// GET /tenants/{slug}: what the dashboard shows.
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}", tag = "tenants", params(("slug" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn overview(
     p: Principal,
     state: web::Data<AppState>,
@@ -153,13 +157,15 @@ pub async fn overview(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     days: Option<i64>,
 }
 
 /// GET /tenants/{slug}/seats/history?days=30: one point per day and pool, oldest first.
 /// Today's point is live, so the chart ends at what the gauges show.
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/seats/history", tag = "seats", params(("slug" = String, Path), HistoryQuery), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn seat_history(
     p: Principal,
     state: web::Data<AppState>,
@@ -186,7 +192,8 @@ pub async fn seat_history(
     Ok(HttpResponse::Ok().json(json!({"tenant": tenant.slug, "items": items})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UsersQuery {
     q: Option<String>,
     status: Option<String>,
@@ -202,6 +209,7 @@ fn user_item(u: &user::Model) -> Value {
 }
 
 /// GET /tenants/{slug}/users?q=&status=&cursor=&limit=.
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/users", tag = "users", params(("slug" = String, Path), UsersQuery), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn list_users(
     p: Principal,
     state: web::Data<AppState>,
@@ -239,6 +247,7 @@ pub async fn list_users(
 }
 
 /// POST /tenants/{slug}/users/{id}/deprovision: take the seat away and hold it.
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/users/{id}/deprovision", tag = "users", params(("slug" = String, Path), ("id" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn deprovision_user(
     p: Principal,
     state: web::Data<AppState>,
@@ -248,6 +257,7 @@ pub async fn deprovision_user(
 }
 
 /// POST /tenants/{slug}/users/{id}/reactivate: release a hold (409 when no seat is free).
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/users/{id}/reactivate", tag = "users", params(("slug" = String, Path), ("id" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict (stale version, no free seat, exists)", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn reactivate_user(
     p: Principal,
     state: web::Data<AppState>,
@@ -274,6 +284,7 @@ fn token_item(t: &scim_token::Model) -> Value {
 }
 
 /// GET /tenants/{slug}/tokens: never the secrets (only their hashes are stored).
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/tokens", tag = "tokens", params(("slug" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn list_tokens(
     p: Principal,
     state: web::Data<AppState>,
@@ -289,12 +300,13 @@ pub async fn list_tokens(
     Ok(HttpResponse::Ok().json(json!({"items": items})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TokenBody {
     name: String,
 }
 
 /// POST /tenants/{slug}/tokens: the secret is in this answer and never again.
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/tokens", tag = "tokens", params(("slug" = String, Path)), request_body = TokenBody, responses((status = 201, description = "Created; the secret is in this answer only", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn create_token(
     req: HttpRequest,
     p: Principal,
@@ -319,6 +331,7 @@ pub async fn create_token(
 }
 
 /// DELETE /tenants/{slug}/tokens/{id}.
+#[utoipa::path(delete, path = "/api/v1/tenants/{slug}/tokens/{id}", tag = "tokens", params(("slug" = String, Path), ("id" = String, Path)), responses((status = 204, description = "Revoked"), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn revoke_token(
     req: HttpRequest,
     p: Principal,
@@ -340,7 +353,8 @@ pub async fn revoke_token(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     cursor: Option<String>,
     limit: Option<u64>,
@@ -351,6 +365,7 @@ pub struct AuditQuery {
 
 /// GET /tenants/{slug}/audit: newest first; `refused=true` shows only refused SCIM requests,
 /// each with what was asked (`request`) and why it was refused.
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/audit", tag = "audit", params(("slug" = String, Path), AuditQuery), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn list_audit(
     p: Principal,
     state: web::Data<AppState>,
@@ -393,6 +408,7 @@ pub async fn list_audit(
 }
 
 /// GET /tenants/{slug}/audit/verify: walks the hash chain.
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/audit/verify", tag = "audit", params(("slug" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn verify_audit(
     p: Principal,
     state: web::Data<AppState>,
@@ -408,6 +424,7 @@ pub async fn verify_audit(
 }
 
 /// GET /tenants/{slug}/audit/export: the whole chain as JSON lines, oldest first.
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/audit/export", tag = "audit", params(("slug" = String, Path)), responses((status = 200, description = "JSON lines (application/x-ndjson)", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn export_audit(
     p: Principal,
     state: web::Data<AppState>,

@@ -6,6 +6,7 @@
 //! `SEATBRIDGE_SERVICE_TOKEN`.
 
 mod admin;
+mod openapi;
 mod operator;
 mod problem;
 mod product;
@@ -13,7 +14,7 @@ mod product;
 use actix_web::{web, HttpRequest};
 use subtle::ConstantTimeEq;
 
-pub use problem::ApiError;
+pub use problem::{ApiError, Problem};
 pub use product::jwks;
 
 /// Mounts the routes; the caller puts them under `/api/v1`.
@@ -21,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/entitlements/check", web::get().to(product::check))
         .route("/entitlements/token", web::get().to(product::user_token))
         .route("/licenses/token", web::get().to(product::tenant_token))
+        .route("/openapi.json", web::get().to(openapi::document))
         .route("/me", web::get().to(crate::admin::me))
         .route("/tenants", web::get().to(admin::list_tenants))
         .route("/tenants", web::post().to(admin::create_tenant))

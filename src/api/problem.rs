@@ -7,6 +7,18 @@ use serde_json::json;
 use crate::licensing::LicensingError;
 use crate::store::StoreError;
 
+/// The problem document every error answers with (RFC 9457); here for the OpenAPI document.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`: the status and title say what kind of problem it is.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// What went wrong and what to do about it.
+    pub detail: String,
+}
+
 /// An API error; mapped to a status and a problem document in one place.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::{require_bearer, ApiError};
+use super::{require_bearer, ApiError, Problem};
 use crate::app::AppState;
 use crate::license::effective_status;
 use crate::license::token::{
@@ -11,7 +11,8 @@ use crate::license::token::{
 };
 use crate::store::{tenants, users};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CheckQuery {
     tenant: String,
     user: String,
@@ -19,6 +20,7 @@ pub struct CheckQuery {
 }
 
 /// Answers from the in-memory cache: `{"allowed": bool, "reason": …}`.
+#[utoipa::path(get, path = "/api/v1/entitlements/check", tag = "product", params(CheckQuery), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("service" = [])))]
 pub async fn check(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -49,7 +51,8 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
         .json(state.keys.jwks(chrono::Utc::now()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TenantQuery {
     tenant: String,
 }
@@ -66,6 +69,7 @@ fn issuer(req: &HttpRequest, state: &AppState) -> String {
 
 /// `GET /api/v1/licenses/token?tenant=`: a signed tenant license token (EdDSA JWS) a product
 /// can verify offline with the JWKS until it expires.
+#[utoipa::path(get, path = "/api/v1/licenses/token", tag = "product", params(TenantQuery), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("service" = [])))]
 pub async fn tenant_token(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -91,7 +95,8 @@ pub async fn tenant_token(
     sign(&state, &claims)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserQuery {
     tenant: String,
     user: String,
@@ -99,6 +104,7 @@ pub struct UserQuery {
 
 /// `GET /api/v1/entitlements/token?tenant=&user=`: a signed statement that this user holds (or
 /// does not hold) a seat of this type, for a product that checks single users offline.
+#[utoipa::path(get, path = "/api/v1/entitlements/token", tag = "product", params(UserQuery), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("service" = [])))]
 pub async fn user_token(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -495,3 +495,37 @@ async fn refused_requests_explain_themselves_and_admins_can_hold_seats() {
     assert_eq!(status, 409, "no free seat: {body}");
     assert!(body["detail"].as_str().unwrap().contains("seat"), "{body}");
 }
+
+#[tokio::test]
+async fn database_grants_add_roles_and_take_effect_at_once() {
+    let a = AdminApp::spawn().await;
+    a.app.tenant("globex", "team", 5).await;
+    let db = a.app.config.database_url.clone();
+    let (browser, _) = a.login("nobody@example.test").await;
+    let overview = a.api("/tenants/globex");
+    assert_eq!(call(&browser, Method::GET, &overview, None, None).await.0, 404);
+
+    let (ok, _, err) = crate::cli::seatbridge(&db, &["admin", "grant", "Nobody@Example.test", "--tenant", "globex"]);
+    assert!(ok, "{err}");
+    assert_eq!(call(&browser, Method::GET, &overview, None, None).await.0, 200);
+    let (ok, out, _) = crate::cli::seatbridge(&db, &["admin", "list"]);
+    assert!(ok && out.contains("\"tenant\":\"globex\""), "{out}");
+
+    let (ok, _, err) = crate::cli::seatbridge(&db, &["admin", "revoke", "nobody@example.test", "--tenant", "globex"]);
+    assert!(ok, "{err}");
+    assert_eq!(call(&browser, Method::GET, &overview, None, None).await.0, 404);
+    let (ok, _, err) = crate::cli::seatbridge(&db, &["admin", "revoke", "nobody@example.test", "--operator"]);
+    assert!(!ok && err.contains("no such grant"), "{err}");
+
+    // The API describes itself.
+    let doc: Value = Client::new()
+        .get(a.api("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert!(doc["paths"]["/api/v1/tenants/{slug}/audit"]["get"].is_object());
+}

@@ -4,7 +4,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn seatbridge(db: &str, args: &[&str]) -> (bool, String, String) {
+pub fn seatbridge(db: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_seatbridge"))
         .args(args)
         .env("DATABASE_URL", db)

@@ -1,0 +1,117 @@
+//! The OpenAPI 3.1 document of `/api/v1`, generated from the handlers' annotations (utoipa),
+//! so it cannot drift from the routes' parameters and bodies.
+
+use std::sync::OnceLock;
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "seatbridge API",
+        description = "Admin API (OIDC session cookie or access token; the static operator token for \
+                       automation) and the product-facing entitlement API. Errors are RFC 9457 problem \
+                       documents. Lists page with opaque cursors: pass `next_cursor` back as `cursor`."
+    ),
+    paths(
+        crate::admin::me,
+        super::admin::list_tenants,
+        super::admin::create_tenant,
+        super::admin::overview,
+        super::admin::seat_history,
+        super::admin::list_users,
+        super::admin::deprovision_user,
+        super::admin::reactivate_user,
+        super::admin::list_tokens,
+        super::admin::create_token,
+        super::admin::revoke_token,
+        super::admin::list_audit,
+        super::admin::verify_audit,
+        super::admin::export_audit,
+        super::operator::list_plans,
+        super::operator::put_plan,
+        super::operator::get_license,
+        super::operator::put_license,
+        super::operator::seat_usage,
+        super::operator::list_seat_mappings,
+        super::operator::put_seat_mapping,
+        super::operator::delete_seat_mapping,
+        super::operator::list_deliveries,
+        super::operator::dead_letters,
+        super::operator::retry_delivery,
+        super::operator::retry_dead_letters,
+        super::operator::list_endpoints,
+        super::operator::add_endpoint,
+        super::product::check,
+        super::product::tenant_token,
+        super::product::user_token,
+    ),
+    components(schemas(super::Problem)),
+    modifiers(&SecuritySchemes)
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token of the admin OpenID Provider (aud = SEATBRIDGE_OIDC_AUDIENCE), \
+                         or SEATBRIDGE_OPERATOR_TOKEN",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::admin::session::SESSION_COOKIE,
+                "The browser session from /admin/login; state changes also need the X-CSRF-Token header",
+            ))),
+        );
+        components.add_security_scheme(
+            "service",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("SEATBRIDGE_SERVICE_TOKEN"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// GET /api/v1/openapi.json.
+pub async fn document() -> HttpResponse {
+    static JSON: OnceLock<String> = OnceLock::new();
+    let body = JSON.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_default());
+    HttpResponse::Ok().content_type("application/json").body(body.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_is_openapi_3_1_and_lists_every_admin_route() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        assert!(doc["openapi"].as_str().unwrap_or("").starts_with("3.1"));
+        for path in [
+            "/api/v1/tenants/{slug}/users",
+            "/api/v1/tenants/{slug}/license",
+            "/api/v1/me",
+        ] {
+            assert!(doc["paths"].get(path).is_some(), "{path} missing");
+        }
+        assert!(doc["components"]["securitySchemes"].get("session").is_some());
+    }
+}
