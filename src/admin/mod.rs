@@ -14,7 +14,8 @@ use rand::RngCore;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use crate::api::{ApiError, Problem};
+use crate::api::openapi::Problems;
+use crate::api::ApiError;
 use crate::app::AppState;
 use crate::config::Config;
 pub use oidc::{Oidc, OidcError};
@@ -242,7 +243,7 @@ async fn logout(req: HttpRequest, state: web::Data<AppState>, form: web::Form<Lo
 }
 
 /// GET /api/v1/me: who is logged in, their roles, and the CSRF token for state changes.
-#[utoipa::path(get, path = "/api/v1/me", tag = "session", responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v1/me", tag = "session", responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn me(req: HttpRequest, state: web::Data<AppState>, p: Principal) -> HttpResponse {
     let session: Option<Session> = state.admin.sealer.open(&req, SESSION_COOKIE);
     HttpResponse::Ok()

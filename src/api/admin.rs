@@ -8,8 +8,9 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::openapi::{Conflict, Problems};
 use super::operator::{load, pools_json};
-use super::{ApiError, Problem};
+use super::ApiError;
 use crate::admin::Principal;
 use crate::app::AppState;
 use crate::license::effective_status;
@@ -58,7 +59,7 @@ fn tenant_item(t: &store::entities::tenant::Model, l: Option<&store::entities::l
 }
 
 /// GET /tenants: every tenant for operators, one's own for tenant admins.
-#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(PageQuery), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(PageQuery), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn list_tenants(
     p: Principal,
     state: web::Data<AppState>,
@@ -103,7 +104,7 @@ pub struct TenantBody {
 }
 
 /// POST /tenants (operators).
-#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = TenantBody, responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict (stale version, no free seat, exists)", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = TenantBody, responses((status = 201, description = "Created", body = serde_json::Value), Problems, Conflict), security(("bearer" = []), ("session" = [])))]
 pub async fn create_tenant(
     p: Principal,
     state: web::Data<AppState>,
@@ -125,7 +126,7 @@ pub async fn create_tenant(
 }
 
 /// GET /tenants/{slug}: what the dashboard shows.
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}", tag = "tenants", params(("slug" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}", tag = "tenants", params(("slug" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn overview(
     p: Principal,
     state: web::Data<AppState>,
@@ -165,7 +166,7 @@ pub struct HistoryQuery {
 
 /// GET /tenants/{slug}/seats/history?days=30: one point per day and pool, oldest first.
 /// Today's point is live, so the chart ends at what the gauges show.
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/seats/history", tag = "seats", params(("slug" = String, Path), HistoryQuery), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/seats/history", tag = "seats", params(("slug" = String, Path), HistoryQuery), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn seat_history(
     p: Principal,
     state: web::Data<AppState>,
@@ -209,7 +210,7 @@ fn user_item(u: &user::Model) -> Value {
 }
 
 /// GET /tenants/{slug}/users?q=&status=&cursor=&limit=.
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/users", tag = "users", params(("slug" = String, Path), UsersQuery), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/users", tag = "users", params(("slug" = String, Path), UsersQuery), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn list_users(
     p: Principal,
     state: web::Data<AppState>,
@@ -247,7 +248,7 @@ pub async fn list_users(
 }
 
 /// POST /tenants/{slug}/users/{id}/deprovision: take the seat away and hold it.
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/users/{id}/deprovision", tag = "users", params(("slug" = String, Path), ("id" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/users/{id}/deprovision", tag = "users", params(("slug" = String, Path), ("id" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn deprovision_user(
     p: Principal,
     state: web::Data<AppState>,
@@ -257,7 +258,7 @@ pub async fn deprovision_user(
 }
 
 /// POST /tenants/{slug}/users/{id}/reactivate: release a hold (409 when no seat is free).
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/users/{id}/reactivate", tag = "users", params(("slug" = String, Path), ("id" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict (stale version, no free seat, exists)", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/users/{id}/reactivate", tag = "users", params(("slug" = String, Path), ("id" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), Problems, Conflict), security(("bearer" = []), ("session" = [])))]
 pub async fn reactivate_user(
     p: Principal,
     state: web::Data<AppState>,
@@ -284,7 +285,7 @@ fn token_item(t: &scim_token::Model) -> Value {
 }
 
 /// GET /tenants/{slug}/tokens: never the secrets (only their hashes are stored).
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/tokens", tag = "tokens", params(("slug" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/tokens", tag = "tokens", params(("slug" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn list_tokens(
     p: Principal,
     state: web::Data<AppState>,
@@ -306,7 +307,7 @@ pub struct TokenBody {
 }
 
 /// POST /tenants/{slug}/tokens: the secret is in this answer and never again.
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/tokens", tag = "tokens", params(("slug" = String, Path)), request_body = TokenBody, responses((status = 201, description = "Created; the secret is in this answer only", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/tokens", tag = "tokens", params(("slug" = String, Path)), request_body = TokenBody, responses((status = 201, description = "Created; the secret is in this answer only", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn create_token(
     req: HttpRequest,
     p: Principal,
@@ -331,7 +332,7 @@ pub async fn create_token(
 }
 
 /// DELETE /tenants/{slug}/tokens/{id}.
-#[utoipa::path(delete, path = "/api/v1/tenants/{slug}/tokens/{id}", tag = "tokens", params(("slug" = String, Path), ("id" = String, Path)), responses((status = 204, description = "Revoked"), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(delete, path = "/api/v1/tenants/{slug}/tokens/{id}", tag = "tokens", params(("slug" = String, Path), ("id" = String, Path)), responses((status = 204, description = "Revoked"), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn revoke_token(
     req: HttpRequest,
     p: Principal,
@@ -365,7 +366,7 @@ pub struct AuditQuery {
 
 /// GET /tenants/{slug}/audit: newest first; `refused=true` shows only refused SCIM requests,
 /// each with what was asked (`request`) and why it was refused.
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/audit", tag = "audit", params(("slug" = String, Path), AuditQuery), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/audit", tag = "audit", params(("slug" = String, Path), AuditQuery), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn list_audit(
     p: Principal,
     state: web::Data<AppState>,
@@ -408,7 +409,7 @@ pub async fn list_audit(
 }
 
 /// GET /tenants/{slug}/audit/verify: walks the hash chain.
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/audit/verify", tag = "audit", params(("slug" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/audit/verify", tag = "audit", params(("slug" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn verify_audit(
     p: Principal,
     state: web::Data<AppState>,
@@ -424,7 +425,7 @@ pub async fn verify_audit(
 }
 
 /// GET /tenants/{slug}/audit/export: the whole chain as JSON lines, oldest first.
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/audit/export", tag = "audit", params(("slug" = String, Path)), responses((status = 200, description = "JSON lines (application/x-ndjson)", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/audit/export", tag = "audit", params(("slug" = String, Path)), responses((status = 200, description = "JSON lines (application/x-ndjson)", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn export_audit(
     p: Principal,
     state: web::Data<AppState>,

@@ -6,7 +6,7 @@
 //! `SEATBRIDGE_SERVICE_TOKEN`.
 
 mod admin;
-mod openapi;
+pub(crate) mod openapi;
 mod operator;
 mod problem;
 mod product;

@@ -7,6 +7,46 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::Problem;
+
+/// The errors every admin endpoint may answer, as RFC 9457 problem documents.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Describes responses for the document; handlers answer through ApiError.
+pub enum Problems {
+    #[response(
+        status = 400,
+        description = "Invalid input",
+        content_type = "application/problem+json"
+    )]
+    BadRequest(Problem),
+    #[response(
+        status = 401,
+        description = "Not authenticated",
+        content_type = "application/problem+json"
+    )]
+    Unauthorized(Problem),
+    #[response(
+        status = 403,
+        description = "Not allowed: a role is missing, or a cookie request lacks X-CSRF-Token",
+        content_type = "application/problem+json"
+    )]
+    Forbidden(Problem),
+    #[response(
+        status = 404,
+        description = "Unknown, or a tenant the caller may not see",
+        content_type = "application/problem+json"
+    )]
+    NotFound(Problem),
+}
+
+/// A write that lost a race or found no room: stale version, no free seat, already exists.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // As above.
+pub enum Conflict {
+    #[response(status = 409, description = "Conflict", content_type = "application/problem+json")]
+    Conflict(Problem),
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -113,5 +153,10 @@ mod tests {
             assert!(doc["paths"].get(path).is_some(), "{path} missing");
         }
         assert!(doc["components"]["securitySchemes"].get("session").is_some());
+        let license_put = &doc["paths"]["/api/v1/tenants/{slug}/license"]["put"]["responses"];
+        for status in ["200", "400", "401", "403", "404", "409"] {
+            assert!(license_put.get(status).is_some(), "PUT license lacks {status}");
+        }
+        assert!(license_put["404"]["content"].get("application/problem+json").is_some());
     }
 }

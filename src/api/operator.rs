@@ -4,7 +4,8 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, Problem};
+use super::openapi::{Conflict, Problems};
+use super::ApiError;
 use crate::admin::Principal;
 use crate::app::AppState;
 use crate::license::{effective_status, LicenseStatus, Policy};
@@ -12,7 +13,7 @@ use crate::licensing::{self, LicenseUpdate, PlanSpec};
 use crate::store::{self, tenants};
 
 /// GET /plans.
-#[utoipa::path(get, path = "/api/v1/plans", tag = "plans", responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v1/plans", tag = "plans", responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn list_plans(_: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let plans: Vec<_> = tenants::list_plans(&state.db)
         .await?
@@ -27,7 +28,7 @@ pub async fn list_plans(_: Principal, state: web::Data<AppState>) -> Result<Http
 }
 
 /// PUT /plans/{name}: create or replace; takes effect on the next request of every instance.
-#[utoipa::path(put, path = "/api/v1/plans/{name}", tag = "plans", params(("name" = String, Path)), request_body = PlanSpec, responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(put, path = "/api/v1/plans/{name}", tag = "plans", params(("name" = String, Path)), request_body = PlanSpec, responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn put_plan(
     p: Principal,
     state: web::Data<AppState>,
@@ -44,7 +45,7 @@ pub async fn put_plan(
 }
 
 /// GET /tenants/{slug}/license.
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/license", tag = "licenses", params(("slug" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/license", tag = "licenses", params(("slug" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn get_license(
     p: Principal,
     state: web::Data<AppState>,
@@ -97,7 +98,7 @@ pub struct DryRun {
 }
 
 /// PUT /tenants/{slug}/license[?dry_run=true]: change the license; answers what moved.
-#[utoipa::path(put, path = "/api/v1/tenants/{slug}/license", tag = "licenses", params(("slug" = String, Path), DryRun), request_body = LicenseBody, responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict (stale version, no free seat, exists)", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(put, path = "/api/v1/tenants/{slug}/license", tag = "licenses", params(("slug" = String, Path), DryRun), request_body = LicenseBody, responses((status = 200, description = "OK", body = serde_json::Value), Problems, Conflict), security(("bearer" = []), ("session" = [])))]
 pub async fn put_license(
     p: Principal,
     state: web::Data<AppState>,
@@ -133,7 +134,7 @@ pub async fn put_license(
 }
 
 /// GET /tenants/{slug}/seats: in use, waiting and limit per seat pool.
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/seats", tag = "seats", params(("slug" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/seats", tag = "seats", params(("slug" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn seat_usage(
     p: Principal,
     state: web::Data<AppState>,
@@ -181,7 +182,7 @@ pub(super) async fn load(
 }
 
 /// GET /tenants/{slug}/seat-mappings: which IdP groups give which seat type.
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/seat-mappings", tag = "seats", params(("slug" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/seat-mappings", tag = "seats", params(("slug" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn list_seat_mappings(
     p: Principal,
     state: web::Data<AppState>,
@@ -208,7 +209,7 @@ pub struct MappingBody {
 
 /// PUT /tenants/{slug}/seat-mappings/{group}[?dry_run=true]: map a group (id or displayName) to
 /// a seat type; its members move pools. Answers who gains or loses a seat.
-#[utoipa::path(put, path = "/api/v1/tenants/{slug}/seat-mappings/{group}", tag = "seats", params(("slug" = String, Path), ("group" = String, Path), DryRun), request_body = MappingBody, responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(put, path = "/api/v1/tenants/{slug}/seat-mappings/{group}", tag = "seats", params(("slug" = String, Path), ("group" = String, Path), DryRun), request_body = MappingBody, responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn put_seat_mapping(
     p: Principal,
     state: web::Data<AppState>,
@@ -228,7 +229,7 @@ pub async fn put_seat_mapping(
 }
 
 /// DELETE /tenants/{slug}/seat-mappings/{group}[?dry_run=true].
-#[utoipa::path(delete, path = "/api/v1/tenants/{slug}/seat-mappings/{group}", tag = "seats", params(("slug" = String, Path), ("group" = String, Path), DryRun), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(delete, path = "/api/v1/tenants/{slug}/seat-mappings/{group}", tag = "seats", params(("slug" = String, Path), ("group" = String, Path), DryRun), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn delete_seat_mapping(
     p: Principal,
     state: web::Data<AppState>,
@@ -284,7 +285,7 @@ async fn tenant_id(state: &AppState, slug: Option<&str>) -> Result<Option<String
 }
 
 /// GET /events/deliveries?tenant=&status=pending|delivered|dead&limit=: newest first.
-#[utoipa::path(get, path = "/api/v1/events/deliveries", tag = "events", params(DeliveryQuery), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v1/events/deliveries", tag = "events", params(DeliveryQuery), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn list_deliveries(
     p: Principal,
     state: web::Data<AppState>,
@@ -298,7 +299,7 @@ pub async fn list_deliveries(
 }
 
 /// GET /events/dead-letters?tenant=.
-#[utoipa::path(get, path = "/api/v1/events/dead-letters", tag = "events", params(DeliveryQuery), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v1/events/dead-letters", tag = "events", params(DeliveryQuery), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn dead_letters(
     p: Principal,
     state: web::Data<AppState>,
@@ -311,7 +312,7 @@ pub async fn dead_letters(
 }
 
 /// POST /events/deliveries/{id}/retry: put one delivery back in line.
-#[utoipa::path(post, path = "/api/v1/events/deliveries/{id}/retry", tag = "events", params(("id" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/v1/events/deliveries/{id}/retry", tag = "events", params(("id" = i64, Path)), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn retry_delivery(
     p: Principal,
     state: web::Data<AppState>,
@@ -327,7 +328,7 @@ pub async fn retry_delivery(
 }
 
 /// POST /events/dead-letters/retry?tenant=: re-drive every dead letter (of a tenant).
-#[utoipa::path(post, path = "/api/v1/events/dead-letters/retry", tag = "events", params(DeliveryQuery), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/v1/events/dead-letters/retry", tag = "events", params(DeliveryQuery), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn retry_dead_letters(
     p: Principal,
     state: web::Data<AppState>,
@@ -341,7 +342,7 @@ pub async fn retry_dead_letters(
 }
 
 /// GET /tenants/{slug}/endpoints: where the tenant's events go (secrets are never shown).
-#[utoipa::path(get, path = "/api/v1/tenants/{slug}/endpoints", tag = "events", params(("slug" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/endpoints", tag = "events", params(("slug" = String, Path)), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn list_endpoints(
     p: Principal,
     state: web::Data<AppState>,
@@ -368,7 +369,7 @@ pub struct EndpointBody {
 
 /// POST /tenants/{slug}/endpoints: registers an endpoint. A webhook endpoint's signing secret
 /// is in the answer, once.
-#[utoipa::path(post, path = "/api/v1/tenants/{slug}/endpoints", tag = "events", params(("slug" = String, Path)), request_body = EndpointBody, responses((status = 201, description = "Created; a webhook's signing secret is shown once", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{slug}/endpoints", tag = "events", params(("slug" = String, Path)), request_body = EndpointBody, responses((status = 201, description = "Created; a webhook's signing secret is shown once", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn add_endpoint(
     p: Principal,
     state: web::Data<AppState>,

@@ -3,7 +3,8 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::{require_bearer, ApiError, Problem};
+use super::openapi::Problems;
+use super::{require_bearer, ApiError};
 use crate::app::AppState;
 use crate::license::effective_status;
 use crate::license::token::{
@@ -20,7 +21,7 @@ pub struct CheckQuery {
 }
 
 /// Answers from the in-memory cache: `{"allowed": bool, "reason": …}`.
-#[utoipa::path(get, path = "/api/v1/entitlements/check", tag = "product", params(CheckQuery), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("service" = [])))]
+#[utoipa::path(get, path = "/api/v1/entitlements/check", tag = "product", params(CheckQuery), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("service" = [])))]
 pub async fn check(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -69,7 +70,7 @@ fn issuer(req: &HttpRequest, state: &AppState) -> String {
 
 /// `GET /api/v1/licenses/token?tenant=`: a signed tenant license token (EdDSA JWS) a product
 /// can verify offline with the JWKS until it expires.
-#[utoipa::path(get, path = "/api/v1/licenses/token", tag = "product", params(TenantQuery), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("service" = [])))]
+#[utoipa::path(get, path = "/api/v1/licenses/token", tag = "product", params(TenantQuery), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("service" = [])))]
 pub async fn tenant_token(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -104,7 +105,7 @@ pub struct UserQuery {
 
 /// `GET /api/v1/entitlements/token?tenant=&user=`: a signed statement that this user holds (or
 /// does not hold) a seat of this type, for a product that checks single users offline.
-#[utoipa::path(get, path = "/api/v1/entitlements/token", tag = "product", params(UserQuery), responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed (role, or missing X-CSRF-Token)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Unknown, or a tenant the caller may not see", body = Problem, content_type = "application/problem+json")), security(("service" = [])))]
+#[utoipa::path(get, path = "/api/v1/entitlements/token", tag = "product", params(UserQuery), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("service" = [])))]
 pub async fn user_token(
     req: HttpRequest,
     state: web::Data<AppState>,

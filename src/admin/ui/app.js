@@ -934,5 +934,10 @@ async function route() {
   }
 }
 
+// The skip link moves focus without touching the hash, which the router owns.
+document.querySelector('.skip-link')?.addEventListener('click', (e) => {
+  e.preventDefault();
+  document.getElementById('main')?.focus();
+});
 window.addEventListener('hashchange', () => { route(); });
 route();
