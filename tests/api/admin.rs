@@ -2,7 +2,6 @@
 //! nonce; sessions, CSRF and logout; JWT bearers; roles and tenant isolation; the admin API.
 
 use reqwest::{Client, Method};
-use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
 use crate::helpers::{AdminApp, SCIM, USER};
