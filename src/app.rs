@@ -204,6 +204,18 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// The scheme and host this server is reached at: `SEATBRIDGE_PUBLIC_URL`, else the request's
+/// own. Used for `meta.location`, token issuers and OIDC redirect URIs.
+pub fn public_base(req: &actix_web::HttpRequest, state: &AppState) -> String {
+    match &state.config.public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    }
+}
+
 /// The id of the current request, for handlers that record it (e.g. in the audit log).
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);

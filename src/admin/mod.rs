@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 
 use crate::api::openapi::Problems;
 use crate::api::ApiError;
-use crate::app::AppState;
+use crate::app::{public_base, AppState};
 use crate::config::Config;
 pub use oidc::{Oidc, OidcError};
 pub use principal::Principal;
@@ -69,18 +69,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/callback", web::get().to(callback))
         .route("/logout", web::post().to(logout))
         .configure(ui::configure);
-}
-
-/// The scheme and host this server is reached at: the configured public URL, else the
-/// request's own.
-fn public_base(req: &HttpRequest, state: &AppState) -> String {
-    match &state.config.public_url {
-        Some(u) => u.trim_end_matches('/').to_string(),
-        None => {
-            let info = req.connection_info();
-            format!("{}://{}", info.scheme(), info.host())
-        }
-    }
 }
 
 fn redirect_uri(req: &HttpRequest, state: &AppState) -> String {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::openapi::{Conflict, Problems};
-use super::operator::{load, pools_json};
+use super::operator::{load_for, pools_json};
 use super::ApiError;
 use crate::admin::Principal;
 use crate::app::AppState;
@@ -132,8 +132,7 @@ pub async fn overview(
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    p.require_tenant(&slug)?;
-    let (tenant, license_row, plan_row) = load(&state, &slug).await?;
+    let (tenant, license_row, plan_row) = load_for(&p, &state, &slug).await?;
     let (license, plan) = (
         tenants::license_to_domain(&license_row),
         tenants::plan_to_domain(&plan_row),
@@ -173,8 +172,7 @@ pub async fn seat_history(
     slug: web::Path<String>,
     q: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    p.require_tenant(&slug)?;
-    let (tenant, license, plan) = load(&state, &slug).await?;
+    let (tenant, license, plan) = load_for(&p, &state, &slug).await?;
     let days = q.days.unwrap_or(30).clamp(1, 366);
     let today = store::now().date_naive();
     let since = (today - chrono::Days::new(u64::try_from(days - 1).unwrap_or(0))).to_string();
@@ -217,8 +215,7 @@ pub async fn list_users(
     slug: web::Path<String>,
     q: web::Query<UsersQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    p.require_tenant(&slug)?;
-    let (tenant, _, _) = load(&state, &slug).await?;
+    let (tenant, _, _) = load_for(&p, &state, &slug).await?;
     let status = match q.status.as_deref().unwrap_or("all") {
         "all" => UserStatus::All,
         "active" => UserStatus::Active,
@@ -291,8 +288,7 @@ pub async fn list_tokens(
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    p.require_tenant(&slug)?;
-    let (tenant, _, _) = load(&state, &slug).await?;
+    let (tenant, _, _) = load_for(&p, &state, &slug).await?;
     let items: Vec<Value> = tenants::list_tokens(&state.db, &tenant.id)
         .await?
         .iter()
@@ -315,14 +311,13 @@ pub async fn create_token(
     slug: web::Path<String>,
     body: web::Json<TokenBody>,
 ) -> Result<HttpResponse, ApiError> {
-    p.require_tenant(&slug)?;
+    let (tenant, _, _) = load_for(&p, &state, &slug).await?;
     let name = body.name.trim();
     if name.is_empty() || name.len() > 100 {
         return Err(ApiError::BadRequest(
             "a token needs a name of 1 to 100 characters".into(),
         ));
     }
-    let (tenant, _, _) = load(&state, &slug).await?;
     let (row, secret) = auth::issue_token(&state.db, &tenant.id, name, &p.actor(), request_id(&req).as_deref()).await?;
     let mut item = token_item(&row);
     item["token"] = json!(secret);
@@ -340,8 +335,7 @@ pub async fn revoke_token(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (slug, id) = path.into_inner();
-    p.require_tenant(&slug)?;
-    let (tenant, _, _) = load(&state, &slug).await?;
+    let (tenant, _, _) = load_for(&p, &state, &slug).await?;
     auth::revoke_token(
         &state.db,
         &id,
@@ -373,8 +367,7 @@ pub async fn list_audit(
     slug: web::Path<String>,
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    p.require_tenant(&slug)?;
-    let (tenant, _, _) = load(&state, &slug).await?;
+    let (tenant, _, _) = load_for(&p, &state, &slug).await?;
     let before = q
         .cursor
         .as_deref()
@@ -415,8 +408,7 @@ pub async fn verify_audit(
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    p.require_tenant(&slug)?;
-    let (tenant, _, _) = load(&state, &slug).await?;
+    let (tenant, _, _) = load_for(&p, &state, &slug).await?;
     let v = audit::verify(&state.db, &tenant.id).await?;
     Ok(HttpResponse::Ok().json(json!({
         "ok": v.broken_at.is_none(), "entries": v.entries,
@@ -431,8 +423,7 @@ pub async fn export_audit(
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    p.require_tenant(&slug)?;
-    let (tenant, _, _) = load(&state, &slug).await?;
+    let (tenant, _, _) = load_for(&p, &state, &slug).await?;
     let mut out = String::new();
     let mut after = 0;
     loop {

@@ -51,8 +51,7 @@ pub async fn get_license(
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    p.require_tenant(&slug)?;
-    let (tenant, license, plan) = load(&state, &slug).await?;
+    let (tenant, license, plan) = load_for(&p, &state, &slug).await?;
     let status = effective_status(
         &tenants::license_to_domain(&license),
         &tenants::plan_to_domain(&plan),
@@ -140,8 +139,7 @@ pub async fn seat_usage(
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    p.require_tenant(&slug)?;
-    let (tenant, license, plan) = load(&state, &slug).await?;
+    let (tenant, license, plan) = load_for(&p, &state, &slug).await?;
     let (license, plan) = (tenants::license_to_domain(&license), tenants::plan_to_domain(&plan));
     let pools = licensing::seat_pools(&state.db, &tenant.id, &license, &plan).await?;
     let status = effective_status(&license, &plan, store::now());
@@ -156,6 +154,23 @@ pub fn pools_json(pools: &[store::admin::PoolSnapshot]) -> serde_json::Value {
         .iter()
         .map(|p| json!({"seat_type": p.seat_type, "in_use": p.in_use, "waiting": p.waiting, "limit": p.limit}))
         .collect()
+}
+
+/// [`load`] for a principal: a tenant they may not see is as unknown as a missing one.
+pub(super) async fn load_for(
+    p: &Principal,
+    state: &AppState,
+    slug: &str,
+) -> Result<
+    (
+        store::entities::tenant::Model,
+        store::entities::license::Model,
+        store::entities::plan::Model,
+    ),
+    ApiError,
+> {
+    p.require_tenant(slug)?;
+    load(state, slug).await
 }
 
 pub(super) async fn load(
@@ -188,8 +203,7 @@ pub async fn list_seat_mappings(
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    p.require_tenant(&slug)?;
-    let (tenant, _, _) = load(&state, &slug).await?;
+    let (tenant, _, _) = load_for(&p, &state, &slug).await?;
     let mut out = Vec::new();
     for m in store::seat_mappings::list(&state.db, &tenant.id).await? {
         let name = store::groups::find(&state.db, &tenant.id, &m.group_id)
@@ -348,8 +362,7 @@ pub async fn list_endpoints(
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    p.require_tenant(&slug)?;
-    let (tenant, _, _) = load(&state, &slug).await?;
+    let (tenant, _, _) = load_for(&p, &state, &slug).await?;
     Ok(HttpResponse::Ok().json(store::events::list_endpoints(&state.db, &tenant.id).await?))
 }
 
@@ -376,8 +389,7 @@ pub async fn add_endpoint(
     slug: web::Path<String>,
     body: web::Json<EndpointBody>,
 ) -> Result<HttpResponse, ApiError> {
-    p.require_tenant(&slug)?;
-    let (tenant, _, _) = load(&state, &slug).await?;
+    let (tenant, _, _) = load_for(&p, &state, &slug).await?;
     let body = body.into_inner();
     if !(body.url.starts_with("https://") || body.url.starts_with("http://")) {
         return Err(ApiError::BadRequest(format!(

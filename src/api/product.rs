@@ -58,16 +58,6 @@ pub struct TenantQuery {
     tenant: String,
 }
 
-fn issuer(req: &HttpRequest, state: &AppState) -> String {
-    match &state.config.public_url {
-        Some(url) => url.trim_end_matches('/').to_string(),
-        None => {
-            let info = req.connection_info();
-            format!("{}://{}", info.scheme(), info.host())
-        }
-    }
-}
-
 /// `GET /api/v1/licenses/token?tenant=`: a signed tenant license token (EdDSA JWS) a product
 /// can verify offline with the JWKS until it expires.
 #[utoipa::path(get, path = "/api/v1/licenses/token", tag = "product", params(TenantQuery), responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("service" = [])))]
@@ -79,7 +69,7 @@ pub async fn tenant_token(
     let (tenant, license, plan) = licensed_tenant(&req, &state, &q.tenant).await?;
     let now = chrono::Utc::now();
     let claims = TenantLicenseClaims {
-        iss: issuer(&req, &state),
+        iss: crate::app::public_base(&req, &state),
         sub: tenant.slug.clone(),
         tenant_id: tenant.id,
         plan: plan.name.clone(),
@@ -127,7 +117,7 @@ pub async fn user_token(
     };
     let (allowed, reason) = crate::entitlements::decide(&plan, status, &view, None);
     let claims = UserEntitlementClaims {
-        iss: issuer(&req, &state),
+        iss: crate::app::public_base(&req, &state),
         sub: user.id,
         tenant_id: tenant.id,
         tenant: tenant.slug,

@@ -96,13 +96,7 @@ pub fn service<'a>(req: &HttpRequest, state: &'a AppState, tenant: &Tenant, body
 
 /// `{public_url or scheme://host}/scim/v2`.
 pub fn base_url(req: &HttpRequest, state: &AppState) -> String {
-    match &state.config.public_url {
-        Some(url) => format!("{}/scim/v2", url.trim_end_matches('/')),
-        None => {
-            let info = req.connection_info();
-            format!("{}://{}/scim/v2", info.scheme(), info.host())
-        }
-    }
+    format!("{}/scim/v2", crate::app::public_base(req, state))
 }
 
 /// Refuses requests whose `Accept` header rules out JSON (406).
