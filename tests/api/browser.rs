@@ -1,19 +1,22 @@
 //! The admin console in headless Chromium (Debian's, driven by playwright-core): log in
-//! through the real OpenID Provider, read the dashboard after SCIM creates, create and revoke
-//! a token, preview a downgrade. Screenshots land in `target/tmp/browser-shots/`.
+//! through the real OpenID Provider, read the dashboard after SCIM creates (a full pool warns),
+//! create and revoke a token, preview a downgrade, read why a create was refused. Screenshots
+//! land in `target/tmp/browser-shots/`.
 
 use crate::helpers::AdminApp;
 
 #[tokio::test]
 async fn an_operator_uses_the_console_in_a_real_browser() {
     let a = AdminApp::spawn().await;
-    let t = a.app.tenant("globex", "team", 5).await;
+    let t = a.app.tenant("globex", "team", 3).await;
     // So that the previewed downgrade takes seats away.
     t.set_license("policy = 'deactivate_newest'").await;
     for name in ["ada", "bob", "cy"] {
         assert_eq!(t.create_user(&format!("{name}@globex.test"), true).await.0, 201);
     }
+    assert_eq!(t.create_user("dee@globex.test", true).await.0, 403, "the pool is full");
     let shots = concat!(env!("CARGO_TARGET_TMPDIR"), "/browser-shots");
+    let _ = std::fs::remove_dir_all(shots);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/browser/admin.mjs");
     // Async, so the server on this test's runtime keeps answering while the browser runs.
     let out = tokio::process::Command::new("node")
@@ -22,7 +25,9 @@ async fn an_operator_uses_the_console_in_a_real_browser() {
         .env("LOGIN", "operator@example.test")
         .env("TENANT", "globex")
         .env("EXPECT_IN_USE", "3")
-        .env("EXPECT_LIMIT", "5")
+        .env("EXPECT_LIMIT", "3")
+        .env("EXPECT_WARNING", "1")
+        .env("EXPECT_REFUSAL", "SEAT_LIMIT_REACHED")
         .env("DOWNGRADE_SEATS", "1")
         .env("SHOTS_DIR", shots)
         .output()

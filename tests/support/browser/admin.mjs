@@ -9,6 +9,8 @@
 //   EXPECT_IN_USE    seats in use expected in the `default` pool gauge           (required)
 //   EXPECT_LIMIT     limit expected in the `default` pool gauge ("unlimited" if none) (required)
 //   DOWNGRADE_SEATS  seat count to preview on the License tab; must deentitle >= 1 user (required)
+//   EXPECT_WARNING   "1" when the default pool is at >= 90 % and must show its warning (default: no check)
+//   EXPECT_REFUSAL   a refusal code (e.g. SEAT_LIMIT_REACHED) the audit's "refused only" view must explain
 //   SHOTS_DIR        directory for screenshots NN-name.png                       (default: ./admin-shots)
 //   CHROMIUM         Chromium executable                                         (default: /usr/bin/chromium)
 //   TIMEOUT_MS       overall time budget                                         (default: 60000)
@@ -40,6 +42,8 @@ const EXPECT_IN_USE = env('EXPECT_IN_USE');
 const EXPECT_LIMIT = env('EXPECT_LIMIT');
 const DOWNGRADE_SEATS = env('DOWNGRADE_SEATS');
 const SHOTS_DIR = env('SHOTS_DIR', 'admin-shots');
+const EXPECT_WARNING = process.env.EXPECT_WARNING === '1';
+const EXPECT_REFUSAL = process.env.EXPECT_REFUSAL || '';
 const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
 const TIMEOUT_MS = Number(env('TIMEOUT_MS', '60000'));
 const STEP_TIMEOUT = 15000;
@@ -129,6 +133,9 @@ async function checkDashboard() {
   if (inUse !== String(EXPECT_IN_USE)) await fail(`default pool in_use is "${inUse}", expected "${EXPECT_IN_USE}"`);
   if (limit !== String(EXPECT_LIMIT)) await fail(`default pool limit is "${limit}", expected "${EXPECT_LIMIT}"`);
   await visible(page.getByTestId('license-status'), 'license-status badge');
+  if (EXPECT_WARNING && (await gauge.locator('.pool-warning').count()) === 0) {
+    await fail('the default pool is at 90 % or more but shows no warning');
+  }
   log(`dashboard ok: default pool ${inUse}/${limit}`);
 }
 
@@ -177,6 +184,17 @@ async function checkAudit() {
   const n = await page.getByTestId('audit-entry').count();
   await shot('07-audit');
   log(`audit ok: ${n} entries shown`);
+  if (EXPECT_REFUSAL) {
+    await page.getByTestId('audit-refused-only').check();
+    const refused = page.locator('[data-testid="audit-entry"][data-action="provisioning.refused"]').first();
+    await visible(refused, 'a refused request in the audit timeline');
+    await refused.locator('summary', { hasText: 'Why was this refused?' }).click();
+    const text = await refused.innerText();
+    if (!text.includes(EXPECT_REFUSAL)) fail(`the refusal explanation lacks ${EXPECT_REFUSAL}: ${text}`);
+    if (!text.includes('POST /scim/v2/Users')) fail(`the refusal explanation lacks the request: ${text}`);
+    await shot('08-refusal-explained');
+    log('refusal explained');
+  }
 }
 
 async function main() {
