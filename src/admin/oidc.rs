@@ -74,6 +74,8 @@ pub enum OidcError {
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub subject: String,
+    /// Only when the provider did not say it is unverified (`email_verified: false`): database
+    /// grants match on it, so an address a user could type in unchecked must not count.
     pub email: Option<String>,
     pub name: Option<String>,
     /// Values of the configured roles claim.
@@ -267,7 +269,10 @@ impl Oidc {
         let claims = id_token.claims(&client.id_token_verifier(), nonce)?;
         Ok(Identity {
             subject: claims.subject().to_string(),
-            email: claims.email().map(|e| e.to_string()),
+            email: claims
+                .email()
+                .filter(|_| claims.email_verified() != Some(false))
+                .map(|e| e.to_string()),
             name: claims.name().and_then(|n| n.get(None)).map(|n| n.to_string()),
             roles: roles_in(&claims.additional_claims().rest, &self.settings.roles_claim),
             id_token: Some(raw.to_string()),
@@ -303,7 +308,7 @@ impl Oidc {
         let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_string);
         Ok(Identity {
             subject: text("sub").unwrap_or_default(),
-            email: text("email"),
+            email: text("email").filter(|_| claims.get("email_verified") != Some(&Value::Bool(false))),
             name: text("name"),
             roles: roles_in(&claims, &self.settings.roles_claim),
             id_token: None,

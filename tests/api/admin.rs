@@ -517,6 +517,27 @@ async fn database_grants_add_roles_and_take_effect_at_once() {
     let (ok, _, err) = crate::cli::seatbridge(&db, &["admin", "revoke", "nobody@example.test", "--operator"]);
     assert!(!ok && err.contains("no such grant"), "{err}");
 
+    // E-mail grants need an address the provider has not marked unverified.
+    let (ok, _, err) = crate::cli::seatbridge(&db, &["admin", "grant", "mallory@example.test", "--operator"]);
+    assert!(ok, "{err}");
+    let token = |verified: bool| {
+        a.op.sign(
+            json!({"iss": a.op.issuer, "aud": "seatbridge-api", "sub": "mallory-sub", "exp": now() + 300,
+                   "email": "mallory@example.test", "email_verified": verified}),
+            "current",
+        )
+    };
+    let tenants_seen = |token: String| {
+        let c = Client::new();
+        let u = a.api("/tenants");
+        async move {
+            let v: Value = c.get(u).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+            v["items"].as_array().map_or(0, Vec::len)
+        }
+    };
+    assert_eq!(tenants_seen(token(false).await).await, 0);
+    assert_eq!(tenants_seen(token(true).await).await, 2);
+
     // The API describes itself.
     let doc: Value = Client::new()
         .get(a.api("/openapi.json"))
