@@ -803,7 +803,7 @@ async fn events_command(db: &DatabaseConnection, c: EventsCommand) -> Result<(),
                 Some(t) => Some(tenant_id_of(db, &t).await?),
                 None => None,
             };
-            let rows = store::events::list_deliveries(db, tenant_id.as_deref(), status.as_deref(), limit).await?;
+            let rows = store::events::list_deliveries(db, tenant_id.as_deref(), status.as_deref(), None, limit).await?;
             println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
         }
         EventsCommand::DeadLetters { tenant } => {
@@ -811,7 +811,7 @@ async fn events_command(db: &DatabaseConnection, c: EventsCommand) -> Result<(),
                 Some(t) => Some(tenant_id_of(db, &t).await?),
                 None => None,
             };
-            let rows = store::events::list_deliveries(db, tenant_id.as_deref(), Some("dead"), 1000).await?;
+            let rows = store::events::list_deliveries(db, tenant_id.as_deref(), Some("dead"), None, 1000).await?;
             println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
         }
         EventsCommand::Retry { id, tenant } => {

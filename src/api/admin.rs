@@ -4,10 +4,10 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::cursor;
 use super::openapi::{Conflict, Problems};
 use super::operator::{load_for, pools_json};
 use super::ApiError;
@@ -19,24 +19,6 @@ use crate::store::entities::{scim_token, user};
 use crate::store::users::UserStatus;
 use crate::store::{self, tenants, users};
 use crate::{audit, auth};
-
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-/// Opaque cursors: the position's parts, base64url-encoded. Clients pass them back untouched.
-fn encode_cursor(parts: &[&str]) -> String {
-    B64.encode(parts.join("\n"))
-}
-
-fn decode_cursor(c: &str, parts: usize) -> Result<Vec<String>, ApiError> {
-    let bad = || ApiError::BadRequest("invalid cursor; pass next_cursor back unchanged".into());
-    let text = String::from_utf8(B64.decode(c).map_err(|_| bad())?).map_err(|_| bad())?;
-    let v: Vec<String> = text.split('\n').map(str::to_string).collect();
-    if v.len() == parts {
-        Ok(v)
-    } else {
-        Err(bad())
-    }
-}
 
 fn page_limit(limit: Option<u64>) -> u64 {
     limit.unwrap_or(50).clamp(1, 500)
@@ -69,7 +51,7 @@ pub async fn list_tenants(
     let mut after = q
         .cursor
         .as_deref()
-        .map(|c| decode_cursor(c, 1))
+        .map(|c| cursor::decode(c, 1))
         .transpose()?
         .map(|v| v[0].clone());
     let mut items = Vec::new();
@@ -84,7 +66,7 @@ pub async fn list_tenants(
             let license = tenants::find_license(&state.db, &t.id).await?;
             items.push(tenant_item(t, license.as_ref()));
             if items.len() as u64 == limit {
-                let next = encode_cursor(&[&t.slug]);
+                let next = cursor::encode(&[&t.slug]);
                 return Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next})));
             }
         }
@@ -231,7 +213,7 @@ pub async fn list_users(
     let after = q
         .cursor
         .as_deref()
-        .map(|c| decode_cursor(c, 2))
+        .map(|c| cursor::decode(c, 2))
         .transpose()?
         .map(|v| (v[0].clone(), v[1].clone()));
     let limit = page_limit(q.limit);
@@ -239,7 +221,7 @@ pub async fn list_users(
     let next = rows
         .last()
         .filter(|_| rows.len() as u64 == limit)
-        .map(|u| encode_cursor(&[&u.user_name_norm, &u.id]));
+        .map(|u| cursor::encode(&[&u.user_name_norm, &u.id]));
     let items: Vec<Value> = rows.iter().map(user_item).collect();
     Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next})))
 }
@@ -371,7 +353,7 @@ pub async fn list_audit(
     let before = q
         .cursor
         .as_deref()
-        .map(|c| decode_cursor(c, 1))
+        .map(|c| cursor::decode(c, 1))
         .transpose()?
         .map(|v| {
             v[0].parse::<i64>()
@@ -388,7 +370,7 @@ pub async fn list_audit(
     let next = rows
         .last()
         .filter(|_| rows.len() as u64 == limit)
-        .map(|e| encode_cursor(&[&e.seq.to_string()]));
+        .map(|e| cursor::encode(&[&e.seq.to_string()]));
     let items: Vec<Value> = rows
         .iter()
         .map(|e| {
@@ -442,20 +424,4 @@ pub async fn export_audit(
             format!("attachment; filename=\"audit-{}.jsonl\"", tenant.slug),
         ))
         .body(out))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        let c = encode_cursor(&["ada@x", "0193"]);
-        assert_eq!(
-            decode_cursor(&c, 2).ok(),
-            Some(vec!["ada@x".to_string(), "0193".to_string()])
-        );
-        assert!(decode_cursor(&c, 1).is_err());
-        assert!(decode_cursor("!!!", 1).is_err());
-    }
 }

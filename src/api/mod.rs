@@ -6,6 +6,7 @@
 //! `SEATBRIDGE_SERVICE_TOKEN`.
 
 mod admin;
+mod cursor;
 pub(crate) mod openapi;
 mod operator;
 mod problem;

@@ -283,6 +283,8 @@ async fn change_seat_mapping(
 pub struct DeliveryQuery {
     tenant: Option<String>,
     status: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
     limit: Option<i64>,
 }
 
@@ -305,11 +307,7 @@ pub async fn list_deliveries(
     state: web::Data<AppState>,
     q: web::Query<DeliveryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    p.require_operator_or_tenant(q.tenant.as_deref())?;
-    let tenant = tenant_id(&state, q.tenant.as_deref()).await?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let rows = store::events::list_deliveries(&state.db, tenant.as_deref(), q.status.as_deref(), limit).await?;
-    Ok(HttpResponse::Ok().json(rows))
+    deliveries_page(&p, &state, &q, q.status.as_deref()).await
 }
 
 /// GET /events/dead-letters?tenant=.
@@ -319,10 +317,26 @@ pub async fn dead_letters(
     state: web::Data<AppState>,
     q: web::Query<DeliveryQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    deliveries_page(&p, &state, &q, Some("dead")).await
+}
+
+/// A page of deliveries, newest first, as `{items, next_cursor}`.
+async fn deliveries_page(
+    p: &Principal,
+    state: &AppState,
+    q: &DeliveryQuery,
+    status: Option<&str>,
+) -> Result<HttpResponse, ApiError> {
     p.require_operator_or_tenant(q.tenant.as_deref())?;
-    let tenant = tenant_id(&state, q.tenant.as_deref()).await?;
-    let rows = store::events::list_deliveries(&state.db, tenant.as_deref(), Some("dead"), 1000).await?;
-    Ok(HttpResponse::Ok().json(rows))
+    let tenant = tenant_id(state, q.tenant.as_deref()).await?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let before = q.cursor.as_deref().map(super::cursor::decode_id).transpose()?;
+    let rows = store::events::list_deliveries(&state.db, tenant.as_deref(), status, before, limit).await?;
+    let next = rows
+        .last()
+        .filter(|_| rows.len() as i64 == limit)
+        .map(|d| super::cursor::encode(&[&d.id.to_string()]));
+    Ok(HttpResponse::Ok().json(json!({"items": rows, "next_cursor": next})))
 }
 
 /// POST /events/deliveries/{id}/retry: put one delivery back in line.

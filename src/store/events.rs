@@ -194,6 +194,7 @@ pub async fn list_deliveries(
     conn: &impl ConnectionTrait,
     tenant_id: Option<&str>,
     status: Option<&str>,
+    before_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<DeliveryRow>, StoreError> {
     let mut b = SqlBuilder::new(conn.get_database_backend());
@@ -206,6 +207,9 @@ pub async fn list_deliveries(
     }
     if let Some(s) = status {
         b.push(" AND d.status = ").bind(s.to_string());
+    }
+    if let Some(id) = before_id {
+        b.push(" AND d.id < ").bind(id);
     }
     b.push(" ORDER BY d.id DESC LIMIT ").bind(limit);
     let mut out = Vec::new();

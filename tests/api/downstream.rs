@@ -139,7 +139,7 @@ impl ScimServer {
                 return copy;
             }
             if Instant::now() > deadline {
-                let deliveries = list_deliveries(&app.db, None, None, 50).await.unwrap();
+                let deliveries = list_deliveries(&app.db, None, None, None, 50).await.unwrap();
                 panic!("downstream: {what} did not happen; copy: {copy:?}; deliveries: {deliveries:#?}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -266,7 +266,7 @@ async fn users_with_access_and_groups_are_mirrored_to_a_real_scim_server() {
     scim.wait_for(&app, "Users", &ann, "ann deleted", |c| c.is_none()).await;
     assert!(scim.list("Users").await.is_empty());
 
-    let failed: Vec<_> = list_deliveries(&app.db, Some(&t.tenant_id), None, 100)
+    let failed: Vec<_> = list_deliveries(&app.db, Some(&t.tenant_id), None, None, 100)
         .await
         .unwrap()
         .into_iter()
@@ -347,7 +347,7 @@ async fn group_memberships_of_users_with_access_are_mirrored() {
     })
     .await;
 
-    let failed: Vec<_> = list_deliveries(&app.db, Some(&t.tenant_id), None, 100)
+    let failed: Vec<_> = list_deliveries(&app.db, Some(&t.tenant_id), None, None, 100)
         .await
         .unwrap()
         .into_iter()
@@ -400,7 +400,7 @@ async fn existing_accounts_are_adopted_and_license_cuts_deactivate_downstream() 
     t.create_user("dave", true).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let dead = loop {
-        let dead = list_deliveries(&app.db, Some(&t.tenant_id), Some("dead"), 10)
+        let dead = list_deliveries(&app.db, Some(&t.tenant_id), Some("dead"), None, 10)
             .await
             .unwrap();
         if !dead.is_empty() || Instant::now() > deadline {

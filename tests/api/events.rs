@@ -300,12 +300,16 @@ async fn dead_letters_can_be_redriven() {
         .await
         .unwrap();
     assert_eq!(
-        dead.as_array().unwrap().len(),
+        dead["items"].as_array().unwrap().len(),
         1,
         "dead-lettered after max_attempts (3): {dead}"
     );
-    assert_eq!(dead[0]["attempts"], json!(3));
-    assert!(dead[0]["last_error"].as_str().unwrap().contains("500"), "{dead}");
+    assert_eq!(dead["items"][0]["attempts"], json!(3));
+    assert!(
+        dead["items"][0]["last_error"].as_str().unwrap().contains("500"),
+        "{dead}"
+    );
+    assert!(dead["next_cursor"].is_null());
     assert_eq!(receiver.bodies().len(), 3);
 
     receiver.fail_next(0);
@@ -323,9 +327,10 @@ async fn dead_letters_can_be_redriven() {
 
     receiver.wait_for(10, |got| got.len() == 4).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let delivered = seatbridge::store::events::list_deliveries(&app.db, Some(&t.tenant_id), Some("delivered"), 10)
-        .await
-        .unwrap();
+    let delivered =
+        seatbridge::store::events::list_deliveries(&app.db, Some(&t.tenant_id), Some("delivered"), None, 10)
+            .await
+            .unwrap();
     assert_eq!(delivered.len(), 1);
 }
 
@@ -441,4 +446,64 @@ async fn a_crash_mid_deprovisioning_leaves_nothing_half_done_and_the_retry_compl
     assert_eq!(entitled_count(&app, &t.tenant_id).await, 0);
     let (_, again) = parts(send(app.base.clone()).await.unwrap()).await;
     assert_eq!(again["status"], "duplicate");
+}
+
+#[tokio::test]
+async fn deliveries_page_newest_first_with_cursors() {
+    let app = app().await;
+    let t = app.tenant("paged", "team", 5).await;
+    let receiver = Receiver::start(100).await;
+    seatbridge::store::events::add_endpoint(
+        &app.db,
+        &t.tenant_id,
+        "webhook",
+        &receiver.url,
+        "whsec_x",
+        "[\"user.provisioned\"]",
+    )
+    .await
+    .unwrap();
+    for name in ["a", "b", "c"] {
+        t.create_user(name, true).await;
+    }
+    receiver.wait_for(10, |got| got.len() >= 3).await;
+    // Deliveries page newest first with a cursor.
+    let page = |cursor: Option<String>| {
+        let url = format!(
+            "{}/api/v1/events/deliveries?tenant=paged&limit=2{}",
+            app.base,
+            cursor.map(|c| format!("&cursor={c}")).unwrap_or_default()
+        );
+        let c = app.client.clone();
+        async move {
+            c.get(url)
+                .bearer_auth("op")
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let first = page(None).await;
+    let ids: Vec<i64> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids[0] > ids[1], "newest first");
+    let second = page(first["next_cursor"].as_str().map(str::to_string)).await;
+    let next_ids: Vec<i64> = second["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        !next_ids.is_empty() && next_ids.iter().all(|id| *id < ids[1]),
+        "{second}"
+    );
 }
