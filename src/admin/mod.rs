@@ -231,17 +231,39 @@ async fn logout(req: HttpRequest, state: web::Data<AppState>, form: web::Form<Lo
 }
 
 /// GET /api/v1/me: who is logged in, their roles, and the CSRF token for state changes.
-#[utoipa::path(get, path = "/api/v1/me", tag = "session", responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v1/me", tag = "session", responses((status = 200, description = "OK", body = Me), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn me(req: HttpRequest, state: web::Data<AppState>, p: Principal) -> HttpResponse {
     let session: Option<Session> = state.admin.sealer.open(&req, SESSION_COOKIE);
+    let body = Me {
+        subject: p.subject,
+        name: p.name,
+        email: p.email,
+        operator: p.operator,
+        tenants: p.tenants.into_iter().collect(),
+        via: format!("{:?}", p.via).to_lowercase(),
+        csrf_token: session.as_ref().map(|s| s.csrf.clone()),
+        expires_at: session.and_then(|s| chrono::DateTime::from_timestamp(s.expires_at, 0)),
+    };
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({
-            "subject": p.subject, "name": p.name, "email": p.email, "operator": p.operator,
-            "tenants": p.tenants, "via": format!("{:?}", p.via).to_lowercase(),
-            "csrf_token": session.as_ref().map(|s| s.csrf.clone()),
-            "expires_at": session.and_then(|s| chrono::DateTime::from_timestamp(s.expires_at, 0)),
-        }))
+        .json(body)
+}
+
+/// The caller, as `GET /api/v1/me` describes them.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Me {
+    subject: String,
+    name: Option<String>,
+    email: Option<String>,
+    operator: bool,
+    /// The tenants a tenant admin may see (operators see all).
+    tenants: Vec<String>,
+    /// `session`, `bearer` or `operatortoken`.
+    via: String,
+    /// Echo in `X-CSRF-Token` on state-changing requests made with the session cookie.
+    csrf_token: Option<String>,
+    /// When the session ends.
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[cfg(test)]

@@ -153,6 +153,12 @@ mod tests {
             assert!(doc["paths"].get(path).is_some(), "{path} missing");
         }
         assert!(doc["components"]["securitySchemes"].get("session").is_some());
+        for schema in ["Overview", "UserPage", "TokenItem", "Me", "PoolSnapshot", "Problem"] {
+            assert!(
+                doc["components"]["schemas"].get(schema).is_some(),
+                "schema {schema} missing"
+            );
+        }
         let license_put = &doc["paths"]["/api/v1/tenants/{slug}/license"]["put"]["responses"];
         for status in ["200", "400", "401", "403", "404", "409"] {
             assert!(license_put.get(status).is_some(), "PUT license lacks {status}");

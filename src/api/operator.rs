@@ -143,17 +143,8 @@ pub async fn seat_usage(
     let (license, plan) = (tenants::license_to_domain(&license), tenants::plan_to_domain(&plan));
     let pools = licensing::seat_pools(&state.db, &tenant.id, &license, &plan).await?;
     let status = effective_status(&license, &plan, store::now());
-    Ok(HttpResponse::Ok().json(
-        json!({"tenant": tenant.slug, "plan": plan.name, "status": status.as_str(), "pools": pools_json(&pools)}),
-    ))
-}
-
-/// Pools as the API shows them.
-pub fn pools_json(pools: &[store::admin::PoolSnapshot]) -> serde_json::Value {
-    pools
-        .iter()
-        .map(|p| json!({"seat_type": p.seat_type, "in_use": p.in_use, "waiting": p.waiting, "limit": p.limit}))
-        .collect()
+    Ok(HttpResponse::Ok()
+        .json(json!({"tenant": tenant.slug, "plan": plan.name, "status": status.as_str(), "pools": pools})))
 }
 
 /// [`load`] for a principal: a tenant they may not see is as unknown as a missing one.

@@ -110,12 +110,15 @@ pub async fn list(conn: &impl ConnectionTrait) -> Result<Vec<admin_grant::Model>
         .await?)
 }
 
-/// One pool's numbers for a snapshot.
-#[derive(Debug, Clone)]
+/// One seat pool's numbers, as snapshots record them and the API shows them.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct PoolSnapshot {
     pub seat_type: String,
+    /// Users holding a seat of this pool.
     pub in_use: i64,
+    /// Active users waiting for one.
     pub waiting: i64,
+    /// `null`: unlimited.
     pub limit: Option<i64>,
 }
 
