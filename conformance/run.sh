@@ -134,13 +134,21 @@ log "scim2-tester against $BASE"
 "$VENV/bin/python" "$HERE/run_scim2_tester.py" --url "$BASE" --json-out "$WORK/scim2-tester.json" || status=1
 log "scim-sanity against $BASE"
 "$VENV/bin/python" "$HERE/run_scim_sanity.py" --url "$BASE" --json-out "$WORK/scim-sanity.json" || status=1
+log "openapi-spec-validator against /api/v1/openapi.json"
+"$VENV/bin/python" - "http://127.0.0.1:$PORT/api/v1/openapi.json" <<'EOF' || status=1
+import json, sys, urllib.request
+from openapi_spec_validator import validate
+doc = json.load(urllib.request.urlopen(sys.argv[1]))
+validate(doc)
+print(f"OpenAPI {doc['openapi']}: valid, {len(doc['paths'])} paths")
+EOF
 
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
   echo "seatbridge died during the run; see $WORK/server.log" >&2
   status=1
 fi
 if [[ $status -eq 0 ]]; then
-  log "conformance: both suites passed (apart from the allow-listed results above)"
+  log "conformance: both suites passed (apart from the allow-listed results above); the OpenAPI document is valid"
 else
   log "conformance: FAILED (see the UNEXPECTED results above)"
 fi
