@@ -147,7 +147,8 @@ pub async fn seat_usage(
         .json(json!({"tenant": tenant.slug, "plan": plan.name, "status": status.as_str(), "pools": pools})))
 }
 
-/// [`load`] for a principal: a tenant they may not see is as unknown as a missing one.
+/// A tenant with its license and plan, as one the principal may see: a tenant they may not
+/// see is as unknown as a missing one.
 pub(super) async fn load_for(
     p: &Principal,
     state: &AppState,
@@ -161,20 +162,6 @@ pub(super) async fn load_for(
     ApiError,
 > {
     p.require_tenant(slug)?;
-    load(state, slug).await
-}
-
-pub(super) async fn load(
-    state: &AppState,
-    slug: &str,
-) -> Result<
-    (
-        store::entities::tenant::Model,
-        store::entities::license::Model,
-        store::entities::plan::Model,
-    ),
-    ApiError,
-> {
     let tenant = tenants::find_by_slug(&state.db, slug)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no tenant '{slug}'")))?;
