@@ -100,6 +100,7 @@ impl Application {
             None => KeyRing::load_or_create(&config.key_dir)?,
         });
         let admin = crate::admin::Admin::new(&config)?;
+        crate::metrics::handle();
         let state = web::Data::new(AppState {
             db: db.clone(),
             schemas: Arc::new(SchemaRegistry::builtin()?),
@@ -154,6 +155,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     cfg.app_data(state)
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(crate::metrics::render))
         .route("/.well-known/jwks.json", web::get().to(crate::api::jwks))
         .service(
             web::scope("/webhooks/billing")
@@ -244,9 +246,14 @@ async fn request_context(
     );
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let started = Instant::now();
+    let method = req.method().clone();
     let mut res = next.call(req).instrument(span.clone()).await?;
     let status = res.status().as_u16();
-    span.in_scope(|| tracing::info!(status, elapsed_ms = started.elapsed().as_secs_f64() * 1000.0, "handled"));
+    let elapsed = started.elapsed().as_secs_f64();
+    span.in_scope(|| tracing::info!(status, elapsed_ms = elapsed * 1000.0, "handled"));
+    // The route pattern, not the path: ids would make one time series per resource.
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+    crate::metrics::request(route, method.as_str(), status, elapsed);
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID, v);
     }

@@ -281,6 +281,9 @@ pub struct ServeArgs {
     /// Hours an admin session lasts.
     #[arg(long, env = "SEATBRIDGE_SESSION_HOURS", default_value_t = 8)]
     pub session_hours: u64,
+    /// Bearer token GET /metrics asks for; unset leaves it open.
+    #[arg(long, env = "SEATBRIDGE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// `plan …`.
@@ -513,6 +516,7 @@ async fn serve(database_url: String, args: ServeArgs) -> Result<(), CliError> {
             k => k,
         };
     config.session_ttl = std::time::Duration::from_secs(args.session_hours.max(1) * 3600);
+    config.metrics_token = args.metrics_token.filter(|t| !t.is_empty());
     tracing::info!(config = ?config, "starting seatbridge");
     let db = open(&config.database_url).await?;
     let demo = if args.demo { Some(create_demo(&db).await?) } else { None };

@@ -139,6 +139,8 @@ pub struct Config {
     pub session_secret: Option<String>,
     /// How long an admin session lasts after login.
     pub session_ttl: Duration,
+    /// Bearer token `/metrics` asks for; `None` leaves it open (bind it to an internal network).
+    pub metrics_token: Option<String>,
 }
 
 impl Default for Config {
@@ -163,6 +165,7 @@ impl Default for Config {
             oidc: None,
             session_secret: None,
             session_ttl: Duration::from_secs(8 * 3600),
+            metrics_token: None,
         }
     }
 }
@@ -196,6 +199,7 @@ impl std::fmt::Debug for Config {
             .field("oidc", &self.oidc)
             .field("session_secret", &self.session_secret.as_ref().map(|_| "***"))
             .field("session_ttl", &self.session_ttl)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
             .finish()
     }
 }

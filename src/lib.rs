@@ -16,6 +16,7 @@ pub mod entitlements;
 pub mod events;
 pub mod license;
 pub mod licensing;
+pub mod metrics;
 pub mod provisioning;
 pub mod scim;
 pub mod store;

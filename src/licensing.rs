@@ -271,14 +271,21 @@ async fn snapshot_due(
     if due.remove("*") {
         due.extend(tenants::all(db).await?.into_iter().map(|t| t.id));
     }
-    if daily_done.as_deref() != Some(today.as_str()) {
-        due.extend(store::admin::tenants_without_snapshot(db, &today).await?);
-        *daily_done = Some(today);
+    match daily_done.as_deref() {
+        // At start every tenant, so the seat gauges of /metrics are complete.
+        None => due.extend(tenants::all(db).await?.into_iter().map(|t| t.id)),
+        Some(day) if day != today => due.extend(store::admin::tenants_without_snapshot(db, &today).await?),
+        Some(_) => {}
     }
+    *daily_done = Some(today);
     for tenant_id in due {
+        let Some(tenant) = tenants::find(db, &tenant_id).await? else {
+            continue;
+        };
         if let Some((license, plan)) = tenants::license_and_plan(db, &tenant_id).await? {
             let pools = seat_pools(db, &tenant_id, &license, &plan).await?;
             store::admin::record_snapshot(db, &tenant_id, &pools).await?;
+            crate::metrics::seats(&tenant.slug, &pools);
         }
     }
     Ok(())
@@ -717,11 +724,18 @@ pub async fn run_sweeper(db: DatabaseConnection, interval: std::time::Duration, 
     loop {
         let jitter = rand::random::<f64>() * 0.2 + 0.9;
         tokio::time::sleep(interval.mul_f64(jitter)).await;
-        match sweep(&db, Some(&signals)).await {
-            Ok(r) if !r.transitions.is_empty() => tracing::info!(?r, "sweep"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "sweep failed; retrying next round"),
-        }
+        let outcome = match sweep(&db, Some(&signals)).await {
+            Ok(r) if !r.transitions.is_empty() => {
+                tracing::info!(?r, "sweep");
+                "changed"
+            }
+            Ok(_) => "unchanged",
+            Err(e) => {
+                tracing::warn!(error = %e, "sweep failed; retrying next round");
+                "failed"
+            }
+        };
+        metrics::counter!(crate::metrics::SWEEPS, "outcome" => outcome).increment(1);
     }
 }
 

@@ -193,6 +193,7 @@ impl<'a> Provisioning<'a> {
     }
 
     async fn record_refusal(&self, tenant: &Tenant, action: &str, target: &str, code: &str, detail: &str) {
+        metrics::counter!(crate::metrics::REFUSALS, "code" => code.to_string()).increment(1);
         let result = async {
             let tx = store::begin_write(self.db).await?;
             tenants::lock_tenant(&tx, &tenant.id).await?;

@@ -229,6 +229,19 @@ pub async fn list_deliveries(
     Ok(out)
 }
 
+/// Deliveries still to make: how many, and when the oldest was queued.
+pub async fn outbox_backlog(
+    conn: &impl ConnectionTrait,
+) -> Result<(i64, Option<chrono::DateTime<chrono::Utc>>), StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push("SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE status = ")
+        .bind("pending".to_string());
+    match conn.query_one_raw(b.build()).await? {
+        Some(r) => Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)),
+        None => Ok((0, None)),
+    }
+}
+
 /// Registers an endpoint for a tenant. `event_types` is a JSON array of types, or `*`.
 pub async fn add_endpoint(
     conn: &impl ConnectionTrait,

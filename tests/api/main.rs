@@ -18,6 +18,7 @@ mod idp_okta;
 mod instances;
 mod license_changes;
 mod licensing;
+mod metrics;
 mod operator_api;
 mod seat_mappings;
 mod tokens;

@@ -1,0 +1,116 @@
+//! Prometheus metrics at `/metrics`: requests by route and status, latency histograms, seat
+//! usage and limits per tenant and pool, refusals by reason, outbox backlog and lag, and
+//! sweeper runs. The `metrics` facade records; `metrics-exporter-prometheus` renders.
+
+use std::sync::OnceLock;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use subtle::ConstantTimeEq;
+
+use crate::app::AppState;
+
+pub const HTTP_REQUESTS: &str = "seatbridge_http_requests_total";
+pub const HTTP_SECONDS: &str = "seatbridge_http_request_duration_seconds";
+pub const SEATS_IN_USE: &str = "seatbridge_seats_in_use";
+pub const SEATS_LIMIT: &str = "seatbridge_seats_limit";
+pub const SEATS_WAITING: &str = "seatbridge_seats_waiting";
+pub const REFUSALS: &str = "seatbridge_refusals_total";
+pub const OUTBOX_PENDING: &str = "seatbridge_outbox_pending_deliveries";
+pub const OUTBOX_LAG: &str = "seatbridge_outbox_oldest_pending_seconds";
+pub const SWEEPS: &str = "seatbridge_sweeper_runs_total";
+
+/// Latency buckets, in seconds: SCIM calls are expected in the low milliseconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// The process-wide recorder, installed on first use. A process has one, shared by every
+/// server it runs (tests run several).
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let installed = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(HTTP_SECONDS.into()), &BUCKETS)
+                .and_then(PrometheusBuilder::install_recorder);
+            match installed {
+                Ok(h) => {
+                    describe();
+                    Some(h)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recorder not installed");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+fn describe() {
+    metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route, method and status");
+    metrics::describe_histogram!(HTTP_SECONDS, metrics::Unit::Seconds, "HTTP request latency by route");
+    metrics::describe_gauge!(SEATS_IN_USE, "Users holding a seat, by tenant and pool");
+    metrics::describe_gauge!(SEATS_LIMIT, "Seat limit by tenant and pool (absent: unlimited)");
+    metrics::describe_gauge!(SEATS_WAITING, "Active users waiting for a seat, by tenant and pool");
+    metrics::describe_counter!(REFUSALS, "Provisioning requests refused by the license, by code");
+    metrics::describe_gauge!(OUTBOX_PENDING, "Deliveries not yet delivered or dead");
+    metrics::describe_gauge!(OUTBOX_LAG, "Age of the oldest pending delivery");
+    metrics::describe_counter!(SWEEPS, "License sweeper runs, by outcome");
+}
+
+/// Records one handled request.
+pub fn request(route: String, method: &str, status: u16, seconds: f64) {
+    let method = method.to_string();
+    metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!(HTTP_SECONDS, "route" => route, "method" => method).record(seconds);
+}
+
+/// Publishes a tenant's pools.
+pub fn seats(tenant: &str, pools: &[crate::store::admin::PoolSnapshot]) {
+    for p in pools {
+        let labels = [("tenant", tenant.to_string()), ("pool", p.seat_type.clone())];
+        metrics::gauge!(SEATS_IN_USE, &labels).set(p.in_use as f64);
+        metrics::gauge!(SEATS_WAITING, &labels).set(p.waiting as f64);
+        if let Some(limit) = p.limit {
+            metrics::gauge!(SEATS_LIMIT, &labels).set(limit as f64);
+        }
+    }
+}
+
+/// GET /metrics (Prometheus text format). With `SEATBRIDGE_METRICS_TOKEN` set it needs that
+/// bearer token: the labels name tenants.
+pub async fn render(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(expected) = state.config.metrics_token.as_deref() {
+        let given = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+            return HttpResponse::Unauthorized()
+                .insert_header(("WWW-Authenticate", "Bearer"))
+                .body("send Authorization: Bearer $SEATBRIDGE_METRICS_TOKEN\n");
+        }
+    }
+    let Some(handle) = handle() else {
+        return HttpResponse::ServiceUnavailable().body("metrics are not available in this process\n");
+    };
+    match crate::store::events::outbox_backlog(&state.db).await {
+        Ok((pending, oldest)) => {
+            metrics::gauge!(OUTBOX_PENDING).set(pending as f64);
+            let lag = oldest.map_or(0.0, |t| {
+                (crate::store::now() - t).num_milliseconds().max(0) as f64 / 1000.0
+            });
+            metrics::gauge!(OUTBOX_LAG).set(lag);
+        }
+        Err(e) => tracing::warn!(error = %e, "outbox backlog not measured"),
+    }
+    handle.run_upkeep();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(handle.render())
+}
