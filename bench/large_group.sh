@@ -6,7 +6,7 @@ set -euo pipefail
 BIN=${1:-target/release/seatbridge}
 work=$(mktemp -d); trap 'kill $(cat "$work/pid") 2>/dev/null || true; rm -rf "$work"' EXIT
 port=$((20000 + RANDOM % 10000))
-( cd "$work" && exec "$OLDPWD/$BIN" serve --demo --listen 127.0.0.1:$port > out.txt 2> err.txt & echo $! > "$work/pid" )
+( cd "$work" && SEATBRIDGE_SCIM_RATE=0 exec "$OLDPWD/$BIN" serve --demo --listen 127.0.0.1:$port > out.txt 2> err.txt & echo $! > "$work/pid" )
 for _ in $(seq 50); do grep -q 'Bearer token' "$work/out.txt" 2>/dev/null && break; sleep 0.2; done
 TOKEN=$(grep 'Bearer token' "$work/out.txt" | awk '{print $3}')
 H="Authorization: Bearer $TOKEN"; C='content-type: application/scim+json'; B=http://127.0.0.1:$port/scim/v2

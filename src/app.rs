@@ -35,6 +35,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// OIDC login, sessions and JWT bearers of the admin side.
     pub admin: crate::admin::Admin,
+    /// Per-token SCIM request budgets; `None` when unlimited.
+    pub scim_limiter: Option<crate::auth::ScimLimiter>,
 }
 
 /// Why the server could not start.
@@ -100,6 +102,7 @@ impl Application {
             None => KeyRing::load_or_create(&config.key_dir)?,
         });
         let admin = crate::admin::Admin::new(&config)?;
+        let scim_limiter = config.scim_rate_limit;
         crate::metrics::handle();
         let state = web::Data::new(AppState {
             db: db.clone(),
@@ -110,6 +113,7 @@ impl Application {
             signals: signals.clone(),
             keys,
             admin,
+            scim_limiter: scim_limiter.map(crate::auth::ScimLimiter::new),
         });
         let server = HttpServer::new(move || App::new().configure(|cfg| configure(cfg, state.clone())))
             .listen(listener)

@@ -101,11 +101,46 @@ impl FromRequest for Tenant {
                 .cloned()
                 .ok_or(ScimError::Internal)?;
             let token = bearer_token(&req)?.to_string();
-            let tenant = authenticate(state, token, Client::of(&req)).await?;
+            let tenant = authenticate(state.clone(), token, Client::of(&req)).await?;
+            if let Some(limiter) = &state.scim_limiter {
+                limiter.check(&tenant.token_id)?;
+            }
             tracing::Span::current().record("tenant", tenant.slug.as_str());
             req.extensions_mut().insert(tenant.clone());
             Ok(tenant)
         })
+    }
+}
+
+/// Per-token SCIM request budgets (GCRA token buckets from `governor`). A token over its
+/// budget gets 429 with `Retry-After`, in SCIM's error shape.
+pub struct ScimLimiter {
+    limiter: governor::DefaultKeyedRateLimiter<String>,
+    limit: crate::config::RateLimit,
+}
+
+impl ScimLimiter {
+    /// Budgets of `limit.per_second` (at least 1, so `Retry-After: 1` always suffices) with
+    /// bursts of `limit.burst`.
+    pub fn new(limit: crate::config::RateLimit) -> Self {
+        let per_second = std::num::NonZeroU32::new(limit.per_second).unwrap_or(std::num::NonZeroU32::MIN);
+        let burst = std::num::NonZeroU32::new(limit.burst).unwrap_or(per_second);
+        ScimLimiter {
+            limiter: governor::RateLimiter::keyed(governor::Quota::per_second(per_second).allow_burst(burst)),
+            limit,
+        }
+    }
+
+    /// Takes one request from the token's budget.
+    pub fn check(&self, token_id: &str) -> Result<(), ScimError> {
+        if self.limiter.check_key(&token_id.to_string()).is_ok() {
+            return Ok(());
+        }
+        metrics::counter!(crate::metrics::RATE_LIMITED).increment(1);
+        Err(ScimError::TooManyRequests(format!(
+            "this token sent more than {} requests a second (bursts of {}); retry after the Retry-After seconds",
+            self.limit.per_second, self.limit.burst
+        )))
     }
 }
 

@@ -284,6 +284,12 @@ pub struct ServeArgs {
     /// Bearer token GET /metrics asks for; unset leaves it open.
     #[arg(long, env = "SEATBRIDGE_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// SCIM requests per second per token, sustained (0 = no limit).
+    #[arg(long, env = "SEATBRIDGE_SCIM_RATE", default_value_t = 100)]
+    pub scim_rate: u32,
+    /// SCIM requests per token allowed in a burst above the rate (an IdP's initial sync).
+    #[arg(long, env = "SEATBRIDGE_SCIM_BURST", default_value_t = 2000)]
+    pub scim_burst: u32,
 }
 
 /// `plan …`.
@@ -517,6 +523,10 @@ async fn serve(database_url: String, args: ServeArgs) -> Result<(), CliError> {
         };
     config.session_ttl = std::time::Duration::from_secs(args.session_hours.max(1) * 3600);
     config.metrics_token = args.metrics_token.filter(|t| !t.is_empty());
+    config.scim_rate_limit = (args.scim_rate > 0).then_some(crate::config::RateLimit {
+        per_second: args.scim_rate,
+        burst: args.scim_burst.max(1),
+    });
     tracing::info!(config = ?config, "starting seatbridge");
     let db = open(&config.database_url).await?;
     let demo = if args.demo { Some(create_demo(&db).await?) } else { None };

@@ -101,6 +101,14 @@ impl std::fmt::Debug for OidcSettings {
     }
 }
 
+/// Per-token request budget of the SCIM API: a token bucket refilled at `per_second`, holding
+/// up to `burst` (generous, for an IdP's initial sync).
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
 /// Everything the server needs to run.
 #[derive(Clone)]
 pub struct Config {
@@ -141,6 +149,8 @@ pub struct Config {
     pub session_ttl: Duration,
     /// Bearer token `/metrics` asks for; `None` leaves it open (bind it to an internal network).
     pub metrics_token: Option<String>,
+    /// Per-token SCIM rate limit; `None` is unlimited.
+    pub scim_rate_limit: Option<RateLimit>,
 }
 
 impl Default for Config {
@@ -166,6 +176,7 @@ impl Default for Config {
             session_secret: None,
             session_ttl: Duration::from_secs(8 * 3600),
             metrics_token: None,
+            scim_rate_limit: None,
         }
     }
 }
@@ -200,6 +211,7 @@ impl std::fmt::Debug for Config {
             .field("session_secret", &self.session_secret.as_ref().map(|_| "***"))
             .field("session_ttl", &self.session_ttl)
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
+            .field("scim_rate_limit", &self.scim_rate_limit)
             .finish()
     }
 }

@@ -19,6 +19,7 @@ pub const REFUSALS: &str = "seatbridge_refusals_total";
 pub const OUTBOX_PENDING: &str = "seatbridge_outbox_pending_deliveries";
 pub const OUTBOX_LAG: &str = "seatbridge_outbox_oldest_pending_seconds";
 pub const SWEEPS: &str = "seatbridge_sweeper_runs_total";
+pub const RATE_LIMITED: &str = "seatbridge_scim_rate_limited_total";
 
 /// Latency buckets, in seconds: SCIM calls are expected in the low milliseconds.
 const BUCKETS: [f64; 12] = [
@@ -58,6 +59,10 @@ fn describe() {
     metrics::describe_gauge!(OUTBOX_PENDING, "Deliveries not yet delivered or dead");
     metrics::describe_gauge!(OUTBOX_LAG, "Age of the oldest pending delivery");
     metrics::describe_counter!(SWEEPS, "License sweeper runs, by outcome");
+    metrics::describe_counter!(
+        RATE_LIMITED,
+        "SCIM requests refused with 429 by the per-token rate limit"
+    );
 }
 
 /// Records one handled request.

@@ -20,6 +20,7 @@ mod license_changes;
 mod licensing;
 mod metrics;
 mod operator_api;
+mod rate_limits;
 mod seat_mappings;
 mod tokens;
 mod users;
