@@ -282,7 +282,8 @@ pub async fn set_entitlement(
     Ok(())
 }
 
-/// The `limit` users of a pool who have waited longest for a seat (active, not entitled).
+/// The `limit` users of a pool who have waited longest for a seat (active, not entitled, not
+/// held by an admin).
 pub async fn oldest_waiting(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
@@ -375,7 +376,8 @@ pub async fn move_to_pool_waiting(
             .push(", entitled = ")
             .bind(false)
             .push(
-                ", entitlement_reason = CASE WHEN active THEN 'seat_limit' ELSE 'inactive' END, entitlement_updated = ",
+                // An admin's hold (`manual`) moves with the user.
+                ", entitlement_reason = CASE WHEN entitlement_reason = 'manual' THEN 'manual' WHEN active THEN 'seat_limit' ELSE 'inactive' END, entitlement_updated = ",
             )
             .bind(t)
             .push(", updated_at = ")
