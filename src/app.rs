@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::entitlements::EntitlementCache;
 use crate::events::Signals;
 use crate::license::token::KeyRing;
+use crate::rate_limit::KeyedLimiter;
 use crate::scim::schema::SchemaRegistry;
 use crate::{scim, store};
 
@@ -36,7 +37,10 @@ pub struct AppState {
     /// OIDC login, sessions and JWT bearers of the admin side.
     pub admin: crate::admin::Admin,
     /// Per-token SCIM request budgets; `None` when unlimited.
-    pub scim_limiter: Option<crate::auth::ScimLimiter>,
+    pub scim_limiter: Option<KeyedLimiter>,
+    /// Admin budgets, per principal on `/api/v1` and per client IP on the login; `None` when
+    /// unlimited.
+    pub admin_limiter: Option<KeyedLimiter>,
 }
 
 /// Why the server could not start.
@@ -102,7 +106,7 @@ impl Application {
             None => KeyRing::load_or_create(&config.key_dir)?,
         });
         let admin = crate::admin::Admin::new(&config)?;
-        let scim_limiter = config.scim_rate_limit;
+        let (scim_limit, admin_limit) = (config.scim_rate_limit, config.admin_rate_limit);
         crate::metrics::handle();
         let state = web::Data::new(AppState {
             db: db.clone(),
@@ -113,7 +117,8 @@ impl Application {
             signals: signals.clone(),
             keys,
             admin,
-            scim_limiter: scim_limiter.map(crate::auth::ScimLimiter::new),
+            scim_limiter: scim_limit.map(KeyedLimiter::new),
+            admin_limiter: admin_limit.map(KeyedLimiter::new),
         });
         let server = HttpServer::new(move || App::new().configure(|cfg| configure(cfg, state.clone())))
             .listen(listener)
@@ -138,18 +143,44 @@ impl Application {
         self.port
     }
 
-    /// Runs until the server stops (SIGINT/SIGTERM drain in-flight requests first). The
-    /// expiry sweeper runs alongside and stops with it.
+    /// Runs until the server stops, with the background jobs (sweeper, entitlement listener,
+    /// usage snapshots, outbox relay) alongside.
+    ///
+    /// SIGTERM starts a graceful shutdown: the listener closes at once, requests in flight get
+    /// up to 30 s to finish (SIGINT and SIGQUIT skip that wait). Then the relay records the
+    /// deliveries it is sending and stops, and the other jobs are dropped where they are: each
+    /// round of theirs is one transaction, rolled back when cut and redone by the next start.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        tokio::select! {
-            result = self.server => result,
-            () = crate::licensing::run_sweeper(self.db.clone(), self.sweep_interval, self.signals.clone()) => Ok(()),
-            () = crate::entitlements::listen_for_changes(self.db.clone(), self.signals.entitlements.clone()) => Ok(()),
-            () = crate::licensing::run_usage_snapshots(self.db.clone(), self.signals.clone(), USAGE_SNAPSHOT_EVERY) => Ok(()),
-            () = crate::events::relay::run(self.db, self.signals.outbox.clone(), self.relay) => Ok(()),
+        let Application {
+            server,
+            db,
+            sweep_interval,
+            signals,
+            relay: relay_settings,
+            ..
+        } = self;
+        let (stop_relay, relay_stop) = tokio::sync::watch::channel(false);
+        let relay_grace = relay_settings.timeout + RELAY_STOP_MARGIN;
+        let relay = crate::events::relay::run(db.clone(), signals.outbox.clone(), relay_settings, relay_stop);
+        tokio::pin!(relay);
+        let result = tokio::select! {
+            result = server => result,
+            () = crate::licensing::run_sweeper(db.clone(), sweep_interval, signals.clone()) => Ok(()),
+            () = crate::entitlements::listen_for_changes(db.clone(), signals.entitlements.clone()) => Ok(()),
+            () = crate::licensing::run_usage_snapshots(db.clone(), signals.clone(), USAGE_SNAPSHOT_EVERY) => Ok(()),
+            () = &mut relay => Ok(()),
+        };
+        let _ = stop_relay.send(true);
+        if tokio::time::timeout(relay_grace, relay).await.is_err() {
+            tracing::warn!("the outbox relay did not stop in time; its leased deliveries are retried after the lease");
         }
+        tracing::info!("stopped");
+        result
     }
 }
+
+/// How long the relay may take beyond one delivery's timeout to record what it sent.
+const RELAY_STOP_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How often changed tenants get a fresh seat-usage snapshot.
 const USAGE_SNAPSHOT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
@@ -164,17 +195,20 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .service(
             web::scope("/webhooks/billing")
                 .wrap(from_fn(request_context))
-                .app_data(web::PayloadConfig::new(1024 * 1024))
                 .configure(crate::events::inbound::configure),
         )
         .service(
             web::scope("/api/v1")
                 .wrap(from_fn(request_context))
-                .app_data(
-                    web::JsonConfig::default().limit(1024 * 1024).error_handler(|e, _| {
-                        crate::api::ApiError::BadRequest(format!("invalid JSON body: {e}")).into()
-                    }),
-                )
+                .app_data(web::JsonConfig::default().limit(1024 * 1024).error_handler(|e, _| {
+                    use actix_web::error::JsonPayloadError;
+                    match e {
+                        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                            crate::api::ApiError::PayloadTooLarge(e.to_string()).into()
+                        }
+                        e => crate::api::ApiError::BadRequest(format!("invalid JSON body: {e}")).into(),
+                    }
+                }))
                 .app_data(
                     web::QueryConfig::default()
                         .error_handler(|e, _| crate::api::ApiError::BadRequest(format!("invalid query: {e}")).into()),

@@ -11,6 +11,7 @@ use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
 use crate::audit;
+use crate::entitlements::TokenView;
 use crate::scim::client::Idp;
 use crate::scim::error::ScimError;
 use crate::store::entities::scim_token;
@@ -58,9 +59,30 @@ fn bearer_token(req: &HttpRequest) -> Result<&str, ScimError> {
     Ok(token.trim())
 }
 
+/// Resolves a bearer token to its tenant: from the cache when the token was seen within the
+/// entitlement TTL (revoking invalidates it in this process at once, and in others through
+/// NOTIFY on PostgreSQL), else from the database.
 async fn authenticate(state: web::Data<AppState>, token: String, client: Client) -> Result<Tenant, ScimError> {
     let hash = hash_token(&token);
-    let row = tenants::find_token_by_hash(&state.db, &hash).await.map_err(|e| {
+    let cache = &state.signals.entitlements;
+    let view = match cache.token(&hash) {
+        Some(view) => view,
+        None => {
+            let view = lookup_token(&state, &hash).await?;
+            cache.remember_token(&hash, view.clone());
+            view
+        }
+    };
+    state.token_usage.record(&state.db, &view.token_id, client).await;
+    Ok(Tenant {
+        id: view.tenant_id,
+        slug: view.slug,
+        token_id: view.token_id,
+    })
+}
+
+async fn lookup_token(state: &AppState, hash: &str) -> Result<TokenView, ScimError> {
+    let row = tenants::find_token_by_hash(&state.db, hash).await.map_err(|e| {
         tracing::error!(error = %e, "token lookup failed");
         ScimError::Internal
     })?;
@@ -77,11 +99,10 @@ async fn authenticate(state: web::Data<AppState>, token: String, client: Client)
             ScimError::Internal
         })?
         .ok_or_else(invalid)?;
-    state.token_usage.record(&state.db, &row.id, client).await;
-    Ok(Tenant {
-        id: tenant.id,
-        slug: tenant.slug,
+    Ok(TokenView {
         token_id: row.id,
+        tenant_id: tenant.id,
+        slug: tenant.slug,
     })
 }
 
@@ -103,44 +124,15 @@ impl FromRequest for Tenant {
             let token = bearer_token(&req)?.to_string();
             let tenant = authenticate(state.clone(), token, Client::of(&req)).await?;
             if let Some(limiter) = &state.scim_limiter {
-                limiter.check(&tenant.token_id)?;
+                limiter.check(&tenant.token_id).map_err(|over| {
+                    metrics::counter!(crate::metrics::RATE_LIMITED).increment(1);
+                    ScimError::TooManyRequests(format!("this token sent {over}"))
+                })?;
             }
             tracing::Span::current().record("tenant", tenant.slug.as_str());
             req.extensions_mut().insert(tenant.clone());
             Ok(tenant)
         })
-    }
-}
-
-/// Per-token SCIM request budgets (GCRA token buckets from `governor`). A token over its
-/// budget gets 429 with `Retry-After`, in SCIM's error shape.
-pub struct ScimLimiter {
-    limiter: governor::DefaultKeyedRateLimiter<String>,
-    limit: crate::config::RateLimit,
-}
-
-impl ScimLimiter {
-    /// Budgets of `limit.per_second` (at least 1, so `Retry-After: 1` always suffices) with
-    /// bursts of `limit.burst`.
-    pub fn new(limit: crate::config::RateLimit) -> Self {
-        let per_second = std::num::NonZeroU32::new(limit.per_second).unwrap_or(std::num::NonZeroU32::MIN);
-        let burst = std::num::NonZeroU32::new(limit.burst).unwrap_or(per_second);
-        ScimLimiter {
-            limiter: governor::RateLimiter::keyed(governor::Quota::per_second(per_second).allow_burst(burst)),
-            limit,
-        }
-    }
-
-    /// Takes one request from the token's budget.
-    pub fn check(&self, token_id: &str) -> Result<(), ScimError> {
-        if self.limiter.check_key(&token_id.to_string()).is_ok() {
-            return Ok(());
-        }
-        metrics::counter!(crate::metrics::RATE_LIMITED).increment(1);
-        Err(ScimError::TooManyRequests(format!(
-            "this token sent more than {} requests a second (bursts of {}); retry after the Retry-After seconds",
-            self.limit.per_second, self.limit.burst
-        )))
     }
 }
 
@@ -241,6 +233,8 @@ pub async fn revoke_token(
         request_id,
     };
     audit::append(&tx, &owner, event).await?;
+    // Other instances drop the cached token when this commits (PostgreSQL).
+    crate::entitlements::notify_change(&tx, &owner).await?;
     tx.commit().await?;
     Ok(Some(owner))
 }

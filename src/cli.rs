@@ -290,6 +290,13 @@ pub struct ServeArgs {
     /// SCIM requests per token allowed in a burst above the rate (an IdP's initial sync).
     #[arg(long, env = "SEATBRIDGE_SCIM_BURST", default_value_t = 2000)]
     pub scim_burst: u32,
+    /// Admin API requests per second per principal, and admin logins per second per client IP,
+    /// sustained (0 = no limit).
+    #[arg(long, env = "SEATBRIDGE_ADMIN_RATE", default_value_t = 20)]
+    pub admin_rate: u32,
+    /// Admin requests per principal (or logins per client IP) allowed in a burst above the rate.
+    #[arg(long, env = "SEATBRIDGE_ADMIN_BURST", default_value_t = 200)]
+    pub admin_burst: u32,
 }
 
 /// `plan …`.
@@ -526,6 +533,10 @@ async fn serve(database_url: String, args: ServeArgs) -> Result<(), CliError> {
     config.scim_rate_limit = (args.scim_rate > 0).then_some(crate::config::RateLimit {
         per_second: args.scim_rate,
         burst: args.scim_burst.max(1),
+    });
+    config.admin_rate_limit = (args.admin_rate > 0).then_some(crate::config::RateLimit {
+        per_second: args.admin_rate,
+        burst: args.admin_burst.max(1),
     });
     tracing::info!(config = ?config, "starting seatbridge");
     let db = open(&config.database_url).await?;

@@ -101,8 +101,8 @@ impl std::fmt::Debug for OidcSettings {
     }
 }
 
-/// Per-token request budget of the SCIM API: a token bucket refilled at `per_second`, holding
-/// up to `burst` (generous, for an IdP's initial sync).
+/// A request budget per key (a SCIM token, an admin principal, a client IP): a token bucket
+/// refilled at `per_second`, holding up to `burst`.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimit {
     pub per_second: u32,
@@ -149,8 +149,11 @@ pub struct Config {
     pub session_ttl: Duration,
     /// Bearer token `/metrics` asks for; `None` leaves it open (bind it to an internal network).
     pub metrics_token: Option<String>,
-    /// Per-token SCIM rate limit; `None` is unlimited.
+    /// Per-token SCIM rate limit (generous bursts, for an IdP's initial sync); `None` is unlimited.
     pub scim_rate_limit: Option<RateLimit>,
+    /// Admin rate limit, per principal on `/api/v1` and per client IP on `/admin/login` and
+    /// `/admin/callback`; `None` is unlimited.
+    pub admin_rate_limit: Option<RateLimit>,
 }
 
 impl Default for Config {
@@ -177,6 +180,7 @@ impl Default for Config {
             session_ttl: Duration::from_secs(8 * 3600),
             metrics_token: None,
             scim_rate_limit: None,
+            admin_rate_limit: None,
         }
     }
 }
@@ -212,6 +216,7 @@ impl std::fmt::Debug for Config {
             .field("session_ttl", &self.session_ttl)
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
             .field("scim_rate_limit", &self.scim_rate_limit)
+            .field("admin_rate_limit", &self.admin_rate_limit)
             .finish()
     }
 }

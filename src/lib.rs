@@ -18,6 +18,7 @@ pub mod license;
 pub mod licensing;
 pub mod metrics;
 pub mod provisioning;
+pub mod rate_limit;
 pub mod scim;
 pub mod store;
 pub mod telemetry;

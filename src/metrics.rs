@@ -20,6 +20,7 @@ pub const OUTBOX_PENDING: &str = "seatbridge_outbox_pending_deliveries";
 pub const OUTBOX_LAG: &str = "seatbridge_outbox_oldest_pending_seconds";
 pub const SWEEPS: &str = "seatbridge_sweeper_runs_total";
 pub const RATE_LIMITED: &str = "seatbridge_scim_rate_limited_total";
+pub const ADMIN_RATE_LIMITED: &str = "seatbridge_admin_rate_limited_total";
 
 /// Latency buckets, in seconds: SCIM calls are expected in the low milliseconds.
 const BUCKETS: [f64; 12] = [
@@ -62,6 +63,10 @@ fn describe() {
     metrics::describe_counter!(
         RATE_LIMITED,
         "SCIM requests refused with 429 by the per-token rate limit"
+    );
+    metrics::describe_counter!(
+        ADMIN_RATE_LIMITED,
+        "Admin requests refused with 429, by scope (api: per principal, login: per client IP)"
     );
 }
 

@@ -108,6 +108,7 @@ struct LoginQuery {
 /// GET /admin/login: off to the OpenID Provider.
 async fn login(req: HttpRequest, state: web::Data<AppState>, q: web::Query<LoginQuery>) -> HttpResponse {
     let result = async {
+        principal::check_login_rate(&req, &state)?;
         let oidc = oidc(&state)?;
         let expires = chrono::Utc::now().timestamp() + LOGIN_TTL_SECS;
         let (url, pending) = oidc
@@ -140,6 +141,10 @@ struct CallbackQuery {
 
 /// GET /admin/callback: the provider sends the browser back here with a code.
 async fn callback(req: HttpRequest, state: web::Data<AppState>, q: web::Query<CallbackQuery>) -> HttpResponse {
+    // Refused before the login cookie is read, so the pending login survives for a retry.
+    if let Err(e) = principal::check_login_rate(&req, &state) {
+        return ui::error_page(&e);
+    }
     let result = finish_login(&req, &state, q.into_inner()).await;
     match result {
         Ok((session, return_to)) => HttpResponse::SeeOther()

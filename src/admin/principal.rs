@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::http::Method;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use subtle::ConstantTimeEq;
 
 use super::oidc::Identity;
@@ -74,6 +74,15 @@ impl Principal {
         match self.via {
             Via::OperatorToken => "operator".into(),
             _ => format!("admin:{}", self.email.as_deref().unwrap_or(&self.subject)),
+        }
+    }
+
+    /// The key of this principal's admin request budget: the token's subject, shared by its
+    /// sessions and bearer tokens (one key for the static operator token).
+    pub fn rate_key(&self) -> String {
+        match self.via {
+            Via::OperatorToken => "operator-token".into(),
+            Via::Bearer | Via::Session => format!("sub:{}", self.subject),
         }
     }
 
@@ -200,9 +209,41 @@ impl FromRequest for Principal {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        if let Some(p) = req.extensions().get::<Principal>() {
+            let p = p.clone();
+            return Box::pin(async move { Ok(p) });
+        }
         let req = req.clone();
-        Box::pin(authenticate(req))
+        Box::pin(async move {
+            let principal = authenticate(req.clone()).await?;
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or(ApiError::Internal)?;
+            if let Some(limiter) = &state.admin_limiter {
+                limiter.check(&principal.rate_key()).map_err(|over| {
+                    metrics::counter!(crate::metrics::ADMIN_RATE_LIMITED, "scope" => "api").increment(1);
+                    ApiError::TooManyRequests(format!("{} sent {over}", principal.actor()))
+                })?;
+            }
+            // Charged once per request, however many extractors ask.
+            req.extensions_mut().insert(principal.clone());
+            Ok(principal)
+        })
     }
+}
+
+/// Refuses a client IP over its login budget (`/admin/login`, `/admin/callback`). These are
+/// unauthenticated, so the peer address is the only key; seatbridge has no trusted-proxy
+/// setting, so `X-Forwarded-For` is ignored (behind a proxy, all logins share its budget).
+pub fn check_login_rate(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let (Some(limiter), Some(peer)) = (&state.admin_limiter, req.peer_addr()) else {
+        return Ok(());
+    };
+    limiter.check(&format!("ip:{}", peer.ip())).map_err(|over| {
+        metrics::counter!(crate::metrics::ADMIN_RATE_LIMITED, "scope" => "login").increment(1);
+        ApiError::TooManyRequests(format!("this address sent {over}"))
+    })
 }
 
 #[cfg(test)]

@@ -92,14 +92,21 @@ pub fn error_page(e: &ApiError) -> HttpResponse {
          </div></main></body></html>",
         title = status.canonical_reason().unwrap_or("Error"),
     );
-    HttpResponse::build(status)
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; frame-ancestors 'none'",
-        ))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .content_type("text/html; charset=utf-8")
-        .body(body)
+    let mut resp = HttpResponse::build(status);
+    if let Some(seconds) = e.retry_after() {
+        resp.insert_header((header::RETRY_AFTER, seconds));
+    }
+    resp.insert_header((
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; frame-ancestors 'none'",
+    ))
+    .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+    .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+    // The callback URL carries the authorization code; keep it out of Referer headers.
+    .insert_header((header::REFERRER_POLICY, "same-origin"))
+    .insert_header((header::CACHE_CONTROL, "no-store"))
+    .content_type("text/html; charset=utf-8")
+    .body(body)
 }
 
 fn html_escape(s: &str) -> String {

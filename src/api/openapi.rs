@@ -37,6 +37,14 @@ pub enum Problems {
         content_type = "application/problem+json"
     )]
     NotFound(Problem),
+    #[response(
+        status = 429,
+        description = "Over the caller's admin rate limit (SEATBRIDGE_ADMIN_RATE / SEATBRIDGE_ADMIN_BURST per \
+                       principal; the product endpoints are not limited); retry after `Retry-After` seconds",
+        content_type = "application/problem+json",
+        headers(("Retry-After" = u32, description = "Seconds to wait"))
+    )]
+    TooManyRequests(Problem),
 }
 
 /// A write that lost a race or found no room: stale version, no free seat, already exists.

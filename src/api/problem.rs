@@ -32,6 +32,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    /// A request body over the endpoint's limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// Over a rate limit; answered with `Retry-After: 1`.
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("the service is temporarily unavailable")]
     Unavailable,
     /// A feature that needs configuration the deployment lacks.
@@ -42,6 +48,15 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The `Retry-After` seconds of errors a client should retry. A rate limit admits at least
+    /// one request a second, so one second always suffices.
+    pub fn retry_after(&self) -> Option<&'static str> {
+        match self {
+            ApiError::TooManyRequests(_) => Some("1"),
+            _ => None,
+        }
+    }
+
     fn title(&self) -> &'static str {
         match self {
             ApiError::Unauthorized(_) => "Unauthorized",
@@ -49,6 +64,8 @@ impl ApiError {
             ApiError::NotFound(_) => "Not Found",
             ApiError::BadRequest(_) => "Bad Request",
             ApiError::Conflict(_) => "Conflict",
+            ApiError::PayloadTooLarge(_) => "Payload Too Large",
+            ApiError::TooManyRequests(_) => "Too Many Requests",
             ApiError::Unavailable | ApiError::NotConfigured(_) => "Service Unavailable",
             ApiError::Internal => "Internal Server Error",
         }
@@ -63,6 +80,8 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable | ApiError::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -73,6 +92,9 @@ impl ResponseError for ApiError {
         let mut resp = HttpResponse::build(status);
         if status == StatusCode::UNAUTHORIZED {
             resp.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let Some(seconds) = self.retry_after() {
+            resp.insert_header((actix_web::http::header::RETRY_AFTER, seconds));
         }
         resp.content_type("application/problem+json").body(
             json!({"type": "about:blank", "title": self.title(), "status": status.as_u16(), "detail": self.to_string()})
@@ -128,5 +150,12 @@ mod tests {
             resp.headers().get("content-type").map(|v| v.as_bytes()),
             Some(&b"application/problem+json"[..])
         );
+    }
+
+    #[test]
+    fn rate_limited_is_429_with_retry_after() {
+        let resp = ApiError::TooManyRequests("slow down".into()).error_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers().get("retry-after").map(|v| v.as_bytes()), Some(&b"1"[..]));
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::{DatabaseConnection, DbBackend};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use super::signature::sign_standard;
 use super::OUTBOX_CHANNEL;
@@ -49,14 +49,19 @@ pub fn backoff(settings: &RelaySettings, attempt: i32) -> Duration {
     Duration::from_secs_f64(base * (0.5 + rand::random::<f64>()))
 }
 
-/// Delivers everything due now; returns how many deliveries were attempted.
+/// Delivers everything due now, or until `stop` is set (the batch being sent is finished
+/// first); returns how many deliveries were attempted.
 pub async fn deliver_due(
     db: &DatabaseConnection,
     client: &reqwest::Client,
     settings: &RelaySettings,
+    stop: &watch::Receiver<bool>,
 ) -> Result<usize, StoreError> {
     let mut attempted = 0;
     loop {
+        if *stop.borrow() {
+            return Ok(attempted);
+        }
         let now = Utc::now();
         let lease_until = now + chrono::Duration::from_std(settings.lease).unwrap_or_default();
         let claimed = rows::claim_due(db, now, lease_until, 32).await?;
@@ -113,18 +118,31 @@ async fn send(client: &reqwest::Client, settings: &RelaySettings, c: &Claimed) -
 
 /// Runs the relay until the process stops: drains due deliveries whenever woken (in-process
 /// signal or PostgreSQL NOTIFY) and at least every `settings.poll` (retries become due with time).
-pub async fn run(db: DatabaseConnection, wake: Arc<Notify>, settings: RelaySettings) {
+///
+/// Setting `stop` (at shutdown) ends it after the deliveries being sent are recorded: cut off
+/// mid-send, a delivery would stay leased and hold up its endpoint's queue for the lease.
+pub async fn run(db: DatabaseConnection, wake: Arc<Notify>, settings: RelaySettings, mut stop: watch::Receiver<bool>) {
     let client = reqwest::Client::builder().build().unwrap_or_default();
     if db.get_database_backend() == DbBackend::Postgres {
         tokio::spawn(forward_notifications(db.clone(), wake.clone()));
     }
     loop {
-        match deliver_due(&db, &client, &settings).await {
+        match deliver_due(&db, &client, &settings, &stop).await {
             Ok(n) if n > 0 => tracing::debug!(attempted = n, "relay round"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "relay round failed; retrying"),
         }
-        let _ = tokio::time::timeout(settings.poll, wake.notified()).await;
+        tokio::select! {
+            _ = tokio::time::timeout(settings.poll, wake.notified()) => {}
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
+        if *stop.borrow() {
+            return;
+        }
     }
 }
 

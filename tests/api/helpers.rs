@@ -340,6 +340,44 @@ pub struct Instance {
     child: std::process::Child,
 }
 
+impl Instance {
+    /// The port the process listens on.
+    pub fn port(&self) -> u16 {
+        self.base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port")
+    }
+
+    /// Kills the process with SIGKILL (no chance to finish anything) and reaps it. Start a
+    /// new one on the same database with [`TestApp::second_process_with`].
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
+    /// Sends SIGTERM: the server starts its graceful shutdown.
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM runs");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit; answers its exit status, or `None`
+    /// while it still runs.
+    pub async fn wait_exit(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
 impl Drop for Instance {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -503,6 +541,11 @@ pub struct AdminApp {
 
 impl AdminApp {
     pub async fn spawn() -> AdminApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// [`Self::spawn`] with further configuration.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> AdminApp {
         // The provider must know seatbridge's redirect URI before seatbridge knows the
         // provider, so seatbridge's port is picked first.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -521,6 +564,7 @@ impl AdminApp {
             o.scopes = ["openid", "profile", "email", "roles"].map(String::from).to_vec();
             c.oidc = Some(o);
             c.session_secret = Some("a test session secret of more than 32 bytes".into());
+            adjust(c);
         })
         .await;
         AdminApp { app, op }
