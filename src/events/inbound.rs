@@ -23,6 +23,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/generic", web::post().to(generic));
 }
 
+/// Largest billing event accepted; a larger body is refused with 413 before any signature work.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Reads the body up to [`MAX_BODY_BYTES`], answering a problem document over it.
+async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    match payload.to_bytes_limited(MAX_BODY_BYTES).await {
+        Ok(read) => read.map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}"))),
+        Err(_) => Err(ApiError::PayloadTooLarge(format!(
+            "the billing event exceeds the {MAX_BODY_BYTES}-byte limit"
+        ))),
+    }
+}
+
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -86,7 +99,12 @@ fn answer(outcome: &Outcome) -> HttpResponse {
 }
 
 /// `POST /webhooks/billing/generic` (Standard Webhooks).
-pub async fn generic(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+pub async fn generic(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload).await?;
     verify_standard(
         header(&req, "webhook-id"),
         header(&req, "webhook-timestamp"),
@@ -126,7 +144,12 @@ pub async fn generic(req: HttpRequest, state: web::Data<AppState>, body: web::By
 }
 
 /// `POST /webhooks/billing/stripe`.
-pub async fn stripe(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+pub async fn stripe(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload).await?;
     verify_stripe(
         header(&req, "stripe-signature"),
         &body,
