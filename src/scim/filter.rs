@@ -681,10 +681,17 @@ fn parse_literal(word: &str, start: usize) -> Result<CompValue, FilterError> {
     }
     if word.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
         // serde_json applies the strict JSON number grammar (no `+1`, `01`, `1.` or `.5`).
-        return word
+        let number = word
             .parse::<serde_json::Number>()
-            .map(CompValue::Number)
-            .map_err(|_| FilterError::new(start, format!("invalid number '{word}'")));
+            .map_err(|_| FilterError::new(start, format!("invalid number '{word}'")))?;
+        // But its float parsing is only best-effort (`2.0e30` came out one ulp low, so the
+        // printed filter parsed back to a different value; found by `fuzz/`): take the value
+        // from std's correctly rounded parser.
+        let number = match word.parse::<f64>() {
+            Ok(f) if number.is_f64() => serde_json::Number::from_f64(f).unwrap_or(number),
+            _ => number,
+        };
+        return Ok(CompValue::Number(number));
     }
     Err(FilterError::new(
         start,
@@ -1956,6 +1963,26 @@ mod tests {
             let filter = parse(text);
             assert_eq!(parse(&filter.to_string()), filter);
         }
+    }
+
+    /// Found by `fuzz/` (target `filter`): `-2.0e30` parsed one ulp off, so the printed filter
+    /// (`-1.9999999999999998e+30`) parsed back to a different number.
+    #[test]
+    fn fuzz_regression_float_literals_are_correctly_rounded_and_round_trip() {
+        let filter = parse("x eq -2.0e30 and z lt -7");
+        assert_eq!(
+            filter,
+            and(
+                cmp(
+                    attr("x"),
+                    CompareOp::Eq,
+                    CompValue::Number(serde_json::Number::from_f64(-2.0e30).unwrap())
+                ),
+                cmp(attr("z"), CompareOp::Lt, int(-7))
+            )
+        );
+        assert_eq!(parse(&filter.to_string()), filter);
+        assert!(parse_err("a eq 1e400").message.contains("invalid number"));
     }
 
     // --- PATCH paths --------------------------------------------------------------------------

@@ -54,7 +54,9 @@ pub fn normalize_resource(rt: &ResourceTypeDef, input: &Value) -> Result<Value, 
         .ok_or_else(|| ScimError::InvalidSyntax("the resource must be a JSON object".into()))?;
     let mut out = Map::new();
     for (key, value) in obj {
-        if key.len() > 4 && key[..4].eq_ignore_ascii_case("urn:") {
+        // `get`, not `[..4]`: a key may start with a multi-byte character (a panic, found by
+        // conformance/http-fuzz).
+        if key.len() > 4 && key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
             normalize_urn_key(rt, key, value, &mut out)?;
             continue;
         }
@@ -104,7 +106,9 @@ fn normalize_urn_key(
     if let Some((urn, attr)) = key.rsplit_once(':') {
         if let Some((schema, is_core)) = rt.schema_by_urn(urn) {
             let attr_name = attr.split('.').next().unwrap_or(attr);
-            if let Some(def) = schema.attribute(attr_name) {
+            // Same rule as for unprefixed keys: read-only and write-only attributes are dropped
+            // (without it, `…:core:2.0:User:password` was stored; found by `fuzz/`).
+            if let Some(def) = schema.attribute(attr_name).filter(|d| is_client_stored(d)) {
                 // Dotted sub-attribute keys (`…:manager.value`) are rebuilt as nested objects.
                 let nested = nest_dotted(attr, value);
                 let Some(v) = first_value(&nested) else { return Ok(()) };
@@ -184,13 +188,20 @@ fn put_normalized(
     value: &Value,
     path: &str,
 ) -> Result<(), ScimError> {
-    if matches!(def.mutability, Mutability::ReadOnly | Mutability::WriteOnly) && def.name != "members" {
+    if !is_client_stored(def) {
         return Ok(());
     }
     if let Some(v) = normalize_value(def, value, path)? {
         out.insert(def.name.clone(), v);
     }
     Ok(())
+}
+
+/// May a client-supplied value of this attribute be stored? Read-only attributes are the
+/// server's, write-only ones (`password`) are never kept; group `members` are split off by the
+/// caller.
+fn is_client_stored(def: &AttributeDef) -> bool {
+    !matches!(def.mutability, Mutability::ReadOnly | Mutability::WriteOnly) || def.name == "members"
 }
 
 /// Validates one attribute value against its definition. `Ok(None)` means "unassigned".
@@ -522,6 +533,41 @@ mod tests {
         let r = reg();
         // Group core has no immutable top-level attribute: any change passes.
         assert!(check_immutable(&r.group, &json!({"displayName":"a"}), &json!({"displayName":"b"})).is_ok());
+    }
+
+    /// Found by `fuzz/` (target `resource`): a schema-prefixed key bypassed the rule that
+    /// read-only and write-only attributes are dropped, so the password was stored, and the
+    /// document changed when normalized again.
+    #[test]
+    fn fuzz_regression_prefixed_keys_cannot_store_read_only_or_write_only_attributes() {
+        let r = reg();
+        for key in [
+            "urn:ietf:params:scim:schemas:core:2.0:User:password",
+            "urn:ietf:params:scim:schemas:extension:seatbridge:2.0:User:entitled",
+            "urn:ietf:params:scim:schemas:core:2.0:User:groups",
+        ] {
+            let input = json!({"userName": "a", key: true});
+            let doc = normalize_resource(&r.user, &input).unwrap();
+            assert_eq!(doc, json!({"userName": "a"}), "{key}");
+            assert_eq!(normalize_resource(&r.user, &doc).unwrap(), doc);
+        }
+        // Writable attributes still go through the prefixed form.
+        let doc = normalize_resource(
+            &r.user,
+            &json!({"userName": "a", "urn:ietf:params:scim:schemas:extension:seatbridge:2.0:User:seatType": "pro"}),
+        )
+        .unwrap();
+        assert_eq!(
+            doc[crate::scim::schema::SEATBRIDGE_USER_SCHEMA],
+            json!({"seatType": "pro"})
+        );
+    }
+
+    /// A key whose fourth byte is inside a multi-byte character (`"abcé"`) must not panic.
+    #[test]
+    fn fuzz_regression_multibyte_key_prefix_does_not_panic() {
+        let doc = normalize_resource(&reg().user, &json!({"userName": "a", "abc\u{e9}x": 1, "\u{e9}rn:x": 1})).unwrap();
+        assert_eq!(doc, json!({"userName": "a"}));
     }
 
     #[test]
