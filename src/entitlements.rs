@@ -2,10 +2,12 @@
 //! memory.
 //!
 //! The cache holds one view per tenant (plan, license status, and the users asked about so
-//! far). Every committed change invalidates the tenant's view: in this process directly, and on
-//! PostgreSQL in every process through `NOTIFY seatbridge_entitlements` (sent inside the
-//! changing transaction, so it is delivered exactly when the change commits). A short TTL bounds
-//! staleness from writers that cannot notify (another process on the same SQLite file).
+//! far), and the SCIM tokens seen recently with the tenant each acts for, so that neither SCIM
+//! authentication nor a read's plan gate costs a query on the hot path. Every committed change
+//! invalidates the tenant's view and tokens: in this process directly, and on PostgreSQL in every
+//! process through `NOTIFY seatbridge_entitlements` (sent inside the changing transaction, so it
+//! is delivered exactly when the change commits). A short TTL bounds staleness from writers that
+//! cannot notify (another process on the same SQLite file, such as `seatbridge token revoke`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -19,6 +21,13 @@ use crate::store::{self, tenants, users, StoreError};
 
 /// The PostgreSQL channel that carries "tenant X changed" (payload: tenant id, or `*`).
 pub const CHANNEL: &str = "seatbridge_entitlements";
+
+/// Tokens kept before expired entries are swept (a bound, not an eviction policy: live
+/// tokens number in the tens per tenant).
+const MAX_CACHED_TOKENS: usize = 10_000;
+
+/// Users (and unknown names) remembered per tenant view before it starts over.
+const MAX_CACHED_USERS: usize = 20_000;
 
 /// One user as the check needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,9 +89,18 @@ struct TenantView {
     users: RwLock<HashMap<String, Option<UserView>>>,
 }
 
-/// The in-memory cache of tenant views.
+/// A SCIM token as authentication needs it: which token, for which tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenView {
+    pub token_id: String,
+    pub tenant_id: String,
+    pub slug: String,
+}
+
+/// The in-memory cache of tenant views and of SCIM tokens (keyed by token hash).
 pub struct EntitlementCache {
     tenants: RwLock<HashMap<String, Arc<TenantView>>>,
+    tokens: RwLock<HashMap<String, (TokenView, Instant)>>,
     ttl: Duration,
 }
 
@@ -91,7 +109,33 @@ impl EntitlementCache {
     pub fn new(ttl: Duration) -> Self {
         EntitlementCache {
             tenants: RwLock::new(HashMap::new()),
+            tokens: RwLock::new(HashMap::new()),
             ttl,
+        }
+    }
+
+    /// The tenant's plan (from its cached view), or `None` when the tenant has no license.
+    pub async fn plan(&self, db: &DatabaseConnection, slug: &str) -> Result<Option<Plan>, StoreError> {
+        Ok(self.tenant_view(db, slug).await?.map(|v| v.plan.clone()))
+    }
+
+    /// The token with this hash, if it was seen within the TTL and not revoked since.
+    pub fn token(&self, hash: &str) -> Option<TokenView> {
+        let map = self.tokens.read().ok()?;
+        map.get(hash)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(t, _)| t.clone())
+    }
+
+    /// Remembers a token that authenticated (only valid tokens are cached, so a flood of bad
+    /// tokens cannot grow the map).
+    pub fn remember_token(&self, hash: &str, token: TokenView) {
+        if let Ok(mut map) = self.tokens.write() {
+            if map.len() >= MAX_CACHED_TOKENS {
+                let ttl = self.ttl;
+                map.retain(|_, (_, at)| at.elapsed() < ttl);
+            }
+            map.insert(hash.to_string(), (token, Instant::now()));
         }
     }
 
@@ -173,6 +217,11 @@ impl EntitlementCache {
             reason: row.entitlement_reason,
         });
         if let Ok(mut m) = view.users.write() {
+            // A bound, so that a caller asking about arbitrary names cannot grow memory without
+            // limit; the view is rebuilt within the TTL anyway.
+            if m.len() >= MAX_CACHED_USERS {
+                m.clear();
+            }
             m.insert(cache_key, found.clone());
         }
         Ok(found)
@@ -185,13 +234,20 @@ impl EntitlementCache {
         }
     }
 
-    /// Forgets one tenant's view (by tenant id); `*` forgets all.
+    /// Forgets one tenant's view and tokens (by tenant id); `*` forgets all.
     pub fn invalidate(&self, tenant_id: &str) {
         if let Ok(mut map) = self.tenants.write() {
             if tenant_id == "*" {
                 map.clear();
             } else {
                 map.retain(|_, v| v.id != tenant_id);
+            }
+        }
+        if let Ok(mut map) = self.tokens.write() {
+            if tenant_id == "*" {
+                map.clear();
+            } else {
+                map.retain(|_, (t, _)| t.tenant_id != tenant_id);
             }
         }
     }
@@ -247,6 +303,30 @@ pub async fn listen_for_changes(db: DatabaseConnection, cache: Arc<EntitlementCa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn token(tenant: &str) -> TokenView {
+        TokenView {
+            token_id: format!("tok-{tenant}"),
+            tenant_id: tenant.into(),
+            slug: tenant.into(),
+        }
+    }
+
+    #[test]
+    fn cached_tokens_go_with_their_tenant_and_with_the_ttl() {
+        let cache = EntitlementCache::new(Duration::from_secs(60));
+        cache.remember_token("h1", token("t1"));
+        cache.remember_token("h2", token("t2"));
+        assert_eq!(cache.token("h1"), Some(token("t1")));
+        cache.invalidate("t1");
+        assert_eq!((cache.token("h1"), cache.token("h2")), (None, Some(token("t2"))));
+        cache.invalidate("*");
+        assert_eq!(cache.token("h2"), None);
+
+        let expired = EntitlementCache::new(Duration::ZERO);
+        expired.remember_token("h1", token("t1"));
+        assert_eq!(expired.token("h1"), None);
+    }
 
     fn plan() -> Plan {
         Plan {

@@ -520,6 +520,7 @@ pub async fn revoke_token(
     )
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("no active token '{id}' in tenant '{slug}'")))?;
+    state.signals.committed(&tenant.id);
     Ok(HttpResponse::NoContent().finish())
 }
 

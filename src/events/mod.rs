@@ -116,6 +116,10 @@ pub struct Signals {
     pub outbox: Arc<Notify>,
     /// Tenants whose seat usage may have changed since the last usage snapshot.
     changed: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// On SQLite, this process's provisioning writes queue here, in arrival order, instead of
+    /// retrying `BEGIN IMMEDIATE` in SQLite's busy handler, which sleeps up to 100 ms between
+    /// tries and gave POST a p99 above one second under 32 concurrent writers.
+    pub sqlite_writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Signals {
@@ -125,6 +129,7 @@ impl Signals {
             entitlements,
             outbox: Arc::new(Notify::new()),
             changed: Arc::default(),
+            sqlite_writer: Arc::default(),
         }
     }
 

@@ -11,7 +11,7 @@ mod seats;
 mod users;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend};
 use serde_json::{json, Value};
 
 use crate::audit;
@@ -108,6 +108,8 @@ pub(crate) struct WriteTx {
     pub license: License,
     pub plan: Plan,
     pub status: LicenseStatus,
+    /// This process's turn to write (SQLite only, see `Signals::sqlite_writer`).
+    writer: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 /// The provisioning service for one request.
@@ -140,8 +142,19 @@ impl<'a> Provisioning<'a> {
         self.schemas.resource_type(kind)
     }
 
+    /// Waits for this process's turn to write on SQLite (see `Signals::sqlite_writer`).
+    async fn writer_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.signals {
+            Some(signals) if self.db.get_database_backend() == DbBackend::Sqlite => {
+                Some(signals.sqlite_writer.clone().lock_owned().await)
+            }
+            _ => None,
+        }
+    }
+
     /// Opens a write transaction, takes the tenant's lock and reads its license and plan.
     async fn begin(&self, tenant: &Tenant) -> Result<WriteTx, ScimError> {
+        let writer = self.writer_turn().await;
         let tx = store::begin_write(self.db).await?;
         tenants::lock_tenant(&tx, &tenant.id).await?;
         let (license, plan) =
@@ -157,6 +170,7 @@ impl<'a> Provisioning<'a> {
             license,
             plan,
             status,
+            writer,
         })
     }
 
@@ -180,9 +194,12 @@ impl<'a> Provisioning<'a> {
                 Ok(value)
             }
             Err(err) => {
-                if let Err(e) = w.tx.rollback().await {
+                let WriteTx { tx, writer, .. } = w;
+                if let Err(e) = tx.rollback().await {
                     tracing::warn!(error = %e, "rollback failed");
                 }
+                // The refusal is recorded in a transaction of its own, which needs the turn.
+                drop(writer);
                 if let ScimError::Forbidden { code, detail } = &err {
                     tracing::info!(code, %detail, "refused by the license");
                     self.record_refusal(tenant, action, target, code, detail).await;
@@ -195,6 +212,7 @@ impl<'a> Provisioning<'a> {
     async fn record_refusal(&self, tenant: &Tenant, action: &str, target: &str, code: &str, detail: &str) {
         metrics::counter!(crate::metrics::REFUSALS, "code" => code.to_string()).increment(1);
         let result = async {
+            let _writer = self.writer_turn().await;
             let tx = store::begin_write(self.db).await?;
             tenants::lock_tenant(&tx, &tenant.id).await?;
             let after = json!({"refused": action, "code": code, "detail": detail, "request": self.actor.request});
@@ -237,14 +255,19 @@ impl<'a> Provisioning<'a> {
     }
 
     /// The tenant's current plan (read outside a write, e.g. for discovery).
+    /// With signals, from the entitlement cache (invalidated by every committed license or plan
+    /// change); writes read the plan again inside their transaction.
     pub async fn plan(&self, tenant: &Tenant) -> Result<Plan, ScimError> {
-        let (_, plan) = tenants::license_and_plan(self.db, &tenant.id)
-            .await?
-            .ok_or_else(|| ScimError::Forbidden {
-                code: "NO_LICENSE",
-                detail: "this tenant has no license; an operator must set one with `seatbridge license set`".into(),
-            })?;
-        Ok(plan)
+        let plan = match self.signals {
+            Some(signals) => signals.entitlements.plan(self.db, &tenant.slug).await?,
+            None => tenants::license_and_plan(self.db, &tenant.id)
+                .await?
+                .map(|(_, plan)| plan),
+        };
+        plan.ok_or_else(|| ScimError::Forbidden {
+            code: "NO_LICENSE",
+            detail: "this tenant has no license; an operator must set one with `seatbridge license set`".into(),
+        })
     }
 
     /// Refuses with 403 when the tenant's plan lacks `feature` (reads check outside a write).

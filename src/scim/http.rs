@@ -165,7 +165,13 @@ pub async fn read_json(req: &HttpRequest, mut payload: web::Payload, limit: usiz
 pub fn scim_response(status: StatusCode, body: &Value) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE)))
-        .body(body.to_string())
+        .body(json_bytes(body))
+}
+
+/// Serializes straight to bytes (`Value`'s `Display` goes through `fmt::Write`, which showed up
+/// in profiles of large list responses). Serializing a `Value` cannot fail.
+fn json_bytes(body: &Value) -> Vec<u8> {
+    serde_json::to_vec(body).unwrap_or_default()
 }
 
 /// Renders a stored resource: `$ref`s, `meta`, then the projection.
@@ -209,7 +215,7 @@ fn single_response(status: StatusCode, rendered: &Value, version: i64, location:
     if let Some(loc) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
         resp.insert_header((header::LOCATION, loc));
     }
-    resp.body(rendered.to_string())
+    resp.body(json_bytes(rendered))
 }
 
 /// What every write handler reads before calling the service: the checked JSON body, the

@@ -9,12 +9,13 @@ use super::StoreError;
 
 /// The newest entry of a tenant's chain.
 pub async fn last(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<Option<audit_entry::Model>, StoreError> {
-    Ok(audit_entry::Entity::find()
-        .filter(audit_entry::Column::TenantId.eq(tenant_id))
-        .order_by_desc(audit_entry::Column::Seq)
-        .limit(1)
-        .one(conn)
-        .await?)
+    // Raw SQL for a literal LIMIT (see `SqlBuilder::limit`): every audited write reads this.
+    let mut b = super::sql::SqlBuilder::new(conn.get_database_backend());
+    b.push("SELECT * FROM audit_log WHERE tenant_id = ")
+        .bind(tenant_id.to_string())
+        .push(" ORDER BY seq DESC")
+        .limit(1, 0);
+    Ok(audit_entry::Entity::find().from_raw_sql(b.build()).one(conn).await?)
 }
 
 /// Appends one entry (the caller computed its hash).

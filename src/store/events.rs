@@ -84,8 +84,8 @@ pub async fn claim_due(
         .bind(at)
         .push(" AND (d.lease_until IS NULL OR d.lease_until < ")
         .bind(at)
-        .push(") ORDER BY d.id LIMIT ")
-        .bind(limit);
+        .push(") ORDER BY d.id")
+        .limit(limit, 0);
     if backend == DbBackend::Postgres {
         b.push(" FOR UPDATE SKIP LOCKED");
     }
@@ -211,7 +211,7 @@ pub async fn list_deliveries(
     if let Some(id) = before_id {
         b.push(" AND d.id < ").bind(id);
     }
-    b.push(" ORDER BY d.id DESC LIMIT ").bind(limit);
+    b.push(" ORDER BY d.id DESC").limit(limit, 0);
     let mut out = Vec::new();
     for r in conn.query_all_raw(b.build()).await? {
         out.push(DeliveryRow {

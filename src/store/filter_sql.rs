@@ -67,12 +67,25 @@ enum Elements {
 pub struct FilterLowering<'a> {
     rt: &'a ResourceTypeDef,
     backend: DbBackend,
+    tenant_id: Option<&'a str>,
 }
 
 impl<'a> FilterLowering<'a> {
     /// A lowering for `rt` on `backend`.
     pub fn new(rt: &'a ResourceTypeDef, backend: DbBackend) -> Self {
-        FilterLowering { rt, backend }
+        FilterLowering {
+            rt,
+            backend,
+            tenant_id: None,
+        }
+    }
+
+    /// Filters on e-mails, members and groups then select the matching element rows of this
+    /// tenant once, through their `(tenant_id, …)` indexes, instead of probing every candidate
+    /// resource with a correlated `EXISTS` (at 100,000 users that took seconds per request).
+    pub fn for_tenant(mut self, tenant_id: &'a str) -> Self {
+        self.tenant_id = Some(tenant_id);
+        self
     }
 
     /// Appends the SQL condition for `filter` to `b`.
@@ -277,7 +290,8 @@ impl<'a> FilterLowering<'a> {
         }
     }
 
-    /// `EXISTS (SELECT 1 FROM <elements of attr> WHERE <body>)`.
+    /// `EXISTS (SELECT 1 FROM <elements of attr> WHERE <body>)`, or for element rows of a known
+    /// tenant `r.id IN (SELECT <owner> FROM <rows> WHERE <tenant> = ? AND <body>)`.
     fn push_exists(
         &self,
         b: &mut SqlBuilder,
@@ -285,6 +299,20 @@ impl<'a> FilterLowering<'a> {
         body: impl FnOnce(&Self, &mut SqlBuilder, Elements) -> Result<()>,
     ) -> Result<()> {
         let elements = self.elements_of(resolved);
+        if let (Some(tenant_id), Some((id, rows))) = (self.tenant_id, row_subquery(elements)) {
+            b.push("r.id IN (SELECT ")
+                .push(id)
+                .push(" FROM ")
+                .push(rows)
+                .push(" WHERE ")
+                .push(tenant_column(elements))
+                .push(" = ")
+                .bind(tenant_id.to_string())
+                .push(" AND (");
+            body(self, b, elements)?;
+            b.push("))");
+            return Ok(());
+        }
         b.push("EXISTS (SELECT 1 FROM ");
         match elements {
             Elements::EmailRows => {
@@ -659,6 +687,24 @@ fn constant_matches(constant: &str, op: CompareOp, value: &CompValue) -> Result<
     })
 }
 
+/// For elements stored as rows: the owning resource's id column and the rows' table(s).
+fn row_subquery(elements: Elements) -> Option<(&'static str, &'static str)> {
+    match elements {
+        Elements::EmailRows => Some(("e.user_id", "user_emails e")),
+        Elements::MemberRows => Some(("m.group_id", "group_members m")),
+        Elements::UserGroupRows => Some(("m.member_id", "group_members m JOIN groups g ON g.id = m.group_id")),
+        Elements::Json => None,
+    }
+}
+
+/// The tenant column of the element rows.
+fn tenant_column(elements: Elements) -> &'static str {
+    match elements {
+        Elements::EmailRows => "e.tenant_id",
+        _ => "m.tenant_id",
+    }
+}
+
 /// `'$."a"."b"'` — segments are schema names or URNs, which never contain quotes.
 fn sqlite_path_literal(segments: &[&str]) -> String {
     let mut s = String::from("'$");
@@ -691,6 +737,25 @@ mod tests {
         let mut b = SqlBuilder::new(backend);
         FilterLowering::new(&rt, backend).push_filter(&mut b, &f)?;
         Ok(b.sql().to_string())
+    }
+
+    #[test]
+    fn element_rows_of_a_known_tenant_are_selected_once_through_the_tenant_index() {
+        let reg = SchemaRegistry::builtin().unwrap();
+        let rt = reg.resource_type(ResourceKind::User).clone();
+        let f = parse_filter(r#"emails[value eq "A@x.org"] or groups.value eq "g1""#).unwrap();
+        let mut b = SqlBuilder::new(DbBackend::Sqlite);
+        FilterLowering::new(&rt, DbBackend::Sqlite)
+            .for_tenant("t1")
+            .push_filter(&mut b, &f)
+            .unwrap();
+        let sql = b.sql();
+        assert!(
+            sql.contains("r.id IN (SELECT e.user_id FROM user_emails e WHERE e.tenant_id = ? AND (")
+                && sql.contains("r.id IN (SELECT m.member_id FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.tenant_id = ? AND (")
+                && !sql.contains("EXISTS"),
+            "{sql}"
+        );
     }
 
     #[test]

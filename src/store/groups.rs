@@ -63,10 +63,11 @@ pub async fn update(conn: &impl ConnectionTrait, row: &group::Model, doc: &Value
 
 /// Finds a group of a tenant by id.
 pub async fn find(conn: &impl ConnectionTrait, tenant_id: &str, id: &str) -> Result<Option<group::Model>, StoreError> {
-    Ok(group::Entity::find_by_id(id.to_string())
-        .filter(group::Column::TenantId.eq(tenant_id))
-        .one(conn)
-        .await?)
+    Ok(super::unique(
+        conn,
+        group::Entity::find_by_id(id.to_string()).filter(group::Column::TenantId.eq(tenant_id)),
+    )
+    .await?)
 }
 
 /// Deletes a group, its memberships, and its membership in other groups.
@@ -233,9 +234,11 @@ pub async fn find_by_id_or_name(
     if let Some(g) = find(conn, tenant_id, key).await? {
         return Ok(Some(g));
     }
-    Ok(group::Entity::find()
-        .filter(group::Column::TenantId.eq(tenant_id))
-        .filter(group::Column::DisplayNameNorm.eq(key.to_lowercase()))
-        .one(conn)
-        .await?)
+    Ok(super::unique(
+        conn,
+        group::Entity::find()
+            .filter(group::Column::TenantId.eq(tenant_id))
+            .filter(group::Column::DisplayNameNorm.eq(key.to_lowercase())),
+    )
+    .await?)
 }

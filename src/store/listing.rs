@@ -43,7 +43,7 @@ where
     E::Model: FromQueryResult + Send + Sync,
 {
     let backend = conn.get_database_backend();
-    let lowering = FilterLowering::new(rt, backend);
+    let lowering = FilterLowering::new(rt, backend).for_tenant(tenant_id);
     let order = match &q.sort_by {
         Some(path) => Some(lowering.sort_expr(path)?),
         None => None,
@@ -91,8 +91,10 @@ where
     }
     // Ids are UUIDv7, time-ordered: creation order is the stable default.
     page.push("r.id ").push(dir);
-    page.push(" LIMIT ").bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
-    page.push(" OFFSET ").bind(i64::try_from(q.offset).unwrap_or(i64::MAX));
+    page.limit(
+        i64::try_from(q.limit).unwrap_or(i64::MAX),
+        i64::try_from(q.offset).unwrap_or(i64::MAX),
+    );
     let rows = E::find()
         .from_raw_sql(page.build())
         .all(conn)

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqlErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqlErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use migration::{Migrator, MigratorTrait};
@@ -79,6 +79,16 @@ pub async fn connect(settings: &DbSettings) -> Result<DatabaseConnection, DbErr>
                 .create_if_missing(true)
         });
     Database::connect(opts).await
+}
+
+/// Runs a lookup by a unique key (or one known to match at most one row). sea-orm's `one()`
+/// binds `LIMIT ?`, which makes SQLite re-prepare the statement on every execution (see
+/// [`sql::SqlBuilder::limit`]); a unique key needs no LIMIT.
+pub async fn unique<E: sea_orm::EntityTrait>(
+    conn: &impl ConnectionTrait,
+    select: sea_orm::Select<E>,
+) -> Result<Option<E::Model>, DbErr> {
+    Ok(select.all(conn).await?.into_iter().next())
 }
 
 /// Applies pending migrations.

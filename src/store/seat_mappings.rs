@@ -21,11 +21,11 @@ pub async fn for_group(
     tenant_id: &str,
     group_id: &str,
 ) -> Result<Option<seat_type_mapping::Model>, StoreError> {
-    Ok(
-        seat_type_mapping::Entity::find_by_id((tenant_id.to_string(), group_id.to_string()))
-            .one(conn)
-            .await?,
+    Ok(super::unique(
+        conn,
+        seat_type_mapping::Entity::find_by_id((tenant_id.to_string(), group_id.to_string())),
     )
+    .await?)
 }
 
 /// Creates or replaces the mapping of a group.

@@ -1,5 +1,6 @@
 //! A small SQL text builder that numbers placeholders for the backend (`?` on SQLite, `$n` on
-//! PostgreSQL). Values are always bound, never spliced into the text.
+//! PostgreSQL). Values are always bound, never spliced into the text, with one exception:
+//! [`SqlBuilder::limit`] writes its integer as a literal (see there why).
 
 use sea_orm::{DbBackend, Statement, Value};
 
@@ -19,6 +20,18 @@ impl SqlBuilder {
             sql: String::with_capacity(256),
             values: Vec::new(),
         }
+    }
+
+    /// Appends ` LIMIT n` (and ` OFFSET m` when non-zero) as integer literals. SQLite re-prepares
+    /// a statement whose LIMIT is a bound parameter each time that parameter is bound (the
+    /// planner may use its value), which took about 15 % of the CPU of a GET in profiles; an
+    /// integer cannot inject anything.
+    pub fn limit(&mut self, limit: i64, offset: i64) -> &mut Self {
+        self.sql.push_str(&format!(" LIMIT {}", limit.max(0)));
+        if offset > 0 {
+            self.sql.push_str(&format!(" OFFSET {offset}"));
+        }
+        self
     }
 
     /// Appends SQL text. Callers pass only text they wrote themselves, never client input.

@@ -10,15 +10,12 @@ use super::{now, StoreError};
 
 /// Finds a tenant by slug.
 pub async fn find_by_slug(conn: &impl ConnectionTrait, slug: &str) -> Result<Option<tenant::Model>, StoreError> {
-    Ok(tenant::Entity::find()
-        .filter(tenant::Column::Slug.eq(slug))
-        .one(conn)
-        .await?)
+    Ok(super::unique(conn, tenant::Entity::find().filter(tenant::Column::Slug.eq(slug))).await?)
 }
 
 /// Finds a tenant by id.
 pub async fn find(conn: &impl ConnectionTrait, id: &str) -> Result<Option<tenant::Model>, StoreError> {
-    Ok(tenant::Entity::find_by_id(id.to_string()).one(conn).await?)
+    Ok(super::unique(conn, tenant::Entity::find_by_id(id.to_string())).await?)
 }
 
 /// Inserts a tenant.
@@ -60,11 +57,13 @@ pub async fn find_token_by_hash(
     conn: &impl ConnectionTrait,
     token_hash: &str,
 ) -> Result<Option<scim_token::Model>, StoreError> {
-    Ok(scim_token::Entity::find()
-        .filter(scim_token::Column::TokenHash.eq(token_hash))
-        .filter(scim_token::Column::RevokedAt.is_null())
-        .one(conn)
-        .await?)
+    Ok(super::unique(
+        conn,
+        scim_token::Entity::find()
+            .filter(scim_token::Column::TokenHash.eq(token_hash))
+            .filter(scim_token::Column::RevokedAt.is_null()),
+    )
+    .await?)
 }
 
 /// Revokes a token (of `tenant_id` when given); returns its tenant, or `None` when no
@@ -78,7 +77,7 @@ pub async fn revoke_token(
     if let Some(t) = tenant_id {
         find = find.filter(scim_token::Column::TenantId.eq(t));
     }
-    let Some(token) = find.one(conn).await? else {
+    let Some(token) = super::unique(conn, find).await? else {
         return Ok(None);
     };
     scim_token::Entity::update_many()
@@ -158,7 +157,7 @@ pub async fn list_plans(conn: &impl ConnectionTrait) -> Result<Vec<plan::Model>,
 
 /// Finds a plan by name.
 pub async fn find_plan(conn: &impl ConnectionTrait, name: &str) -> Result<Option<plan::Model>, StoreError> {
-    Ok(plan::Entity::find_by_id(name.to_string()).one(conn).await?)
+    Ok(super::unique(conn, plan::Entity::find_by_id(name.to_string())).await?)
 }
 
 /// Inserts or replaces a plan.
@@ -195,7 +194,7 @@ pub async fn upsert_plan(conn: &impl ConnectionTrait, p: &crate::license::Plan) 
 
 /// A tenant's license.
 pub async fn find_license(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<Option<license::Model>, StoreError> {
-    Ok(license::Entity::find_by_id(tenant_id.to_string()).one(conn).await?)
+    Ok(super::unique(conn, license::Entity::find_by_id(tenant_id.to_string())).await?)
 }
 
 /// The fields of a license write.

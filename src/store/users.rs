@@ -113,10 +113,11 @@ pub async fn update(
 
 /// Finds a user of a tenant by id.
 pub async fn find(conn: &impl ConnectionTrait, tenant_id: &str, id: &str) -> Result<Option<user::Model>, StoreError> {
-    Ok(user::Entity::find_by_id(id.to_string())
-        .filter(user::Column::TenantId.eq(tenant_id))
-        .one(conn)
-        .await?)
+    Ok(super::unique(
+        conn,
+        user::Entity::find_by_id(id.to_string()).filter(user::Column::TenantId.eq(tenant_id)),
+    )
+    .await?)
 }
 
 /// Deletes a user and its memberships. Returns false when no such user exists in the tenant.
@@ -299,8 +300,8 @@ pub async fn oldest_waiting(
         .bind(true)
         .push(" AND entitled = ")
         .bind(false)
-        .push(" AND entitlement_reason <> 'manual' ORDER BY COALESCE(seat_since, created_at), id LIMIT ")
-        .bind(limit);
+        .push(" AND entitlement_reason <> 'manual' ORDER BY COALESCE(seat_since, created_at), id")
+        .limit(limit, 0);
     conn.query_all_raw(b.build())
         .await?
         .into_iter()
@@ -337,11 +338,13 @@ pub async fn find_for_check(
     if let Some(row) = find(conn, tenant_id, key).await? {
         return Ok(Some(row));
     }
-    Ok(user::Entity::find()
-        .filter(user::Column::TenantId.eq(tenant_id))
-        .filter(user::Column::UserNameNorm.eq(key.to_lowercase()))
-        .one(conn)
-        .await?)
+    Ok(super::unique(
+        conn,
+        user::Entity::find()
+            .filter(user::Column::TenantId.eq(tenant_id))
+            .filter(user::Column::UserNameNorm.eq(key.to_lowercase())),
+    )
+    .await?)
 }
 
 /// Per seat pool of a tenant: users holding a seat, and active users waiting for one.
