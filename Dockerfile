@@ -5,6 +5,8 @@ COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY migrations ./migrations
 COPY scim-schemas ./scim-schemas
 COPY src ./src
+# The manifest names the bench targets; cargo refuses a manifest whose targets are missing.
+COPY benches ./benches
 RUN cargo build --release --locked --bin seatbridge \
  && strip target/release/seatbridge
 

@@ -3,7 +3,8 @@
 #   1. unit tests and the integration suite (real server, real HTTP) on SQLite;
 #   2. the integration suite again on PostgreSQL when TEST_POSTGRES_URL (or a postgres://
 #      DATABASE_URL) names a server — each test creates its own database there;
-#   3. the third-party SCIM conformance suites (conformance/run.sh installs them in a venv).
+#   3. the third-party SCIM conformance suites (conformance/run.sh installs them in a venv);
+#   4. 5,000 requests of HTTP fuzzing against a live server (conformance/http-fuzz/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,4 +35,11 @@ if [[ -x "$bin" ]]; then
   SEATBRIDGE_BIN="$bin" bash conformance/run.sh
 else
   bash conformance/run.sh
+fi
+
+echo "==> HTTP fuzzing, CI-sized (the full 105,000-request run: bash conformance/http-fuzz/run.sh)"
+if [[ -x "$bin" ]]; then
+  SEATBRIDGE_BIN="$bin" bash conformance/http-fuzz/run.sh --requests 5000
+else
+  bash conformance/http-fuzz/run.sh --requests 5000
 fi
