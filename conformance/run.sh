@@ -37,51 +37,13 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
 fi
 
 # --- seatbridge binary ---------------------------------------------------------------------
-if [[ -n "${SEATBRIDGE_BIN:-}" ]]; then
-  BIN="$SEATBRIDGE_BIN"
-else
-  log "cargo build --bin seatbridge"
-  (cd "$ROOT" && cargo build --bin seatbridge)
-  target_dir="$(cd "$ROOT" && cargo metadata --no-deps --format-version 1 |
-    "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-  BIN="$target_dir/debug/seatbridge"
-fi
-[[ -x "$BIN" ]] || { echo "seatbridge binary not found at $BIN" >&2; exit 1; }
-
-# Settings meant for another seatbridge must not leak into this one.
-for var in $(compgen -e | grep '^SEATBRIDGE_' || true); do
-  [[ "$var" == SEATBRIDGE_BIN || "$var" == SEATBRIDGE_SERVE_ARGS ]] || unset "$var"
-done
+# shellcheck source=conformance/server.sh
+source "$HERE/server.sh"
+# SEATBRIDGE_SERVE_ARGS is this script's own setting.
+find_seatbridge "$VENV/bin/python" SEATBRIDGE_SERVE_ARGS
 
 # --- server on a fresh database --------------------------------------------------------------
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/seatbridge-conformance.XXXXXX")"
-SERVER_PID=""
-stop_server() {
-  [[ -n "$SERVER_PID" ]] || return 0
-  if kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 50); do
-      kill -0 "$SERVER_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-  fi
-  wait "$SERVER_PID" 2>/dev/null || true
-  SERVER_PID=""
-}
-on_exit() {
-  local rc=$?
-  stop_server
-  if [[ $rc -eq 0 && -z "${CONFORMANCE_KEEP:-}" ]]; then
-    rm -rf "$WORK"
-  else
-    echo "conformance: database, server log and results kept in $WORK" >&2
-  fi
-  exit "$rc"
-}
-trap on_exit EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+make_work_dir conformance CONFORMANCE_KEEP
 
 DB_URL="sqlite://$WORK/conformance.db?mode=rwc"
 if ! "$BIN" tenant create conformance --database-url "$DB_URL" --plan enterprise --seats 100000 \

@@ -58,47 +58,12 @@ fi
 PY="$VENV/bin/python"
 
 # --- seatbridge binary ---------------------------------------------------------------------
-if [[ -n "${SEATBRIDGE_BIN:-}" ]]; then
-  BIN="$SEATBRIDGE_BIN"
-else
-  log "cargo build --bin seatbridge"
-  (cd "$ROOT" && cargo build --bin seatbridge)
-  target_dir="$(cd "$ROOT" && cargo metadata --no-deps --format-version 1 |
-    "$PY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-  BIN="$target_dir/debug/seatbridge"
-fi
-[[ -x "$BIN" ]] || { echo "seatbridge binary not found at $BIN" >&2; exit 1; }
-
-for var in $(compgen -e | grep '^SEATBRIDGE_' || true); do
-  [[ "$var" == SEATBRIDGE_BIN ]] || unset "$var"
-done
+# shellcheck source=conformance/server.sh
+source "$ROOT/conformance/server.sh"
+find_seatbridge "$PY"
 
 # --- server on a fresh database --------------------------------------------------------------
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/seatbridge-http-fuzz.XXXXXX")"
-SERVER_PID=""
-stop_server() {
-  [[ -n "$SERVER_PID" ]] || return 0
-  if kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-  fi
-  wait "$SERVER_PID" 2>/dev/null || true
-  SERVER_PID=""
-}
-on_exit() {
-  local rc=$?
-  stop_server
-  if [[ $rc -eq 0 && -z "${HTTP_FUZZ_KEEP:-}" ]]; then
-    rm -rf "$WORK"
-  else
-    echo "http-fuzz: database, server log and reports kept in $WORK" >&2
-  fi
-  exit "$rc"
-}
-trap on_exit EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+make_work_dir http-fuzz HTTP_FUZZ_KEEP
 
 cd "$WORK"
 DB_URL="sqlite://$WORK/fuzz.db?mode=rwc"
@@ -227,7 +192,7 @@ fi
 "$PY" "$HERE/summary.py" --metrics "$WORK/metrics.txt" --scim "$WORK/scim-fuzz.json" \
   --schemathesis-requests "$ST_REQUESTS" --schemathesis-seconds "$ST_SECONDS" --scim-seconds "$SCIM_SECONDS" \
   --total-seconds $(( $(date +%s) - T0 )) || status=1
-[[ $st_rc -ne 0 ]] && log "schemathesis reported non-server-error findings (not fatal); see $WORK/schemathesis.log"
+[[ $st_rc -ne 0 ]] && log "schemathesis reported non-server-error findings (not fatal); see $WORK/schemathesis.log (kept when HTTP_FUZZ_KEEP=1)"
 if [[ $status -eq 0 ]]; then
   log "http-fuzz: PASSED"
 else
