@@ -20,25 +20,13 @@ PYTHON="${PYTHON:-python3}"
 
 log() { printf '==> %s\n' "$*"; }
 
-# --- Python suites in conformance/.venv ------------------------------------------------------
-if [[ -d "$VENV" ]] && ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
-  rm -rf "$VENV" # left over from an interpreter that is gone
-fi
-if [[ ! -x "$VENV/bin/python" ]]; then
-  log "creating $VENV"
-  "$PYTHON" -m venv "$VENV"
-fi
-want="$("$VENV/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$REQ")"
-stamp="$VENV/.requirements.sha256"
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-  log "installing conformance/requirements.txt"
-  "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet -r "$REQ"
-  echo "$want" >"$stamp"
-fi
-
-# --- seatbridge binary ---------------------------------------------------------------------
 # shellcheck source=conformance/server.sh
 source "$HERE/server.sh"
+
+# --- Python suites in conformance/.venv ------------------------------------------------------
+ensure_venv "$VENV" "$REQ"
+
+# --- seatbridge binary ---------------------------------------------------------------------
 # SEATBRIDGE_SERVE_ARGS is this script's own setting.
 find_seatbridge "$VENV/bin/python" SEATBRIDGE_SERVE_ARGS
 

@@ -1,6 +1,26 @@
-# Shared by conformance/run.sh and conformance/http-fuzz/run.sh (sourced, not run): finding the
-# seatbridge binary, and a work directory whose server is stopped and which is removed on exit.
-# Expects ROOT and a log function.
+# Shared by conformance/run.sh and conformance/http-fuzz/run.sh (sourced, not run): their Python
+# virtualenv, finding the seatbridge binary, and a work directory whose server is stopped and which
+# is removed on exit. Expects ROOT, PYTHON and a log function.
+
+# Creates the virtualenv $1 (again, when its interpreter is gone) and installs the requirements
+# file $2 whenever that file changed.
+ensure_venv() {
+  local venv="$1" req="$2" want stamp
+  if [[ -d "$venv" ]] && ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
+    rm -rf "$venv" # left over from an interpreter that is gone
+  fi
+  if [[ ! -x "$venv/bin/python" ]]; then
+    log "creating $venv"
+    "$PYTHON" -m venv "$venv"
+  fi
+  want="$("$venv/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$req")"
+  stamp="$venv/.requirements.sha256"
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+    log "installing ${req#"$ROOT"/}"
+    "$venv/bin/python" -m pip install --disable-pip-version-check --quiet -r "$req"
+    echo "$want" >"$stamp"
+  fi
+}
 
 # Sets BIN: $SEATBRIDGE_BIN, else a fresh `cargo build --bin seatbridge`. $1: a python to read
 # cargo metadata with. Then unsets other SEATBRIDGE_* settings (meant for another seatbridge), but

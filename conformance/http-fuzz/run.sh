@@ -40,26 +40,14 @@ done
 log() { printf '==> %s\n' "$*"; }
 T0=$(date +%s)
 
+# shellcheck source=conformance/server.sh
+source "$ROOT/conformance/server.sh"
+
 # --- Python tools in conformance/http-fuzz/.venv ---------------------------------------------
-if [[ -d "$VENV" ]] && ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
-  rm -rf "$VENV"
-fi
-if [[ ! -x "$VENV/bin/python" ]]; then
-  log "creating $VENV"
-  "$PYTHON" -m venv "$VENV"
-fi
-want="$("$VENV/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$REQ")"
-stamp="$VENV/.requirements.sha256"
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-  log "installing conformance/http-fuzz/requirements.txt"
-  "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet -r "$REQ"
-  echo "$want" >"$stamp"
-fi
+ensure_venv "$VENV" "$REQ"
 PY="$VENV/bin/python"
 
 # --- seatbridge binary ---------------------------------------------------------------------
-# shellcheck source=conformance/server.sh
-source "$ROOT/conformance/server.sh"
 find_seatbridge "$PY"
 
 # --- server on a fresh database --------------------------------------------------------------
