@@ -169,8 +169,8 @@ class Seatbridge:
             self.db_url = f"sqlite://{self.db_path}?mode=rwc"
         else:
             self.db_name = f"sb_bench_{size}"
-            psql(args_pg(), f"DROP DATABASE IF EXISTS {self.db_name} WITH (FORCE)")
-            psql(args_pg(), f"CREATE DATABASE {self.db_name}")
+            psql(pg_url(), f"DROP DATABASE IF EXISTS {self.db_name} WITH (FORCE)")
+            psql(pg_url(), f"CREATE DATABASE {self.db_name}")
             self.db_url = pg_url(self.db_name)
         self.env = {
             "DATABASE_URL": self.db_url,
@@ -261,7 +261,7 @@ class Seatbridge:
 
     def seed_postgres(self, template):
         n, db = self.size, self.db_name
-        cols_of = lambda t: psql(args_pg(db), f"SELECT string_agg(column_name, ',' ORDER BY ordinal_position) "  # noqa: E731
+        cols_of = lambda t: psql(pg_url(db), f"SELECT string_agg(column_name, ',' ORDER BY ordinal_position) "  # noqa: E731
                                  f"FROM information_schema.columns WHERE table_name = '{t}'").strip().split(",")
         uid = "'00000000-0000-7000-8000-' || lpad(i::text, 12, '0')"
         cols, exprs = self.copy_sql(cols_of("users"), {
@@ -276,7 +276,7 @@ class Seatbridge:
         unknown = set(member_cols) - {"group_id", "member_id", "tenant_id", "member_type", "created_at"}
         if unknown:
             raise RuntimeError(f"group_members has columns the seeder does not know: {unknown}")
-        psql(args_pg(db), f"""
+        psql(pg_url(db), f"""
             BEGIN;
             INSERT INTO users ({cols}) SELECT {exprs} FROM generate_series(1, {n}) i, users t WHERE t.id = '{template}';
             INSERT INTO user_emails ({ecols}) SELECT {eexprs} FROM generate_series(1, {n}) i, user_emails t
@@ -299,15 +299,12 @@ class Seatbridge:
         return env
 
 
-def args_pg(db=None):
+def pg_url(db=None):
+    """BENCH_POSTGRES_URL, or the same server with database `db`."""
     url = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
     if db:
         url = url.rsplit("/", 1)[0] + "/" + db
     return url
-
-
-def pg_url(db):
-    return args_pg(db)
 
 
 def psql(url, sql):
@@ -347,7 +344,7 @@ def bench_seatbridge(binary, backend, size, args, results):
             log(f"{backend} {size:,} {label}: {r}")
         sb.server.stop()
         if backend == "postgres":
-            psql(args_pg(), f"DROP DATABASE IF EXISTS {sb.db_name} WITH (FORCE)")
+            psql(pg_url(), f"DROP DATABASE IF EXISTS {sb.db_name} WITH (FORCE)")
         results.append(row)
 
 
