@@ -65,6 +65,21 @@ pub enum Command {
     /// Grant admin-side roles in the database (beside the ID-token roles claim).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+/// `db …`.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Compare the per-pool user counters (seat checks read them) with a full recount of the
+    /// users table; exits non-zero on a difference unless `--repair` rebuilt them.
+    CheckCounts {
+        /// Rebuild the counters from the users table when they differ.
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 /// `admin …`. A principal is an e-mail address or an OIDC subject (`sub`).
@@ -451,6 +466,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 Command::Webhook(c) => webhook(&db, c).await,
                 Command::Events(c) => events_command(&db, c).await,
                 Command::Admin(c) => admin_command(&db, c).await,
+                Command::Db(DbCommand::CheckCounts { repair }) => check_counts(&db, repair).await,
                 Command::BillingPlan(BillingPlanCommand::Set {
                     provider,
                     external_id,
@@ -880,6 +896,33 @@ async fn seat_map(db: &DatabaseConnection, c: SeatMapCommand) -> Result<(), CliE
     .map_err(licensing_error)?;
     println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     Ok(())
+}
+
+async fn check_counts(db: &DatabaseConnection, repair: bool) -> Result<(), CliError> {
+    let drift = store::user_counts::drift(db).await?;
+    for d in &drift {
+        println!(
+            "{}",
+            json!({"tenant_id": d.tenant_id, "seat_type": d.seat_type,
+                   "counted": {"users": d.actual[0], "active": d.actual[1], "entitled": d.actual[2], "waiting": d.actual[3]},
+                   "recorded": {"users": d.recorded[0], "active": d.recorded[1], "entitled": d.recorded[2], "waiting": d.recorded[3]}})
+        );
+    }
+    match (drift.is_empty(), repair) {
+        (true, _) => {
+            println!("{}", json!({"consistent": true}));
+            Ok(())
+        }
+        (false, true) => {
+            store::user_counts::rebuild(db).await?;
+            println!("{}", json!({"consistent": true, "repaired_pools": drift.len()}));
+            Ok(())
+        }
+        (false, false) => Err(CliError::Usage(format!(
+            "{} seat pool counters differ from the users table; run `seatbridge db check-counts --repair`",
+            drift.len()
+        ))),
+    }
 }
 
 async fn audit_command(db: &DatabaseConnection, c: AuditCommand) -> Result<(), CliError> {

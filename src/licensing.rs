@@ -14,7 +14,7 @@ use crate::events::{self, types};
 use crate::license::decision::rebalance;
 use crate::license::{effective_status, EntitlementReason, LicenseStatus, Policy};
 use crate::store::entities::{license, tenant};
-use crate::store::{self, groups, seat_mappings, tenants, users, StoreError};
+use crate::store::{self, groups, seat_mappings, tenants, user_counts, users, StoreError};
 
 /// The fields a license change may set; `None` keeps the current value.
 #[derive(Debug, Clone, Default)]
@@ -227,15 +227,18 @@ pub async fn seat_pools(
     plan: &crate::license::Plan,
 ) -> Result<Vec<store::admin::PoolSnapshot>, StoreError> {
     use crate::license::decision::{limit_of, seat_types};
-    let usage = users::pool_usage(conn, tenant_id).await?;
+    let usage = user_counts::pools(conn, tenant_id).await?;
     let names: std::collections::BTreeSet<String> = seat_types(plan)
         .into_iter()
-        .chain(usage.iter().map(|u| u.0.clone()))
+        .chain(usage.iter().map(|u| u.seat_type.clone()))
         .collect();
     Ok(names
         .into_iter()
         .map(|pool| {
-            let (in_use, waiting) = usage.iter().find(|u| u.0 == pool).map_or((0, 0), |u| (u.1, u.2));
+            let (in_use, waiting) = usage
+                .iter()
+                .find(|u| u.seat_type == pool)
+                .map_or((0, 0), |u| (u.entitled, u.waiting));
             let limit = limit_of(plan, license, &pool).unwrap_or(Some(0));
             store::admin::PoolSnapshot {
                 seat_type: pool,
@@ -414,7 +417,7 @@ pub async fn set_hold(
                 .await?
                 .ok_or_else(|| LicensingError::NoLicense(tenant.slug.clone()))?;
             let status = effective_status(&license, &plan, store::now());
-            let in_use = users::count_entitled(&tx, &tenant.id, &user.seat_type, None).await?;
+            let in_use = user_counts::entitled_in_pool(&tx, &tenant.id, &user.seat_type, None).await?;
             let request = crate::license::decision::SeatRequest {
                 seat_type: &user.seat_type,
                 in_use,

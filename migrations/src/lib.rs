@@ -9,6 +9,7 @@ mod m20261125_000003_add_license_state;
 mod m20261125_000004_create_events;
 mod m20261125_000005_create_admin_tables;
 mod m20261125_000006_add_listing_indexes;
+mod m20261125_000007_create_user_counts;
 
 /// Runs every migration in order.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_create_events::Migration),
             Box::new(m20261125_000005_create_admin_tables::Migration),
             Box::new(m20261125_000006_add_listing_indexes::Migration),
+            Box::new(m20261125_000007_create_user_counts::Migration),
         ]
     }
 }

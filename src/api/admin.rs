@@ -18,7 +18,7 @@ use crate::license::effective_status;
 use crate::licensing::{self, NewTenant};
 use crate::store::entities::{scim_token, user};
 use crate::store::users::UserStatus;
-use crate::store::{self, tenants, users};
+use crate::store::{self, tenants, user_counts, users};
 use crate::{audit, auth};
 
 fn page_limit(limit: Option<u64>) -> u64 {
@@ -151,7 +151,7 @@ pub async fn overview(
         tenants::plan_to_domain(&plan_row),
     );
     let pools = licensing::seat_pools(&state.db, &tenant.id, &license, &plan).await?;
-    let (total, active, entitled) = users::counts(&state.db, &tenant.id).await?;
+    let (total, active, entitled) = user_counts::totals(&state.db, &tenant.id).await?;
     let idp = tenants::last_used_token(&state.db, &tenant.id).await?.map(|t| IdpView {
         kind: t.last_idp.unwrap_or_else(|| "other".into()),
         user_agent: t.last_user_agent,

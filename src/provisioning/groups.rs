@@ -189,7 +189,7 @@ impl Provisioning<'_> {
     ) -> Result<(u64, Vec<StoredResource>), ScimError> {
         self.require_feature(tenant, GROUPS_FEATURE).await?;
         let (total, rows) =
-            list_page::<group::Entity>(self.db, "groups", self.rt(ResourceKind::Group), &tenant.id, q).await?;
+            list_page::<group::Entity>(self.db, "groups", self.rt(ResourceKind::Group), &tenant.id, q, None).await?;
         Ok((total, self.groups_with_members(rows, with_members).await?))
     }
 

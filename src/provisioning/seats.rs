@@ -12,7 +12,7 @@ use crate::scim::error::ScimError;
 use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, SEATBRIDGE_USER_SCHEMA};
 use crate::store::entities::user;
 use crate::store::users::{self, SeatState};
-use crate::store::{self, tenants};
+use crate::store::{self, tenants, user_counts};
 
 /// Refuses with 403 when the plan lacks `feature`.
 pub(super) fn check_feature(plan: &Plan, feature: &str) -> Result<(), ScimError> {
@@ -114,7 +114,8 @@ impl Provisioning<'_> {
             None => true,
             Some(e) => !e.active || e.entitled,
         };
-        let in_use = users::count_entitled(&w.tx, &tenant.id, &seat_type, existing.map(|e| e.id.as_str())).await?;
+        let in_use =
+            user_counts::entitled_in_pool(&w.tx, &tenant.id, &seat_type, existing.map(|e| e.id.as_str())).await?;
         match admit(
             &w.plan,
             &w.license,
@@ -147,7 +148,7 @@ impl Provisioning<'_> {
         };
         let free = match limit {
             None => i64::MAX,
-            Some(limit) => limit - users::count_entitled(&w.tx, &tenant.id, seat_type, None).await?,
+            Some(limit) => limit - user_counts::entitled_in_pool(&w.tx, &tenant.id, seat_type, None).await?,
         };
         if free <= 0 {
             return Ok(());

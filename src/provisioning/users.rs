@@ -12,7 +12,7 @@ use crate::scim::resource::{check_immutable, check_schemas, normalize_resource};
 use crate::scim::schema::ResourceKind;
 use crate::store::entities::user;
 use crate::store::listing::{list_page, ListQuery};
-use crate::store::{users, StoreError};
+use crate::store::{user_counts, users, StoreError};
 
 /// The plan feature every `/Users` operation needs.
 const USERS_FEATURE: &str = "scim.users";
@@ -138,8 +138,20 @@ impl Provisioning<'_> {
         with_groups: bool,
     ) -> Result<(u64, Vec<StoredResource>), ScimError> {
         self.require_feature(tenant, USERS_FEATURE).await?;
-        let (total, rows) =
-            list_page::<user::Entity>(self.db, "users", self.rt(ResourceKind::User), &tenant.id, q).await?;
+        // Unfiltered, the total is the tenant's counter: no count over every user per page.
+        let known_total = match q.filter {
+            None => Some(u64::try_from(user_counts::totals(self.db, &tenant.id).await?.0).unwrap_or(0)),
+            Some(_) => None,
+        };
+        let (total, rows) = list_page::<user::Entity>(
+            self.db,
+            "users",
+            self.rt(ResourceKind::User),
+            &tenant.id,
+            q,
+            known_total,
+        )
+        .await?;
         Ok((total, self.users_with_groups(tenant, rows, with_groups).await?))
     }
 

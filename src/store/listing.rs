@@ -30,13 +30,15 @@ pub enum ListError {
     Store(#[from] StoreError),
 }
 
-/// Counts and fetches one page of `table` rows of a tenant matching the query.
+/// Counts and fetches one page of `table` rows of a tenant matching the query. `known_total`,
+/// when the caller has it (users without a filter, from the counters), replaces the count.
 pub async fn list_page<E>(
     conn: &impl ConnectionTrait,
     table: &str,
     rt: &ResourceTypeDef,
     tenant_id: &str,
     q: &ListQuery,
+    known_total: Option<u64>,
 ) -> Result<(u64, Vec<E::Model>), ListError>
 where
     E: EntityTrait,
@@ -58,18 +60,10 @@ where
         Ok(())
     };
 
-    let mut count = SqlBuilder::new(backend);
-    count.push("SELECT COUNT(*) AS n FROM ").push(table).push(" r");
-    where_clause(&mut count)?;
-    let total = conn
-        .query_one_raw(count.build())
-        .await
-        .map_err(StoreError::from)?
-        .map(|row| row.try_get::<i64>("", "n"))
-        .transpose()
-        .map_err(StoreError::from)?
-        .unwrap_or(0);
-    let total = u64::try_from(total).unwrap_or(0);
+    let total = match known_total {
+        Some(total) => total,
+        None => count_matching(conn, table, &where_clause).await?,
+    };
     if q.limit == 0 || q.offset >= total {
         return Ok((total, Vec::new()));
     }
@@ -101,4 +95,24 @@ where
         .await
         .map_err(StoreError::from)?;
     Ok((total, rows))
+}
+
+/// `SELECT COUNT(*)` of the rows a list request matches.
+async fn count_matching(
+    conn: &impl ConnectionTrait,
+    table: &str,
+    where_clause: &impl Fn(&mut SqlBuilder) -> Result<(), FilterSqlError>,
+) -> Result<u64, ListError> {
+    let mut count = SqlBuilder::new(conn.get_database_backend());
+    count.push("SELECT COUNT(*) AS n FROM ").push(table).push(" r");
+    where_clause(&mut count)?;
+    let total = conn
+        .query_one_raw(count.build())
+        .await
+        .map_err(StoreError::from)?
+        .map(|row| row.try_get::<i64>("", "n"))
+        .transpose()
+        .map_err(StoreError::from)?
+        .unwrap_or(0);
+    Ok(u64::try_from(total).unwrap_or(0))
 }

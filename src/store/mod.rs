@@ -13,6 +13,7 @@ pub mod listing;
 pub mod seat_mappings;
 pub mod sql;
 pub mod tenants;
+pub mod user_counts;
 pub mod users;
 
 use std::time::Duration;

@@ -209,27 +209,6 @@ pub async fn groups_of(
     Ok(out)
 }
 
-/// Entitled users of a tenant in one seat pool, not counting `except` (the user being decided).
-pub async fn count_entitled(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    seat_type: &str,
-    except: Option<&str>,
-) -> Result<i64, StoreError> {
-    let mut b = SqlBuilder::new(conn.get_database_backend());
-    b.push("SELECT COUNT(*) FROM users WHERE tenant_id = ")
-        .bind(tenant_id.to_string())
-        .push(" AND seat_type = ")
-        .bind(seat_type.to_string())
-        .push(" AND entitled = ")
-        .bind(true);
-    if let Some(id) = except {
-        b.push(" AND id <> ").bind(id.to_string());
-    }
-    let row = conn.query_one_raw(b.build()).await?;
-    Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0))
-}
-
 /// Every user of a tenant with its seat state, for rebalancing after a license change.
 pub async fn seat_holders(
     conn: &impl ConnectionTrait,
@@ -347,23 +326,6 @@ pub async fn find_for_check(
     .await?)
 }
 
-/// Per seat pool of a tenant: users holding a seat, and active users waiting for one.
-pub async fn pool_usage(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<Vec<(String, i64, i64)>, StoreError> {
-    let mut b = SqlBuilder::new(conn.get_database_backend());
-    b.push("SELECT seat_type, SUM(CASE WHEN entitled THEN 1 ELSE 0 END), SUM(CASE WHEN active AND NOT entitled AND entitlement_reason <> 'manual' THEN 1 ELSE 0 END) FROM users WHERE tenant_id = ")
-        .bind(tenant_id.to_string())
-        .push(" GROUP BY seat_type ORDER BY seat_type");
-    let mut out = Vec::new();
-    for row in conn.query_all_raw(b.build()).await? {
-        out.push((
-            row.try_get_by_index(0)?,
-            row.try_get_by_index(1)?,
-            row.try_get_by_index(2)?,
-        ));
-    }
-    Ok(out)
-}
-
 /// Moves users to another seat pool without a seat (they wait there, in their old order). The
 /// ids must come from one tenant's rows read in the caller's transaction.
 pub async fn move_to_pool_waiting(
@@ -474,16 +436,4 @@ pub async fn admin_page(
         .limit(limit)
         .all(conn)
         .await?)
-}
-
-/// A tenant's users: total, active, entitled.
-pub async fn counts(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<(i64, i64, i64), StoreError> {
-    let mut b = SqlBuilder::new(conn.get_database_backend());
-    b.push("SELECT COUNT(*), COALESCE(SUM(CASE WHEN active THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN entitled THEN 1 ELSE 0 END), 0) FROM users WHERE tenant_id = ")
-        .bind(tenant_id.to_string());
-    let row = conn.query_one_raw(b.build()).await?;
-    match row {
-        Some(r) => Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?, r.try_get_by_index(2)?)),
-        None => Ok((0, 0, 0)),
-    }
 }

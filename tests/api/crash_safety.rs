@@ -358,6 +358,9 @@ async fn acknowledged_writes_survive_sigkill_and_seats_stay_consistent() {
     )
     .await;
     assert_eq!(rows, entitled as i64, "the users table and SCIM agree on seats");
+    // The seat counters (which the seats endpoint above read) match a full recount.
+    let drift = seatbridge::store::user_counts::drift(&app.db).await.expect("drift");
+    assert!(drift.is_empty(), "seat counters differ after the kill: {drift:?}");
 
     // The audit chain is intact, and every user's creation is in it (same transaction).
     let chain: Value = client

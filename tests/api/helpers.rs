@@ -28,6 +28,36 @@ pub struct TestApp {
     _keys: tempfile::TempDir,
 }
 
+/// At the end of every test, the seat counters must agree with a full recount of the users
+/// table: whatever path a test drove (SCIM, bulk, license changes, sweeper, holds, mappings,
+/// raw SQL), the triggers kept them exact. Runs on its own thread and runtime because `Drop`
+/// cannot await; skipped when the test already failed, or when the database is gone.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let url = self.config.database_url.clone();
+        let drift = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let db = Database::connect(&url).await.ok()?;
+                let drift = store::user_counts::drift(&db).await.ok();
+                db.close().await.ok();
+                drift
+            })
+        })
+        .join()
+        .expect("counter check thread");
+        if let Some(drift) = drift {
+            assert!(drift.is_empty(), "seat counters differ from the users table: {drift:?}");
+        }
+    }
+}
+
 /// A database URL for one test: a new SQLite file, or a new PostgreSQL database.
 async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
     match std::env::var("TEST_POSTGRES_URL") {

@@ -23,6 +23,7 @@ mod licensing;
 mod metrics;
 mod operator_api;
 mod rate_limits;
+mod seat_counters;
 mod seat_mappings;
 mod security;
 mod shutdown;
