@@ -10,6 +10,7 @@ mod m20261125_000004_create_events;
 mod m20261125_000005_create_admin_tables;
 mod m20261125_000006_add_listing_indexes;
 mod m20261125_000007_create_user_counts;
+mod m20261125_000008_add_waiting_index;
 
 /// Runs every migration in order.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_create_admin_tables::Migration),
             Box::new(m20261125_000006_add_listing_indexes::Migration),
             Box::new(m20261125_000007_create_user_counts::Migration),
+            Box::new(m20261125_000008_add_waiting_index::Migration),
         ]
     }
 }

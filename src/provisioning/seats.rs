@@ -146,11 +146,10 @@ impl Provisioning<'_> {
         let Ok(limit) = limit_of(&w.plan, &w.license, seat_type) else {
             return Ok(());
         };
-        let free = match limit {
-            None => i64::MAX,
-            Some(limit) => limit - user_counts::entitled_in_pool(&w.tx, &tenant.id, seat_type, None).await?,
-        };
-        if free <= 0 {
+        // The pool's counters say at once whether anyone waits and how many seats are free.
+        let pool = user_counts::pool(&w.tx, &tenant.id, seat_type).await?;
+        let free = limit.map_or(i64::MAX, |limit| limit - pool.entitled);
+        if free <= 0 || pool.waiting == 0 {
             return Ok(());
         }
         let next = users::oldest_waiting(&w.tx, &tenant.id, seat_type, free).await?;

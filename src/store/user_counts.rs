@@ -60,6 +60,30 @@ pub async fn entitled_in_pool(
     Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0))
 }
 
+/// One pool's counters (zero when nobody was ever in it).
+pub async fn pool(conn: &impl ConnectionTrait, tenant_id: &str, seat_type: &str) -> Result<PoolCount, StoreError> {
+    let mut b = SqlBuilder::new(conn.get_database_backend());
+    b.push("SELECT users, active, entitled, waiting FROM user_counts WHERE tenant_id = ")
+        .bind(tenant_id.to_string())
+        .push(" AND seat_type = ")
+        .bind(seat_type.to_string());
+    let row = conn.query_one_raw(b.build()).await?;
+    let n = |i: usize| -> Result<i64, StoreError> {
+        Ok(row
+            .as_ref()
+            .map(|r| r.try_get_by_index::<i64>(i))
+            .transpose()?
+            .unwrap_or(0))
+    };
+    Ok(PoolCount {
+        seat_type: seat_type.to_string(),
+        users: n(0)?,
+        active: n(1)?,
+        entitled: n(2)?,
+        waiting: n(3)?,
+    })
+}
+
 /// The pools of a tenant that have users, by name.
 pub async fn pools(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<Vec<PoolCount>, StoreError> {
     let mut b = SqlBuilder::new(conn.get_database_backend());

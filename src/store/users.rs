@@ -275,11 +275,9 @@ pub async fn oldest_waiting(
         .bind(tenant_id.to_string())
         .push(" AND seat_type = ")
         .bind(seat_type.to_string())
-        .push(" AND active = ")
-        .bind(true)
-        .push(" AND entitled = ")
-        .bind(false)
-        .push(" AND entitlement_reason <> 'manual' ORDER BY COALESCE(seat_since, created_at), id")
+        // Literal predicates, the same text as the partial index `ix_users_waiting` (migration
+        // 000008), which a planner can only match against literals, not bound values.
+        .push(" AND active AND NOT entitled AND entitlement_reason <> 'manual' ORDER BY COALESCE(seat_since, created_at), id")
         .limit(limit, 0);
     conn.query_all_raw(b.build())
         .await?
