@@ -70,14 +70,15 @@ fn remove_old() -> String {
 }
 
 /// The columns whose change moves a user between counters; other updates skip the trigger.
-fn counted_change(distinct: &str) -> String {
+fn counted_change() -> String {
     ["tenant_id", "seat_type", "active", "entitled", "entitlement_reason"]
         .iter()
-        .map(|c| format!("OLD.{c} {distinct} NEW.{c}"))
+        .map(|c| format!("OLD.{c} IS NOT NEW.{c}"))
         .collect::<Vec<_>>()
         .join(" OR ")
 }
 
+/// SQLite: row-level triggers (SQLite has no statement-level ones).
 fn sqlite_triggers() -> Vec<String> {
     vec![
         format!(
@@ -90,31 +91,64 @@ fn sqlite_triggers() -> Vec<String> {
         ),
         format!(
             "CREATE TRIGGER trg_user_counts_update AFTER UPDATE ON users WHEN {} BEGIN {}; {}; END",
-            counted_change("IS NOT"),
+            counted_change(),
             remove_old(),
             add_new()
         ),
     ]
 }
 
+/// PostgreSQL: statement-level triggers over transition tables, one counter update per
+/// statement and pool. Row-level triggers updated the same counter row once per user, and
+/// PostgreSQL writes a new row version each time: a statement touching N users of one pool
+/// (a seed, a license change re-seating thousands) cost O(N²) — 100,000 inserts took 153 s
+/// instead of 7.5 s. SQLite updates in place and keeps the row-level triggers above.
 fn postgres_triggers() -> Vec<String> {
+    let sums = |rows: &str, sign: &str| {
+        let [u, a, e, w] = contribution(rows);
+        format!(
+            "SELECT tenant_id, seat_type, {sign}{u} AS users, {sign}({a}) AS active, \
+             {sign}({e}) AS entitled, {sign}({w}) AS waiting FROM {rows}"
+        )
+    };
+    // Net change per pool; pools whose counts did not move (profile updates) are not written.
+    let apply = |deltas: String| {
+        format!(
+            "INSERT INTO user_counts (tenant_id, seat_type, users, active, entitled, waiting) \
+             SELECT tenant_id, seat_type, SUM(users), SUM(active), SUM(entitled), SUM(waiting) \
+             FROM ({deltas}) d GROUP BY tenant_id, seat_type \
+             HAVING SUM(users) <> 0 OR SUM(active) <> 0 OR SUM(entitled) <> 0 OR SUM(waiting) <> 0 \
+             ON CONFLICT (tenant_id, seat_type) DO UPDATE SET \
+             users = user_counts.users + excluded.users, active = user_counts.active + excluded.active, \
+             entitled = user_counts.entitled + excluded.entitled, waiting = user_counts.waiting + excluded.waiting"
+        )
+    };
+    let function = format!(
+        "CREATE FUNCTION user_counts_apply() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF TG_OP = 'INSERT' THEN {}; \
+         ELSIF TG_OP = 'DELETE' THEN {}; \
+         ELSE {}; END IF; \
+         RETURN NULL; END $$",
+        apply(sums("new_rows", "")),
+        apply(sums("old_rows", "-")),
+        apply(format!("{} UNION ALL {}", sums("new_rows", ""), sums("old_rows", "-"))),
+    );
+    // A trigger with transition tables may have only one event, hence three.
+    let trigger = |name: &str, event: &str, tables: &str| {
+        format!(
+            "CREATE TRIGGER {name} AFTER {event} ON users REFERENCING {tables} \
+             FOR EACH STATEMENT EXECUTE FUNCTION user_counts_apply()"
+        )
+    };
     vec![
-        format!(
-            "CREATE FUNCTION user_counts_apply() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-             IF TG_OP IN ('UPDATE', 'DELETE') THEN {}; END IF; \
-             IF TG_OP IN ('INSERT', 'UPDATE') THEN {}; END IF; \
-             RETURN NULL; END $$",
-            remove_old(),
-            add_new()
+        function,
+        trigger("trg_user_counts_insert", "INSERT", "NEW TABLE AS new_rows"),
+        trigger(
+            "trg_user_counts_update",
+            "UPDATE",
+            "OLD TABLE AS old_rows NEW TABLE AS new_rows",
         ),
-        "CREATE TRIGGER trg_user_counts_insert_delete AFTER INSERT OR DELETE ON users \
-         FOR EACH ROW EXECUTE FUNCTION user_counts_apply()"
-            .to_string(),
-        format!(
-            "CREATE TRIGGER trg_user_counts_update AFTER UPDATE ON users FOR EACH ROW WHEN ({}) \
-             EXECUTE FUNCTION user_counts_apply()",
-            counted_change("IS DISTINCT FROM")
-        ),
+        trigger("trg_user_counts_delete", "DELETE", "OLD TABLE AS old_rows"),
     ]
 }
 
@@ -164,8 +198,9 @@ impl MigrationTrait for Migration {
         let db = m.get_connection();
         let drops: &[&str] = match m.get_database_backend() {
             DbBackend::Postgres => &[
+                "DROP TRIGGER IF EXISTS trg_user_counts_insert ON users",
                 "DROP TRIGGER IF EXISTS trg_user_counts_update ON users",
-                "DROP TRIGGER IF EXISTS trg_user_counts_insert_delete ON users",
+                "DROP TRIGGER IF EXISTS trg_user_counts_delete ON users",
                 "DROP FUNCTION IF EXISTS user_counts_apply()",
             ],
             _ => &[
