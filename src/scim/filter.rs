@@ -841,7 +841,10 @@ impl fmt::Display for CompValue {
 impl fmt::Display for Filter {
     /// Canonical text that [`parse_filter`] turns back into an equal `Filter`: keywords in
     /// lowercase, single spaces, and parentheses around every `and`/`or` that is an operand of
-    /// another `and`/`or` (so the tree shape never depends on precedence rules).
+    /// another `and`/`or` (so the tree shape never depends on precedence rules) — except the
+    /// left operand of the same operator: `a and b and c` is how the parser's left-associative
+    /// chain reads, and parenthesising it would nest one level per term, past
+    /// [`MAX_FILTER_DEPTH`] for a long chain (found by fuzzing).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Filter::Compare { path, op, value } => write!(f, "{path} {op} {value}"),
@@ -855,7 +858,12 @@ impl fmt::Display for Filter {
 }
 
 fn write_logical(f: &mut fmt::Formatter<'_>, left: &Filter, op: &str, right: &Filter) -> fmt::Result {
-    write_operand(f, left)?;
+    let same_op_chain = matches!((left, op), (Filter::And(..), "and") | (Filter::Or(..), "or"));
+    if same_op_chain {
+        write!(f, "{left}")?;
+    } else {
+        write_operand(f, left)?;
+    }
     write!(f, " {op} ")?;
     write_operand(f, right)
 }
@@ -1948,7 +1956,8 @@ mod tests {
     #[test]
     fn prints_parentheses_around_nested_logical_operands() {
         assert_eq!(parse("a pr or b pr and c pr").to_string(), "a pr or (b pr and c pr)");
-        assert_eq!(parse("a pr and b pr and c pr").to_string(), "(a pr and b pr) and c pr");
+        assert_eq!(parse("a pr and b pr and c pr").to_string(), "a pr and b pr and c pr");
+        assert_eq!(parse("(a pr or b pr) and c pr").to_string(), "(a pr or b pr) and c pr");
         assert_eq!(parse("not (a pr or b pr)").to_string(), "not (a pr or b pr)");
         assert_eq!(parse("((a pr))").to_string(), "a pr");
     }
@@ -2659,6 +2668,29 @@ mod tests {
             0..40,
         )
         .prop_map(|parts| parts.concat())
+    }
+
+    #[test]
+    fn fuzz_regression_long_chains_print_flat_and_parse_back() {
+        for op in ["and", "or"] {
+            let text = (0..200)
+                .map(|i| format!("a{i} pr"))
+                .collect::<Vec<_>>()
+                .join(&format!(" {op} "));
+            let filter = parse_filter(&text).unwrap();
+            assert_eq!(filter.to_string(), text);
+            assert_eq!(parse_filter(&filter.to_string()), Ok(filter));
+        }
+        let mixed = "a pr or b pr and c pr or d pr and e pr and f pr or g pr";
+        let filter = parse_filter(mixed).unwrap();
+        assert_eq!(
+            filter.to_string(),
+            "a pr or (b pr and c pr) or (d pr and e pr and f pr) or g pr"
+        );
+        assert_eq!(parse_filter(&filter.to_string()), Ok(filter));
+        // A right-nested operand of the same operator keeps its parentheses.
+        let right = parse_filter("a pr and (b pr and c pr)").unwrap();
+        assert_eq!(right.to_string(), "a pr and (b pr and c pr)");
     }
 
     proptest! {
