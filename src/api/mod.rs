@@ -19,60 +19,65 @@ pub use problem::{ApiError, Problem};
 pub use product::jwks;
 
 /// Mounts the routes; the caller puts them under `/api/v1`.
+///
+/// Each path is one resource listing its methods, so a known path with another method is
+/// answered 405 with `Allow` (RFC 9110 §15.5.6) rather than 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/entitlements/check", web::get().to(product::check))
-        .route("/entitlements/token", web::get().to(product::user_token))
-        .route("/licenses/token", web::get().to(product::tenant_token))
-        .route("/openapi.json", web::get().to(openapi::document))
-        .route("/me", web::get().to(crate::admin::me))
-        .route("/tenants", web::get().to(admin::list_tenants))
-        .route("/tenants", web::post().to(admin::create_tenant))
-        .route("/tenants/{slug}", web::get().to(admin::overview))
-        .route("/tenants/{slug}/seats/history", web::get().to(admin::seat_history))
-        .route("/tenants/{slug}/users", web::get().to(admin::list_users))
-        .route(
-            "/tenants/{slug}/users/{id}/deprovision",
-            web::post().to(admin::deprovision_user),
+    use web::{delete, get, post, put};
+    cfg.service(path("/entitlements/check", "GET").route(get().to(product::check)))
+        .service(path("/entitlements/token", "GET").route(get().to(product::user_token)))
+        .service(path("/licenses/token", "GET").route(get().to(product::tenant_token)))
+        .service(path("/openapi.json", "GET").route(get().to(openapi::document)))
+        .service(path("/me", "GET").route(get().to(crate::admin::me)))
+        .service(
+            path("/tenants", "GET, POST")
+                .route(get().to(admin::list_tenants))
+                .route(post().to(admin::create_tenant)),
         )
-        .route(
-            "/tenants/{slug}/users/{id}/reactivate",
-            web::post().to(admin::reactivate_user),
+        .service(path("/tenants/{slug}", "GET").route(get().to(admin::overview)))
+        .service(path("/tenants/{slug}/seats/history", "GET").route(get().to(admin::seat_history)))
+        .service(path("/tenants/{slug}/users", "GET").route(get().to(admin::list_users)))
+        .service(path("/tenants/{slug}/users/{id}/deprovision", "POST").route(post().to(admin::deprovision_user)))
+        .service(path("/tenants/{slug}/users/{id}/reactivate", "POST").route(post().to(admin::reactivate_user)))
+        .service(
+            path("/tenants/{slug}/tokens", "GET, POST")
+                .route(get().to(admin::list_tokens))
+                .route(post().to(admin::create_token)),
         )
-        .route("/tenants/{slug}/tokens", web::get().to(admin::list_tokens))
-        .route("/tenants/{slug}/tokens", web::post().to(admin::create_token))
-        .route("/tenants/{slug}/tokens/{id}", web::delete().to(admin::revoke_token))
-        .route("/tenants/{slug}/audit", web::get().to(admin::list_audit))
-        .route("/tenants/{slug}/audit/verify", web::get().to(admin::verify_audit))
-        .route("/tenants/{slug}/audit/export", web::get().to(admin::export_audit))
-        .route("/plans", web::get().to(operator::list_plans))
-        .route("/plans/{name}", web::put().to(operator::put_plan))
-        .route("/tenants/{slug}/license", web::get().to(operator::get_license))
-        .route("/tenants/{slug}/license", web::put().to(operator::put_license))
-        .route("/tenants/{slug}/seats", web::get().to(operator::seat_usage))
-        .route("/tenants/{slug}/endpoints", web::get().to(operator::list_endpoints))
-        .route("/tenants/{slug}/endpoints", web::post().to(operator::add_endpoint))
-        .route("/events/deliveries", web::get().to(operator::list_deliveries))
-        .route(
-            "/events/deliveries/{id}/retry",
-            web::post().to(operator::retry_delivery),
+        .service(path("/tenants/{slug}/tokens/{id}", "DELETE").route(delete().to(admin::revoke_token)))
+        .service(path("/tenants/{slug}/audit", "GET").route(get().to(admin::list_audit)))
+        .service(path("/tenants/{slug}/audit/verify", "GET").route(get().to(admin::verify_audit)))
+        .service(path("/tenants/{slug}/audit/export", "GET").route(get().to(admin::export_audit)))
+        .service(path("/plans", "GET").route(get().to(operator::list_plans)))
+        .service(path("/plans/{name}", "PUT").route(put().to(operator::put_plan)))
+        .service(
+            path("/tenants/{slug}/license", "GET, PUT")
+                .route(get().to(operator::get_license))
+                .route(put().to(operator::put_license)),
         )
-        .route("/events/dead-letters", web::get().to(operator::dead_letters))
-        .route(
-            "/events/dead-letters/retry",
-            web::post().to(operator::retry_dead_letters),
+        .service(path("/tenants/{slug}/seats", "GET").route(get().to(operator::seat_usage)))
+        .service(
+            path("/tenants/{slug}/endpoints", "GET, POST")
+                .route(get().to(operator::list_endpoints))
+                .route(post().to(operator::add_endpoint)),
         )
-        .route(
-            "/tenants/{slug}/seat-mappings",
-            web::get().to(operator::list_seat_mappings),
-        )
-        .route(
-            "/tenants/{slug}/seat-mappings/{group}",
-            web::put().to(operator::put_seat_mapping),
-        )
-        .route(
-            "/tenants/{slug}/seat-mappings/{group}",
-            web::delete().to(operator::delete_seat_mapping),
+        .service(path("/events/deliveries", "GET").route(get().to(operator::list_deliveries)))
+        .service(path("/events/deliveries/{id}/retry", "POST").route(post().to(operator::retry_delivery)))
+        .service(path("/events/dead-letters", "GET").route(get().to(operator::dead_letters)))
+        .service(path("/events/dead-letters/retry", "POST").route(post().to(operator::retry_dead_letters)))
+        .service(path("/tenants/{slug}/seat-mappings", "GET").route(get().to(operator::list_seat_mappings)))
+        .service(
+            path("/tenants/{slug}/seat-mappings/{group}", "PUT, DELETE")
+                .route(put().to(operator::put_seat_mapping))
+                .route(delete().to(operator::delete_seat_mapping)),
         );
+}
+
+/// A resource whose other methods get a 405 problem naming `allow`.
+fn path(pattern: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(pattern).default_service(web::to(move || async move {
+        Err::<actix_web::HttpResponse, _>(ApiError::MethodNotAllowed { allow })
+    }))
 }
 
 /// Checks `Authorization: Bearer <secret>` against a configured secret in constant time.

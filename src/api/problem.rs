@@ -32,6 +32,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    /// A known path asked with a method it does not have; answered with `Allow`.
+    #[error("this path allows only {allow}")]
+    MethodNotAllowed { allow: &'static str },
     /// A request body over the endpoint's limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -64,6 +67,7 @@ impl ApiError {
             ApiError::NotFound(_) => "Not Found",
             ApiError::BadRequest(_) => "Bad Request",
             ApiError::Conflict(_) => "Conflict",
+            ApiError::MethodNotAllowed { .. } => "Method Not Allowed",
             ApiError::PayloadTooLarge(_) => "Payload Too Large",
             ApiError::TooManyRequests(_) => "Too Many Requests",
             ApiError::Unavailable | ApiError::NotConfigured(_) => "Service Unavailable",
@@ -80,6 +84,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable | ApiError::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -95,6 +100,9 @@ impl ResponseError for ApiError {
         }
         if let Some(seconds) = self.retry_after() {
             resp.insert_header((actix_web::http::header::RETRY_AFTER, seconds));
+        }
+        if let ApiError::MethodNotAllowed { allow } = self {
+            resp.insert_header((actix_web::http::header::ALLOW, *allow));
         }
         resp.content_type("application/problem+json").body(
             json!({"type": "about:blank", "title": self.title(), "status": status.as_u16(), "detail": self.to_string()})

@@ -185,3 +185,32 @@ async fn operators_manage_plans_and_licenses_with_dry_runs() {
     let (status, _) = api(&app, reqwest::Method::GET, "/tenants/nobody/license", OPERATOR, None).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_known_path_with_another_method_is_405_with_allow() {
+    let app = app().await;
+    for (method, path, allow) in [
+        (reqwest::Method::PUT, "/tenants", "GET, POST"),
+        (reqwest::Method::DELETE, "/plans", "GET"),
+        (reqwest::Method::POST, "/tenants/acme/seat-mappings/g", "PUT, DELETE"),
+    ] {
+        let resp = app
+            .client
+            .request(method.clone(), format!("{}/api/v1{path}", app.base))
+            .bearer_auth(OPERATOR)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["allow"], allow, "{method} {path}");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+        let (status, body) = parts(resp).await;
+        assert_eq!(
+            (status, body["status"].as_u64()),
+            (405, Some(405)),
+            "{method} {path}: {body}"
+        );
+    }
+    // An unknown path stays 404.
+    let (status, _) = api(&app, reqwest::Method::GET, "/nowhere", OPERATOR, None).await;
+    assert_eq!(status, 404);
+}
