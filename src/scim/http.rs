@@ -186,7 +186,7 @@ pub fn render_stored(rt: &ResourceTypeDef, stored: StoredResource, base: &str, p
         last_modified: stored.last_modified,
         version: stored.version,
     };
-    projection.apply(rt, render(rt, &doc, &meta))
+    projection.apply(rt, render(rt, doc, &meta))
 }
 
 /// Fills `$ref` of group members / user groups from the element's id and type.

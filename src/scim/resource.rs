@@ -378,8 +378,9 @@ pub fn etag(version: i64) -> String {
 }
 
 /// Renders a stored document as a full SCIM resource (before projection).
-/// `schemas` lists the core schema plus every extension present in the document.
-pub fn render(rt: &ResourceTypeDef, doc: &Value, meta: &ResourceMeta) -> Value {
+/// `schemas` lists the core schema plus every extension present in the document. Takes the
+/// document by value: copying it was a deep clone of every attribute per resource rendered.
+pub fn render(rt: &ResourceTypeDef, doc: Value, meta: &ResourceMeta) -> Value {
     let mut out = Map::new();
     let mut schemas = vec![Value::String(rt.core.id.clone())];
     schemas.extend(
@@ -390,10 +391,8 @@ pub fn render(rt: &ResourceTypeDef, doc: &Value, meta: &ResourceMeta) -> Value {
     );
     out.insert("schemas".into(), Value::Array(schemas));
     out.insert("id".into(), Value::String(meta.id.clone()));
-    if let Some(obj) = doc.as_object() {
-        for (k, v) in obj {
-            out.insert(k.clone(), v.clone());
-        }
+    if let Value::Object(obj) = doc {
+        out.extend(obj);
     }
     out.insert(
         "meta".into(),
@@ -583,7 +582,7 @@ mod tests {
         };
         let out = render(
             &r.user,
-            &json!({"userName":"a", ENTERPRISE_USER_SCHEMA: {"department":"x"}}),
+            json!({"userName":"a", ENTERPRISE_USER_SCHEMA: {"department":"x"}}),
             &meta,
         );
         assert_eq!(out["schemas"], json!([USER_SCHEMA, ENTERPRISE_USER_SCHEMA]));
