@@ -123,14 +123,23 @@ fn postgres_triggers() -> Vec<String> {
              entitled = user_counts.entitled + excluded.entitled, waiting = user_counts.waiting + excluded.waiting"
         )
     };
+    // Deletes only decrement: when a tenant is deleted, its counter rows may already be gone
+    // (both cascade), and an upsert would re-create them for a tenant that no longer exists.
+    let [u, a, e, w] = contribution("old_rows");
+    let subtract = format!(
+        "UPDATE user_counts c SET users = c.users - d.users, active = c.active - d.active, \
+         entitled = c.entitled - d.entitled, waiting = c.waiting - d.waiting \
+         FROM (SELECT tenant_id, seat_type, SUM({u}) AS users, SUM({a}) AS active, SUM({e}) AS entitled, \
+         SUM({w}) AS waiting FROM old_rows GROUP BY tenant_id, seat_type) d \
+         WHERE c.tenant_id = d.tenant_id AND c.seat_type = d.seat_type"
+    );
     let function = format!(
         "CREATE FUNCTION user_counts_apply() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
          IF TG_OP = 'INSERT' THEN {}; \
-         ELSIF TG_OP = 'DELETE' THEN {}; \
+         ELSIF TG_OP = 'DELETE' THEN {subtract}; \
          ELSE {}; END IF; \
          RETURN NULL; END $$",
         apply(sums("new_rows", "")),
-        apply(sums("old_rows", "-")),
         apply(format!("{} UNION ALL {}", sums("new_rows", ""), sums("old_rows", "-"))),
     );
     // A trigger with transition tables may have only one event, hence three.

@@ -208,3 +208,24 @@ async fn check_counts_reports_drift_and_repairs_it() {
     assert_consistent(&app).await;
     assert_eq!(pool(&app, &t.tenant_id, "default").await.entitled, 2);
 }
+
+#[tokio::test]
+async fn deleting_a_tenant_takes_its_counters_with_it() {
+    let app = TestApp::spawn().await;
+    let gone = app.tenant("gone", "team", 5).await;
+    let stays = app.tenant("stays", "team", 5).await;
+    for t in [&gone, &stays] {
+        t.create_user("one", true).await;
+        t.create_user("two", false).await;
+    }
+    // An operator's offboarding: users and counters go by cascade, in either order.
+    app.sql(&format!("DELETE FROM tenants WHERE id = '{}'", gone.tenant_id))
+        .await;
+    assert!(user_counts::pools(&app.db, &gone.tenant_id)
+        .await
+        .expect("pools")
+        .is_empty());
+    let kept = pool(&app, &stays.tenant_id, "default").await;
+    assert_eq!((kept.users, kept.active, kept.entitled), (2, 1, 1));
+    assert_consistent(&app).await;
+}
