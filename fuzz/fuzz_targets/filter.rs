@@ -26,9 +26,10 @@ fn check_error(text: &str, e: &FilterError) {
     let _ = e.to_string();
 }
 
-/// Known, not fixed (see README): the printer parenthesizes every nested `and`/`or`, so a long
-/// `and`/`or` chain prints deeper than MAX_FILTER_DEPTH (or longer than MAX_FILTER_LEN) and is
-/// refused. Only these two limit errors are tolerated when re-parsing printed text.
+/// Printing adds parentheses that precedence made optional (`a or b and c` prints as
+/// `a or (b and c)`), so text at the parser's limits may print one level deeper, or longer,
+/// than it was. Only these two limit errors are tolerated when re-parsing printed text. (Long
+/// same-operator chains used to nest one level per term; they now print flat, see README.)
 fn is_printer_limit(e: &FilterError) -> bool {
     e.message.contains("nested deeper than") || e.message.contains("longer than")
 }

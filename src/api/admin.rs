@@ -32,7 +32,9 @@ fn request_id(req: &HttpRequest) -> Option<String> {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Page size: default 50; values outside 1–500 are clamped into that range.
     limit: Option<u64>,
 }
 
@@ -301,7 +303,9 @@ pub struct HistoryPoint {
 pub struct UsersQuery {
     q: Option<String>,
     status: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Page size: default 50; values outside 1–500 are clamped into that range.
     limit: Option<u64>,
 }
 
@@ -527,7 +531,9 @@ pub async fn revoke_token(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Page size: default 50; values outside 1–500 are clamped into that range.
     limit: Option<u64>,
     action: Option<String>,
     #[serde(default)]

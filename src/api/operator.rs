@@ -263,6 +263,7 @@ pub struct DeliveryQuery {
     status: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Page size: default 100; values outside 1–1000 are clamped into that range.
     limit: Option<i64>,
 }
 
