@@ -13,7 +13,9 @@ bash tests/support/scim2-server.sh --install-only
 bash tests/support/install-browser-peers.sh
 
 echo "==> unit + integration tests (SQLite)"
-cargo test --workspace --all-targets
+# Without the PostgreSQL variables: the test harness picks PostgreSQL whenever TEST_POSTGRES_URL
+# is set, and .ci/run exports it, so this stage used to run on PostgreSQL twice and SQLite never.
+env -u TEST_POSTGRES_URL -u DATABASE_URL cargo test --workspace --all-targets
 
 pg="${TEST_POSTGRES_URL:-}"
 if [[ -z "$pg" && "${DATABASE_URL:-}" == postgres* ]]; then
