@@ -40,6 +40,10 @@ fn deactivate() -> Value {
     TestApp::patch_body(json!([{"op":"replace","value":{"active":false}}]))
 }
 
+fn activate() -> Value {
+    TestApp::patch_body(json!([{"op":"replace","value":{"active":true}}]))
+}
+
 #[tokio::test]
 async fn counters_follow_every_seat_path() {
     let app = TestApp::spawn().await;
@@ -66,13 +70,7 @@ async fn counters_follow_every_seat_path() {
     // Deactivate, reactivate, delete.
     assert_eq!(t.patch(&format!("/Users/{a}"), deactivate()).await.0, 200);
     assert_eq!(pool(&app, &tid, "default").await.entitled, 2);
-    let (status, _) = t
-        .patch(
-            &format!("/Users/{c}"),
-            TestApp::patch_body(json!([{"op":"replace","value":{"active":true}}])),
-        )
-        .await;
-    assert_eq!(status, 200);
+    assert_eq!(t.patch(&format!("/Users/{c}"), activate()).await.0, 200);
     assert_eq!(t.delete(&format!("/Users/{d}")).await, 204);
     let default = pool(&app, &tid, "default").await;
     assert_eq!((default.users, default.active, default.entitled), (3, 2, 2));
@@ -102,13 +100,7 @@ async fn counters_follow_every_seat_path() {
     // The IdP toggling a held user changes `active` alone (the hold stays).
     assert_eq!(t.patch(&format!("/Users/{c}"), deactivate()).await.0, 200);
     assert_eq!(pool(&app, &tid, "default").await.active, 0);
-    let (status, _) = t
-        .patch(
-            &format!("/Users/{c}"),
-            TestApp::patch_body(json!([{"op":"replace","value":{"active":true}}])),
-        )
-        .await;
-    assert_eq!(status, 200);
+    assert_eq!(t.patch(&format!("/Users/{c}"), activate()).await.0, 200);
     let default = pool(&app, &tid, "default").await;
     assert_eq!((default.active, default.entitled, default.waiting), (1, 0, 0));
     licensing::set_hold(&app.db, "counted", &c, false, "test")
@@ -138,13 +130,7 @@ async fn counters_follow_every_seat_path() {
     licensing::update_license(&app.db, "counted", &grow, "test", false)
         .await
         .expect("grow");
-    let (status, _) = t
-        .patch(
-            &format!("/Users/{c}"),
-            TestApp::patch_body(json!([{"op":"replace","value":{"active":true}}])),
-        )
-        .await;
-    assert_eq!(status, 200);
+    assert_eq!(t.patch(&format!("/Users/{c}"), activate()).await.0, 200);
     let default = pool(&app, &tid, "default").await;
     assert_eq!((default.entitled, default.waiting), (1, 0));
     assert_consistent(&app).await;
