@@ -35,7 +35,9 @@ enum Tenants {
 }
 
 /// What one user row adds to its pool's counters, as SQL over a row alias (`NEW` or `OLD`).
-/// "Waiting" matches the seat engine: active, without a seat, and not held by an admin.
+/// "Waiting" matches the seat engine: active, without a seat, and not held by an admin (the same
+/// predicate as `store::users::oldest_waiting`, migration 000008's index and the recount of
+/// `store::user_counts`; migrations cannot import application code).
 fn contribution(row: &str) -> [String; 4] {
     [
         "1".to_string(),

@@ -111,7 +111,9 @@ pub async fn totals(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<(i64
         .fold((0, 0, 0), |(u, a, e), p| (u + p.users, a + p.active, e + p.entitled)))
 }
 
-/// The full recount, per tenant and pool, as a derived table.
+/// The full recount, per tenant and pool, as a derived table. The same definitions as the
+/// triggers and backfill of migration 000007; `waiting` is also the predicate of
+/// [`super::users::oldest_waiting`] and of the partial index of migration 000008.
 const RECOUNT: &str = "SELECT tenant_id, seat_type, COUNT(*) AS users, \
     SUM(CASE WHEN active THEN 1 ELSE 0 END) AS active, \
     SUM(CASE WHEN entitled THEN 1 ELSE 0 END) AS entitled, \
