@@ -234,9 +234,14 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match store::migrations_current(&state.db).await {
-        Ok(true) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
-        Ok(false) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "migrations pending"})),
+    use store::MigrationState;
+    match store::migration_state(&state.db).await {
+        Ok(MigrationState::Current) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+        Ok(MigrationState::Pending) => {
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "migrations pending"}))
+        }
+        Ok(MigrationState::Newer(unknown)) => HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "database is newer than this binary", "unknown_migrations": unknown})),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "database unreachable"}))

@@ -97,9 +97,49 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
 }
 
-/// True when every migration known to this binary has been applied.
-pub async fn migrations_current(db: &DatabaseConnection) -> Result<bool, DbErr> {
-    Ok(Migrator::get_pending_migrations(db).await?.is_empty())
+/// How the database's applied migrations compare with the ones this binary knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigrationState {
+    /// Exactly this binary's migrations are applied.
+    Current,
+    /// Some of this binary's migrations are not applied yet.
+    Pending,
+    /// The database has migrations this binary does not know (a newer release migrated it).
+    Newer(Vec<String>),
+}
+
+/// Reads the applied migrations with one plain query. (sea-orm-migration's own check runs
+/// `CREATE TABLE IF NOT EXISTS` first, which PostgreSQL logs as a notice on every `/readyz`,
+/// and it reports a newer database as an error indistinguishable from an unreachable one.)
+pub async fn migration_state(db: &DatabaseConnection) -> Result<MigrationState, DbErr> {
+    let applied = match db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT version FROM seaql_migrations",
+        ))
+        .await
+    {
+        Ok(rows) => rows
+            .iter()
+            .map(|r| r.try_get_by_index::<String>(0))
+            .collect::<Result<std::collections::BTreeSet<_>, _>>()?,
+        Err(e) => {
+            // No table yet means nothing is applied; anything else is the database failing.
+            db.ping().await?;
+            tracing::debug!(error = %e, "no migration table yet");
+            return Ok(MigrationState::Pending);
+        }
+    };
+    let known: std::collections::BTreeSet<String> =
+        Migrator::migrations().iter().map(|m| m.name().to_string()).collect();
+    let unknown: Vec<String> = applied.difference(&known).cloned().collect();
+    Ok(if !unknown.is_empty() {
+        MigrationState::Newer(unknown)
+    } else if known.is_subset(&applied) {
+        MigrationState::Current
+    } else {
+        MigrationState::Pending
+    })
 }
 
 /// Begins the transaction every state-changing request runs in. On SQLite it is

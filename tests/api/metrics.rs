@@ -1,7 +1,7 @@
 //! `/metrics` in Prometheus text format: requests by route pattern, refusals by code, seat
-//! gauges per tenant and pool, outbox backlog.
+//! gauges per tenant and pool, outbox backlog; and `/readyz` on the migration state.
 
-use crate::helpers::TestApp;
+use crate::helpers::{parts, TestApp};
 
 async fn scrape(app: &TestApp, token: Option<&str>) -> (u16, String) {
     let mut req = app.client.get(format!("{}/metrics", app.base));
@@ -66,4 +66,33 @@ async fn a_metrics_token_guards_the_endpoint() {
     let (status, body) = scrape(&app, Some("scraper-secret")).await;
     assert_eq!(status, 200);
     assert!(body.contains("# TYPE"), "{body}");
+}
+
+#[tokio::test]
+async fn readyz_tells_pending_from_newer_migrations() {
+    let app = TestApp::spawn().await;
+    let readyz =
+        || async { parts(app.client.get(format!("{}/readyz", app.base)).send().await.unwrap()).await };
+    assert_eq!(readyz().await, (200, serde_json::json!({"status": "ready"})));
+
+    // A newer release migrated the database: this binary is not ready, and says why.
+    app.sql("INSERT INTO seaql_migrations (version, applied_at) VALUES ('m29991231_000001_future', 0)")
+        .await;
+    let (status, body) = readyz().await;
+    assert_eq!(status, 503);
+    assert_eq!(body["status"], "database is newer than this binary", "{body}");
+    assert_eq!(
+        body["unknown_migrations"],
+        serde_json::json!(["m29991231_000001_future"])
+    );
+    app.sql("DELETE FROM seaql_migrations WHERE version = 'm29991231_000001_future'")
+        .await;
+
+    // One of this binary's migrations missing: pending.
+    app.sql("DELETE FROM seaql_migrations WHERE version = 'm20261125_000008_add_waiting_index'")
+        .await;
+    assert_eq!(
+        readyz().await,
+        (503, serde_json::json!({"status": "migrations pending"}))
+    );
 }
