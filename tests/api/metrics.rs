@@ -71,8 +71,7 @@ async fn a_metrics_token_guards_the_endpoint() {
 #[tokio::test]
 async fn readyz_tells_pending_from_newer_migrations() {
     let app = TestApp::spawn().await;
-    let readyz =
-        || async { parts(app.client.get(format!("{}/readyz", app.base)).send().await.unwrap()).await };
+    let readyz = || async { parts(app.client.get(format!("{}/readyz", app.base)).send().await.unwrap()).await };
     assert_eq!(readyz().await, (200, serde_json::json!({"status": "ready"})));
 
     // A newer release migrated the database: this binary is not ready, and says why.
