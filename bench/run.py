@@ -37,6 +37,7 @@ SEATBRIDGE_SCENARIOS = [
     ("filter_user", "filter=userName eq"),
     ("filter_email", "filter=emails[value eq]"),
     ("list", "list count=100"),
+    ("list_deep", "list count=100, last page"),
     ("check", "entitlement check"),
     ("post", "POST /Users (seat check)"),
     ("patch_deactivate", "PATCH Okta deactivate"),

@@ -1,5 +1,5 @@
 -- One wrk script for every scenario of bench/run.py. Environment:
---   MODE     get | filter_user | filter_email | list | post | patch_deactivate | member_add | check | bare
+--   MODE     get | filter_user | filter_email | list | list_deep | post | patch_deactivate | member_add | check | bare
 --   N        users seeded (userNames u1..uN, e-mails uI@example.com)
 --   IDS      file with one user id per line (peers, whose ids are random); else ids follow
 --            seatbridge's seeded pattern 00000000-0000-7000-8000-%012d
@@ -62,6 +62,9 @@ function request()
     return wrk.format("GET", prefix .. "/Users?filter=" .. q('emails[value eq "u' .. pick() .. '@example.com"]'), headers)
   elseif mode == "list" then
     return wrk.format("GET", prefix .. "/Users?count=100", headers)
+  elseif mode == "list_deep" then
+    -- The last page of a full import (Okta "Import users" pages with startIndex).
+    return wrk.format("GET", prefix .. "/Users?count=100&startIndex=" .. math.max(1, n - 99), headers)
   elseif mode == "post" then
     counter = counter + 1
     local name = string.format("new-%s-%d-%d", tag, tid or 0, counter)
