@@ -25,11 +25,7 @@ struct ScimServer {
 
 impl ScimServer {
     async fn start() -> ScimServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let log = tempfile::NamedTempFile::new().unwrap();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/scim2-server.sh");
         let child = Command::new("bash")

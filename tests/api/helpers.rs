@@ -142,11 +142,7 @@ impl TestApp {
 
     /// [`Self::second_process`] with extra environment variables.
     pub async fn second_process_with(&self, env: &[(&str, &str)]) -> Instance {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("free port")
-            .local_addr()
-            .expect("addr")
-            .port();
+        let port = free_port();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_seatbridge"));
         cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("DATABASE_URL", &self.config.database_url)
@@ -305,6 +301,34 @@ pub async fn parts(resp: Response) -> (u16, Value) {
 }
 
 /// Asserts an RFC 7644 §3.12 error body.
+/// A port for a server that must be told its address before it binds (a second process, or
+/// seatbridge and an OpenID Provider that need each other's URLs).
+///
+/// Picking with `bind(":0")` and releasing is racy: the kernel hands the same ephemeral port to
+/// the next outgoing connection (a database or HTTP client), and the server then fails with
+/// `AddrInUse` (seen in CI). These ports come from below Linux's ephemeral range
+/// (32768–60999), which the kernel never hands out on its own, and a per-process counter keeps
+/// two tests of this process apart.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    const FIRST: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    let _ = NEXT.compare_exchange(
+        0,
+        FIRST + (std::process::id() % u32::from(SPAN)) as u16,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = FIRST + (NEXT.fetch_add(1, Ordering::SeqCst) - FIRST) % SPAN;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + SPAN)
+}
+
 pub fn assert_scim_error(status: u16, body: &Value, want_status: u16, want_type: Option<&str>) {
     assert_eq!(status, want_status, "{body}");
     assert_eq!(body["schemas"][0], ERROR, "{body}");
@@ -578,11 +602,7 @@ impl AdminApp {
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> AdminApp {
         // The provider must know seatbridge's redirect URI before seatbridge knows the
         // provider, so seatbridge's port is picked first.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("free port")
-            .local_addr()
-            .expect("addr")
-            .port();
+        let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let op = OpenIdProvider::start(&base);
         let issuer = op.issuer.clone();

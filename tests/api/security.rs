@@ -550,11 +550,7 @@ async fn tokens_are_stored_only_as_sha256_hashes() {
 async fn secrets_never_reach_the_logs() {
     let app = TestApp::spawn().await;
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let op = OpenIdProvider::start(&base);
     let receiver = Receiver::start(0).await;
