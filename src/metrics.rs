@@ -21,6 +21,7 @@ pub const OUTBOX_LAG: &str = "seatbridge_outbox_oldest_pending_seconds";
 pub const SWEEPS: &str = "seatbridge_sweeper_runs_total";
 pub const RATE_LIMITED: &str = "seatbridge_scim_rate_limited_total";
 pub const ADMIN_RATE_LIMITED: &str = "seatbridge_admin_rate_limited_total";
+pub const LIST_PAGES: &str = "seatbridge_list_pages_total";
 
 /// Latency buckets, in seconds: SCIM calls are expected in the low milliseconds.
 const BUCKETS: [f64; 12] = [
@@ -60,6 +61,11 @@ fn describe() {
     metrics::describe_gauge!(OUTBOX_PENDING, "Deliveries not yet delivered or dead");
     metrics::describe_gauge!(OUTBOX_LAG, "Age of the oldest pending delivery");
     metrics::describe_counter!(SWEEPS, "License sweeper runs, by outcome");
+    metrics::describe_counter!(
+        LIST_PAGES,
+        "List pages served, by how the database found the start: after the previous page's last id \
+         (keyset) or by skipping rows (offset)"
+    );
     metrics::describe_counter!(
         RATE_LIMITED,
         "SCIM requests refused with 429 by the per-token rate limit"

@@ -1,11 +1,16 @@
 //! Filtered, sorted, paginated listing shared by users and groups.
 
+use std::sync::LazyLock;
+use std::time::Duration;
+
 use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult};
 
 use crate::scim::filter::{AttrPath, Filter};
 use crate::scim::schema::ResourceTypeDef;
 
+use super::entities::{group, user};
 use super::filter_sql::{FilterLowering, FilterSqlError};
+use super::page_cursors::PageCursors;
 use super::sql::SqlBuilder;
 use super::StoreError;
 
@@ -30,8 +35,44 @@ pub enum ListError {
     Store(#[from] StoreError),
 }
 
+/// A listed row's id: it breaks ties in every order, and a walk continues after it.
+pub trait RowId {
+    fn row_id(&self) -> &str;
+}
+
+impl RowId for user::Model {
+    fn row_id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl RowId for group::Model {
+    fn row_id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// Where walks through id-ordered lists continue, for this process (see [`PageCursors`]).
+/// Ten minutes is far longer than an IdP waits between two pages of an import; 10,000 records
+/// is about 2 MB and as many imports under way at once.
+static CURSORS: LazyLock<PageCursors> = LazyLock::new(|| PageCursors::new(Duration::from_secs(600), 10_000));
+
+/// The list a request walks, for [`CURSORS`]; `None` for a sorted list, which pages by `OFFSET`.
+fn walk_key(table: &str, tenant_id: &str, q: &ListQuery) -> Option<String> {
+    if q.sort_by.is_some() {
+        return None;
+    }
+    let dir = if q.descending { "desc" } else { "asc" };
+    let filter = q.filter.as_ref().map(ToString::to_string).unwrap_or_default();
+    // The unit separator cannot occur in a table name or tenant id, so keys never run together.
+    Some(format!("{table}\u{1f}{tenant_id}\u{1f}{dir}\u{1f}{filter}"))
+}
+
 /// Counts and fetches one page of `table` rows of a tenant matching the query. `known_total`,
 /// when the caller has it (users without a filter, from the counters), replaces the count.
+///
+/// An id-ordered page whose offset is where a page served before ended starts after that
+/// page's last id rather than skipping `offset` rows (see [`PageCursors`]).
 pub async fn list_page<E>(
     conn: &impl ConnectionTrait,
     table: &str,
@@ -42,7 +83,7 @@ pub async fn list_page<E>(
 ) -> Result<(u64, Vec<E::Model>), ListError>
 where
     E: EntityTrait,
-    E::Model: FromQueryResult + Send + Sync,
+    E::Model: FromQueryResult + Send + Sync + RowId,
 {
     let backend = conn.get_database_backend();
     let lowering = FilterLowering::new(rt, backend).for_tenant(tenant_id);
@@ -68,9 +109,18 @@ where
         return Ok((total, Vec::new()));
     }
 
+    let walk = walk_key(table, tenant_id, q);
+    let after = walk.as_deref().and_then(|w| CURSORS.after(w, q.offset));
+    metrics::counter!(crate::metrics::LIST_PAGES, "start" => if after.is_some() { "keyset" } else { "offset" })
+        .increment(1);
+
     let mut page = SqlBuilder::new(backend);
     page.push("SELECT r.* FROM ").push(table).push(" r");
     where_clause(&mut page)?;
+    if let Some(id) = &after {
+        page.push(if q.descending { " AND r.id < " } else { " AND r.id > " })
+            .bind(id.clone());
+    }
     let dir = if q.descending { "DESC" } else { "ASC" };
     page.push(" ORDER BY ");
     if let Some(expr) = &order {
@@ -85,15 +135,22 @@ where
     }
     // Ids are UUIDv7, time-ordered: creation order is the stable default.
     page.push("r.id ").push(dir);
+    let skip = if after.is_some() { 0 } else { q.offset };
     page.limit(
         i64::try_from(q.limit).unwrap_or(i64::MAX),
-        i64::try_from(q.offset).unwrap_or(i64::MAX),
+        i64::try_from(skip).unwrap_or(i64::MAX),
     );
     let rows = E::find()
         .from_raw_sql(page.build())
         .all(conn)
         .await
         .map_err(StoreError::from)?;
+    if let (Some(w), Some(last)) = (&walk, rows.last()) {
+        let next = q.offset + rows.len() as u64;
+        if next < total {
+            CURSORS.remember(w, next, last.row_id());
+        }
+    }
     Ok((total, rows))
 }
 

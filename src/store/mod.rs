@@ -10,6 +10,7 @@ pub mod events;
 pub mod filter_sql;
 pub mod groups;
 pub mod listing;
+pub mod page_cursors;
 pub mod seat_mappings;
 pub mod sql;
 pub mod tenants;

@@ -1,7 +1,7 @@
 //! User CRUD, uniqueness, ETags, projection, pagination, tenant isolation.
 
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::helpers::*;
 
@@ -164,6 +164,47 @@ async fn pages_are_stable_and_sortable() {
     assert_eq!(sorted["itemsPerPage"], json!(3));
     let (_, capped) = app.get("/Users?count=100000").await;
     assert_eq!(capped["itemsPerPage"], json!(5));
+}
+
+/// An IdP walks a list with startIndex 1, 3, 5, …; a user deleted from a page already served
+/// must not make the walk skip the next user, as `OFFSET` would (rows shift left by one).
+#[tokio::test]
+async fn a_walk_through_pages_continues_after_the_last_user_served() {
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for i in 1..=6 {
+        ids.push(app.create_user(&format!("u{i}")).await);
+    }
+    let names = |page: &Value| -> Vec<String> {
+        page["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["userName"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for filter in ["", "&filter=userName%20sw%20%22u%22"] {
+        let (_, first) = app.get(&format!("/Users?startIndex=1&count=2{filter}")).await;
+        assert_eq!(names(&first), ["u1", "u2"], "{filter}");
+    }
+    assert_eq!(app.delete(&format!("/Users/{}", ids[0])).await, 204);
+    for filter in ["", "&filter=userName%20sw%20%22u%22"] {
+        let (_, second) = app.get(&format!("/Users?startIndex=3&count=2{filter}")).await;
+        assert_eq!(names(&second), ["u3", "u4"], "continues after u2 {filter}");
+        assert_eq!(second["startIndex"], json!(3));
+        assert_eq!(second["totalResults"], json!(5));
+        let (_, third) = app.get(&format!("/Users?startIndex=5&count=2{filter}")).await;
+        assert_eq!(names(&third), ["u5", "u6"], "{filter}");
+    }
+    // A page no walk reached counts rows in the list as it is now.
+    let (_, jump) = app.get("/Users?startIndex=2&count=2").await;
+    assert_eq!(names(&jump), ["u3", "u4"]);
+    // Sorted lists page by position: after a deletion, the next page shifts.
+    let (_, sorted) = app.get("/Users?sortBy=userName&startIndex=1&count=2").await;
+    assert_eq!(names(&sorted), ["u2", "u3"]);
+    assert_eq!(app.delete(&format!("/Users/{}", ids[1])).await, 204);
+    let (_, sorted) = app.get("/Users?sortBy=userName&startIndex=3&count=2").await;
+    assert_eq!(names(&sorted), ["u5", "u6"]);
 }
 
 #[tokio::test]
