@@ -38,6 +38,7 @@ SEATBRIDGE_SCENARIOS = [
     ("filter_email", "filter=emails[value eq]"),
     ("list", "list count=100"),
     ("list_deep", "list count=100, last page"),
+    ("walk", "full import walk, one client"),
     ("check", "entitlement check"),
     ("post", "POST /Users (seat check)"),
     ("patch_deactivate", "PATCH Okta deactivate"),
@@ -127,6 +128,35 @@ def run_wrk(base, env, args):
         elif line.startswith("Socket errors:"):
             result["socket_errors"] = sum(int(x) for x in re.findall(r"\d+", line))
     return result
+
+
+def run_walk(base, token, size, seconds):
+    """One client pages through every user with count=100, startIndex 1, 101, 201, ..., as an
+    IdP's full import does (sequentially: each page is asked for after the previous one came
+    back). Stops at the end of the list or after `seconds`; reports pages/s and page latency."""
+    import http.client
+
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    headers = {"Authorization": f"Bearer {token}"}
+    times, start_index, deadline = [], 1, time.perf_counter() + seconds
+    t_start = time.perf_counter()
+    while start_index <= size + 1 and time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        conn.request("GET", f"/scim/v2/Users?count=100&startIndex={start_index}", headers=headers)
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+        times.append((time.perf_counter() - t0) * 1000)
+        if resp.status != 200 or not body.get("Resources"):
+            raise RuntimeError(f"walk failed at startIndex {start_index}: {resp.status}")
+        start_index += len(body["Resources"])
+    elapsed = time.perf_counter() - t_start
+    conn.close()
+    times.sort()
+    return {"rps": round(len(times) / elapsed), "p50_ms": round(times[len(times) // 2], 3),
+            "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))], 3),
+            "pages": len(times), "complete": start_index > size + 1, "seconds": round(elapsed, 1),
+            "non_2xx": 0, "socket_errors": 0}
 
 
 class Process:
@@ -339,7 +369,10 @@ def bench_seatbridge(binary, backend, size, args, results):
                 continue
             if args.only and mode not in args.only:
                 continue
-            r = run_wrk(sb.base, sb.wrk_env(mode), args)
+            if mode == "walk":
+                r = run_walk(sb.base, sb.token, size, args.walk_seconds)
+            else:
+                r = run_wrk(sb.base, sb.wrk_env(mode), args)
             r["rss_mb"], r["peak_rss_mb"] = rss_mb(pid)
             row["scenarios"][mode] = r
             log(f"{backend} {size:,} {label}: {r}")
@@ -466,6 +499,8 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--cold-starts", type=int, default=5)
+    p.add_argument("--walk-seconds", type=int, default=120,
+                   help="longest time the full-import walk may take before it stops")
     p.add_argument("--out", default=str(BENCH / "results" / "latest"))
     args = p.parse_args()
     args.only = [m for m in args.only.split(",") if m]

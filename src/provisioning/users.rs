@@ -125,9 +125,14 @@ impl Provisioning<'_> {
     /// GET /Users/{id}; `with_groups` loads the reverse `groups` attribute.
     pub async fn get_user(&self, tenant: &Tenant, id: &str, with_groups: bool) -> Result<StoredResource, ScimError> {
         self.require_feature(tenant, USERS_FEATURE).await?;
-        let row = self.load_user(self.db, tenant, id).await?;
-        let mut out = self.users_with_groups(tenant, vec![row], with_groups).await?;
-        out.pop().ok_or(ScimError::Internal)
+        if !with_groups {
+            let row = self.load_user(self.db, tenant, id).await?;
+            return Ok(user_resource(&row, parse_doc(&row.doc), None));
+        }
+        let (row, groups) = users::find_with_groups(self.db, &tenant.id, id)
+            .await?
+            .ok_or_else(|| user_not_found(id))?;
+        Ok(user_resource(&row, parse_doc(&row.doc), Some(group_values(groups))))
     }
 
     /// GET /Users with filter, sort and pagination.
@@ -235,7 +240,7 @@ impl Provisioning<'_> {
     ) -> Result<user::Model, ScimError> {
         users::find(conn, &tenant.id, id)
             .await?
-            .ok_or_else(|| ScimError::NotFound(format!("User '{id}' not found")))
+            .ok_or_else(|| user_not_found(id))
     }
 
     async fn users_with_groups(
@@ -253,15 +258,23 @@ impl Provisioning<'_> {
         Ok(rows
             .iter()
             .map(|row| {
-                let g = groups.remove(&row.id).map(|list| {
-                    list.into_iter()
-                        .map(|g| json!({"value": g.id, "display": g.display_name, "type": "direct"}))
-                        .collect::<Vec<_>>()
-                });
+                let g = groups.remove(&row.id).map(group_values);
                 user_resource(row, parse_doc(&row.doc), g)
             })
             .collect())
     }
+}
+
+fn user_not_found(id: &str) -> ScimError {
+    ScimError::NotFound(format!("User '{id}' not found"))
+}
+
+/// The reverse `groups` attribute of a user.
+fn group_values(groups: Vec<users::GroupRef>) -> Vec<Value> {
+    groups
+        .into_iter()
+        .map(|g| json!({"value": g.id, "display": g.display_name, "type": "direct"}))
+        .collect()
 }
 
 fn has_access(row: &user::Model) -> bool {

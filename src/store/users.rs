@@ -2,7 +2,10 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter,
+};
 use serde_json::Value;
 
 use super::entities::{user, user_email};
@@ -118,6 +121,42 @@ pub async fn find(conn: &impl ConnectionTrait, tenant_id: &str, id: &str) -> Res
         user::Entity::find_by_id(id.to_string()).filter(user::Column::TenantId.eq(tenant_id)),
     )
     .await?)
+}
+
+/// A user and its direct groups, in one statement: the reverse `groups` attribute is an
+/// aggregate subquery, so a GET costs one round trip to the database (on SQLite, one hop to
+/// its connection thread) instead of two.
+pub async fn find_with_groups(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<(user::Model, Vec<GroupRef>)>, StoreError> {
+    let backend = conn.get_database_backend();
+    let groups = match backend {
+        DbBackend::Postgres => {
+            "COALESCE(json_agg(json_build_array(g.id, g.display_name) ORDER BY g.display_name_norm, g.id), '[]')::text"
+        }
+        _ => "json_group_array(json_array(g.id, g.display_name) ORDER BY g.display_name_norm, g.id)",
+    };
+    let mut b = SqlBuilder::new(backend);
+    b.push("SELECT r.*, (SELECT ")
+        .push(groups)
+        .push(" FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.tenant_id = r.tenant_id AND m.member_id = r.id) AS member_of FROM users r WHERE r.id = ")
+        .bind(id.to_string())
+        .push(" AND r.tenant_id = ")
+        .bind(tenant_id.to_string());
+    let Some(row) = conn.query_one_raw(b.build()).await? else {
+        return Ok(None);
+    };
+    let user = user::Model::from_query_result(&row, "")?;
+    let member_of: Option<String> = row.try_get("", "member_of")?;
+    let pairs: Vec<(String, String)> = serde_json::from_str(member_of.as_deref().unwrap_or("[]"))
+        .map_err(|e| DbErr::Type(format!("users.member_of is not a list of [id, displayName]: {e}")))?;
+    let groups = pairs
+        .into_iter()
+        .map(|(id, display_name)| GroupRef { id, display_name })
+        .collect();
+    Ok(Some((user, groups)))
 }
 
 /// Deletes a user and its memberships. Returns false when no such user exists in the tenant.

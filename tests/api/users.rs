@@ -269,3 +269,33 @@ async fn patch_no_content_still_answers_200_when_attributes_are_asked() {
     assert_eq!(body["title"], "b");
     assert!(body.get("meta").is_none());
 }
+
+/// The reverse `groups` attribute: GET by id reads it in the same statement as the user, lists
+/// read it per page; both give every direct group, ordered by display name.
+#[tokio::test]
+async fn a_users_groups_read_the_same_by_id_and_in_lists() {
+    let app = TestApp::spawn().await;
+    let member = app.create_user("member").await;
+    let loner = app.create_user("loner").await;
+    let zeta = app.create_group("Zeta \"quoted\" ünïcode", &[&member]).await;
+    let alpha = app.create_group("alpha", &[&member]).await;
+    app.create_group("empty", &[]).await;
+
+    let (status, by_id) = app.get(&format!("/Users/{member}")).await;
+    assert_eq!(status, 200);
+    let group_ref = |id: &str| format!("{}/Groups/{id}", app.url(""));
+    let want = json!([
+        {"value": alpha, "display": "alpha", "type": "direct", "$ref": group_ref(&alpha)},
+        {"value": zeta, "display": "Zeta \"quoted\" ünïcode", "type": "direct", "$ref": group_ref(&zeta)},
+    ]);
+    assert_eq!(by_id["groups"], want);
+    let (_, list) = app.get("/Users?filter=userName%20eq%20%22member%22").await;
+    assert_eq!(list["Resources"][0]["groups"], want);
+
+    let (_, alone) = app.get(&format!("/Users/{loner}")).await;
+    assert!(alone.get("groups").is_none(), "{alone}");
+    let (_, without) = app.get(&format!("/Users/{member}?excludedAttributes=groups")).await;
+    assert!(without.get("groups").is_none(), "{without}");
+    let (status, body) = app.get("/Users/00000000-0000-7000-8000-000000000000").await;
+    assert_scim_error(status, &body, 404, None);
+}
