@@ -213,6 +213,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                     web::QueryConfig::default()
                         .error_handler(|e, _| crate::api::ApiError::BadRequest(format!("invalid query: {e}")).into()),
                 )
+                // A path segment that cannot be the id it stands for (`/deliveries/x/retry`)
+                // names nothing: a 404 problem document, like any other unknown resource.
+                .app_data(
+                    web::PathConfig::default()
+                        .error_handler(|e, _| crate::api::ApiError::NotFound(format!("no such resource: {e}")).into()),
+                )
                 .configure(crate::api::configure),
         )
         .service(

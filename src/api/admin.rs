@@ -21,8 +21,10 @@ use crate::store::users::UserStatus;
 use crate::store::{self, tenants, user_counts, users};
 use crate::{audit, auth};
 
-fn page_limit(limit: Option<u64>) -> u64 {
-    limit.unwrap_or(50).clamp(1, 500)
+/// Page sizes are signed 64-bit in the OpenAPI document (`format: int64`), so a larger value is
+/// a 400 from the query parser, as the document says; anything in range is clamped to 1–500.
+fn page_limit(limit: Option<i64>) -> u64 {
+    limit.unwrap_or(50).clamp(1, 500).unsigned_abs()
 }
 
 fn request_id(req: &HttpRequest) -> Option<String> {
@@ -35,7 +37,7 @@ pub struct PageQuery {
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// Page size: default 50; values outside 1–500 are clamped into that range.
-    limit: Option<u64>,
+    limit: Option<i64>,
 }
 
 /// A tenant as lists show it.
@@ -306,7 +308,7 @@ pub struct UsersQuery {
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// Page size: default 50; values outside 1–500 are clamped into that range.
-    limit: Option<u64>,
+    limit: Option<i64>,
 }
 
 /// A user as the admin side shows it: the IdP's `active` beside the license's verdict.
@@ -534,7 +536,7 @@ pub struct AuditQuery {
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// Page size: default 50; values outside 1–500 are clamped into that range.
-    limit: Option<u64>,
+    limit: Option<i64>,
     action: Option<String>,
     #[serde(default)]
     refused: bool,

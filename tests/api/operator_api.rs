@@ -214,3 +214,37 @@ async fn a_known_path_with_another_method_is_405_with_allow() {
     let (status, _) = api(&app, reqwest::Method::GET, "/nowhere", OPERATOR, None).await;
     assert_eq!(status, 404);
 }
+
+/// Found by schemathesis: every answer of /api/v1 is a problem document in the shape the
+/// OpenAPI document gives, including ids that cannot parse and page sizes past `int64`.
+#[tokio::test]
+async fn malformed_path_ids_and_page_sizes_answer_problem_documents() {
+    let app = app().await;
+    for (method, path, want) in [
+        (
+            reqwest::Method::POST,
+            "/events/deliveries/9223372036854775808/retry",
+            404,
+        ),
+        (reqwest::Method::POST, "/events/deliveries/not-a-number/retry", 404),
+        (reqwest::Method::GET, "/tenants?limit=9223372036854775808", 400),
+        (reqwest::Method::GET, "/tenants?limit=-3", 200),
+    ] {
+        let resp = app
+            .client
+            .request(method.clone(), format!("{}/api/v1{path}", app.base))
+            .bearer_auth(OPERATOR)
+            .send()
+            .await
+            .unwrap();
+        let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
+        let (status, body) = parts(resp).await;
+        assert_eq!(status, want, "{method} {path}: {body}");
+        if want == 200 {
+            assert!(body["items"].is_array(), "clamped to 1: {body}");
+        } else {
+            assert_eq!(content_type, "application/problem+json", "{method} {path}");
+            assert_eq!(body["status"].as_u64(), Some(u64::from(want)), "{body}");
+        }
+    }
+}
