@@ -188,8 +188,17 @@ impl Provisioning<'_> {
         with_members: bool,
     ) -> Result<(u64, Vec<StoredResource>), ScimError> {
         self.require_feature(tenant, GROUPS_FEATURE).await?;
-        let (total, rows) =
-            list_page::<group::Entity>(self.db, "groups", self.rt(ResourceKind::Group), &tenant.id, q, None).await?;
+        let (total, rows) = list_page::<group::Entity>(
+            self.db,
+            "groups",
+            self.rt(ResourceKind::Group),
+            &tenant.id,
+            q,
+            None,
+            None,
+        )
+        .await?;
+        let rows = rows.into_iter().map(|(row, _)| row).collect();
         Ok((total, self.groups_with_members(rows, with_members).await?))
     }
 

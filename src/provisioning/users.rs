@@ -11,7 +11,7 @@ use crate::scim::patch::{apply_patch, parse_patch_request};
 use crate::scim::resource::{check_immutable, check_schemas, normalize_resource};
 use crate::scim::schema::ResourceKind;
 use crate::store::entities::user;
-use crate::store::listing::{list_page, ListQuery};
+use crate::store::listing::{list_page, ListQuery, Listed};
 use crate::store::{user_counts, users, StoreError};
 
 /// The plan feature every `/Users` operation needs.
@@ -148,6 +148,7 @@ impl Provisioning<'_> {
             None => Some(u64::try_from(user_counts::totals(self.db, &tenant.id).await?.0).unwrap_or(0)),
             Some(_) => None,
         };
+        let groups = with_groups.then(|| users::member_of_sql(self.db.get_database_backend()));
         let (total, rows) = list_page::<user::Entity>(
             self.db,
             "users",
@@ -155,9 +156,10 @@ impl Provisioning<'_> {
             &tenant.id,
             q,
             known_total,
+            groups,
         )
         .await?;
-        Ok((total, self.users_with_groups(tenant, rows, with_groups).await?))
+        Ok((total, Self::render_listed(rows)?))
     }
 
     fn check_users_allowed(&self, w: &WriteTx) -> Result<(), ScimError> {
@@ -243,25 +245,17 @@ impl Provisioning<'_> {
             .ok_or_else(|| user_not_found(id))
     }
 
-    async fn users_with_groups(
-        &self,
-        tenant: &Tenant,
-        rows: Vec<user::Model>,
-        with_groups: bool,
-    ) -> Result<Vec<StoredResource>, ScimError> {
-        let mut groups = if with_groups {
-            let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-            users::groups_of(self.db, &tenant.id, &ids).await?
-        } else {
-            Default::default()
-        };
-        Ok(rows
-            .iter()
-            .map(|row| {
-                let g = groups.remove(&row.id).map(group_values);
-                user_resource(row, parse_doc(&row.doc), g)
+    /// Renders listed users; `groups` (read in the page's statement) when asked for.
+    fn render_listed(rows: Vec<Listed<user::Model>>) -> Result<Vec<StoredResource>, ScimError> {
+        rows.into_iter()
+            .map(|(row, member_of)| {
+                let groups = match member_of {
+                    Some(json) => Some(group_values(users::parse_member_of(Some(&json))?)),
+                    None => None,
+                };
+                Ok(user_resource(&row, parse_doc(&row.doc), groups))
             })
-            .collect())
+            .collect()
     }
 }
 

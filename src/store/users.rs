@@ -123,25 +123,43 @@ pub async fn find(conn: &impl ConnectionTrait, tenant_id: &str, id: &str) -> Res
     .await?)
 }
 
-/// A user and its direct groups, in one statement: the reverse `groups` attribute is an
-/// aggregate subquery, so a GET costs one round trip to the database (on SQLite, one hop to
-/// its connection thread) instead of two.
+/// An SQL expression over a user row `r`: its direct groups as a JSON list of
+/// `[id, displayName]`, ordered by display name. Reading it beside the user makes a GET (or a
+/// list page) one round trip to the database (on SQLite, one hop to its connection thread).
+pub fn member_of_sql(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => {
+            "(SELECT COALESCE(json_agg(json_build_array(g.id, g.display_name) ORDER BY g.display_name_norm, g.id), '[]')::text \
+             FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.tenant_id = r.tenant_id AND m.member_id = r.id)"
+        }
+        _ => {
+            "(SELECT json_group_array(json_array(g.id, g.display_name) ORDER BY g.display_name_norm, g.id) \
+             FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.tenant_id = r.tenant_id AND m.member_id = r.id)"
+        }
+    }
+}
+
+/// The groups [`member_of_sql`] read.
+pub fn parse_member_of(json: Option<&str>) -> Result<Vec<GroupRef>, DbErr> {
+    let pairs: Vec<(String, String)> = serde_json::from_str(json.unwrap_or("[]"))
+        .map_err(|e| DbErr::Type(format!("a user's groups are not a list of [id, displayName]: {e}")))?;
+    Ok(pairs
+        .into_iter()
+        .map(|(id, display_name)| GroupRef { id, display_name })
+        .collect())
+}
+
+/// A user and its direct groups, in one statement (see [`member_of_sql`]).
 pub async fn find_with_groups(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
     id: &str,
 ) -> Result<Option<(user::Model, Vec<GroupRef>)>, StoreError> {
     let backend = conn.get_database_backend();
-    let groups = match backend {
-        DbBackend::Postgres => {
-            "COALESCE(json_agg(json_build_array(g.id, g.display_name) ORDER BY g.display_name_norm, g.id), '[]')::text"
-        }
-        _ => "json_group_array(json_array(g.id, g.display_name) ORDER BY g.display_name_norm, g.id)",
-    };
     let mut b = SqlBuilder::new(backend);
-    b.push("SELECT r.*, (SELECT ")
-        .push(groups)
-        .push(" FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.tenant_id = r.tenant_id AND m.member_id = r.id) AS member_of FROM users r WHERE r.id = ")
+    b.push("SELECT r.*, ")
+        .push(member_of_sql(backend))
+        .push(" AS member_of FROM users r WHERE r.id = ")
         .bind(id.to_string())
         .push(" AND r.tenant_id = ")
         .bind(tenant_id.to_string());
@@ -149,13 +167,7 @@ pub async fn find_with_groups(
         return Ok(None);
     };
     let user = user::Model::from_query_result(&row, "")?;
-    let member_of: Option<String> = row.try_get("", "member_of")?;
-    let pairs: Vec<(String, String)> = serde_json::from_str(member_of.as_deref().unwrap_or("[]"))
-        .map_err(|e| DbErr::Type(format!("users.member_of is not a list of [id, displayName]: {e}")))?;
-    let groups = pairs
-        .into_iter()
-        .map(|(id, display_name)| GroupRef { id, display_name })
-        .collect();
+    let groups = parse_member_of(row.try_get::<Option<String>>("", "member_of")?.as_deref())?;
     Ok(Some((user, groups)))
 }
 
@@ -220,32 +232,6 @@ async fn replace_emails(
 pub struct GroupRef {
     pub id: String,
     pub display_name: String,
-}
-
-/// The direct groups of each of the given users.
-pub async fn groups_of(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    user_ids: &[&str],
-) -> Result<HashMap<String, Vec<GroupRef>>, StoreError> {
-    let mut out: HashMap<String, Vec<GroupRef>> = HashMap::new();
-    if user_ids.is_empty() {
-        return Ok(out);
-    }
-    let mut b = SqlBuilder::new(conn.get_database_backend());
-    b.push("SELECT m.member_id, g.id, g.display_name FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.tenant_id = ")
-        .bind(tenant_id.to_string())
-        .push(" AND m.member_id IN ")
-        .bind_list(user_ids.iter().map(|s| s.to_string()))
-        .push(" ORDER BY g.display_name_norm, g.id");
-    for row in conn.query_all_raw(b.build()).await? {
-        let member: String = row.try_get_by_index(0)?;
-        out.entry(member).or_default().push(GroupRef {
-            id: row.try_get_by_index(1)?,
-            display_name: row.try_get_by_index(2)?,
-        });
-    }
-    Ok(out)
 }
 
 /// Every user of a tenant with its seat state, for rebalancing after a license change.

@@ -299,3 +299,41 @@ async fn a_users_groups_read_the_same_by_id_and_in_lists() {
     let (status, body) = app.get("/Users/00000000-0000-7000-8000-000000000000").await;
     assert_scim_error(status, &body, 404, None);
 }
+
+/// `totalResults` of a filtered list comes from the page when the page ends the list, and from
+/// a count otherwise; every position must give the same total.
+#[tokio::test]
+async fn filtered_totals_are_right_at_every_position() {
+    let app = TestApp::spawn().await;
+    for i in 1..=5 {
+        app.create_user(&format!("match{i}")).await;
+    }
+    app.create_user("other").await;
+    let filter = "filter=userName%20sw%20%22match%22";
+    for (start, count, items) in [
+        (1, 2, 2),
+        (5, 2, 1),
+        (4, 10, 2),
+        (6, 2, 0),
+        (99, 2, 0),
+        (1, 10, 5),
+        (1, 0, 0),
+    ] {
+        let (status, page) = app
+            .get(&format!("/Users?{filter}&startIndex={start}&count={count}"))
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            (page["totalResults"].clone(), page["itemsPerPage"].clone()),
+            (json!(5), json!(items)),
+            "startIndex={start} count={count}: {page}"
+        );
+    }
+    let (_, none) = app.get("/Users?filter=userName%20eq%20%22nobody%22").await;
+    assert_eq!(none["totalResults"], json!(0));
+    let (_, one) = app.get("/Users?filter=userName%20eq%20%22match3%22").await;
+    assert_eq!(
+        (one["totalResults"].clone(), one["itemsPerPage"].clone()),
+        (json!(1), json!(1))
+    );
+}
