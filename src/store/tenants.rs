@@ -298,13 +298,19 @@ pub async fn license_and_plan(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
 ) -> Result<Option<(crate::license::License, crate::license::Plan)>, StoreError> {
-    let Some(l) = find_license(conn, tenant_id).await? else {
-        return Ok(None);
-    };
-    let Some(p) = find_plan(conn, &l.plan_name).await? else {
-        return Ok(None);
-    };
-    Ok(Some((license_to_domain(&l), plan_to_domain(&p))))
+    // One statement: every write reads these first, under the tenant's lock.
+    let on_plan = license::Entity::belongs_to(plan::Entity)
+        .from(license::Column::PlanName)
+        .to(plan::Column::Name)
+        .into();
+    let row = license::Entity::find_by_id(tenant_id.to_string())
+        .join(sea_orm::JoinType::InnerJoin, on_plan)
+        .select_also(plan::Entity)
+        .all(conn)
+        .await?
+        .into_iter()
+        .next();
+    Ok(row.and_then(|(l, p)| Some((license_to_domain(&l), plan_to_domain(&p?)))))
 }
 
 /// Provisioning operations counted for a tenant in a period (`2026-11` or `2026-11-25`).

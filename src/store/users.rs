@@ -76,7 +76,7 @@ pub async fn insert(
     }
     .insert(conn)
     .await?;
-    replace_emails(conn, tenant_id, id, doc).await?;
+    insert_emails(conn, tenant_id, id, doc).await?;
     Ok(model)
 }
 
@@ -110,7 +110,15 @@ pub async fn update(
     active.version = Set(row.version + 1);
     active.updated_at = Set(t);
     let model = active.update(conn).await?;
-    replace_emails(conn, &row.tenant_id, &row.id, doc).await?;
+    // Most updates (an IdP deactivating, renaming) leave the e-mails alone; their index rows
+    // are rewritten only when the list changed.
+    if emails_changed(&row.doc, doc.get("emails")) {
+        user_email::Entity::delete_many()
+            .filter(user_email::Column::UserId.eq(row.id.as_str()))
+            .exec(conn)
+            .await?;
+        insert_emails(conn, &row.tenant_id, &row.id, doc).await?;
+    }
     Ok(model)
 }
 
@@ -192,17 +200,23 @@ pub async fn delete(conn: &impl ConnectionTrait, tenant_id: &str, id: &str) -> R
     Ok(res.rows_affected > 0)
 }
 
-/// Keeps `user_emails` equal to the document's `emails`.
-async fn replace_emails(
+/// Whether a stored document's `emails` differ from `new` (an unreadable document differs, so
+/// its index rows are rewritten).
+fn emails_changed(stored: &str, new: Option<&Value>) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Emails {
+        emails: Option<Value>,
+    }
+    serde_json::from_str::<Emails>(stored).map_or(true, |old| old.emails.as_ref() != new)
+}
+
+/// Writes the `user_emails` index rows of a document's `emails` (the user has none yet).
+async fn insert_emails(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
     user_id: &str,
     doc: &Value,
 ) -> Result<(), StoreError> {
-    user_email::Entity::delete_many()
-        .filter(user_email::Column::UserId.eq(user_id))
-        .exec(conn)
-        .await?;
     let Some(emails) = doc.get("emails").and_then(Value::as_array) else {
         return Ok(());
     };
@@ -459,4 +473,22 @@ pub async fn admin_page(
         .limit(limit)
         .all(conn)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_change_only_when_the_list_does() {
+        let stored = r#"{"userName":"a","emails":[{"value":"a@x.com","primary":true}],"active":true}"#;
+        let same = serde_json::json!([{"value": "a@x.com", "primary": true}]);
+        let other = serde_json::json!([{"value": "b@x.com", "primary": true}]);
+        assert!(!emails_changed(stored, Some(&same)));
+        assert!(emails_changed(stored, Some(&other)));
+        assert!(emails_changed(stored, None));
+        assert!(!emails_changed(r#"{"userName":"a"}"#, None));
+        assert!(emails_changed(r#"{"userName":"a"}"#, Some(&same)));
+        assert!(emails_changed("not json", None), "an unreadable document is rewritten");
+    }
 }

@@ -337,3 +337,47 @@ async fn filtered_totals_are_right_at_every_position() {
         (json!(1), json!(1))
     );
 }
+
+/// E-mail filters read an index kept beside the document; updates that leave `emails` alone
+/// skip rewriting it, and every update that changes them rewrites it.
+#[tokio::test]
+async fn email_filters_follow_every_kind_of_update() {
+    async fn found(app: &TestApp, email: &str) -> u64 {
+        let (_, page) = app
+            .get(&format!("/Users?filter=emails%5Bvalue%20eq%20%22{email}%22%5D"))
+            .await;
+        page["totalResults"].as_u64().unwrap()
+    }
+    async fn patch(app: &TestApp, id: &str, ops: Value) {
+        let (status, body) = app
+            .patch(
+                &format!("/Users/{id}"),
+                json!({"schemas": [PATCH_OP], "Operations": ops}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let app = TestApp::spawn().await;
+    let (status, user) = app
+        .post(
+            "/Users",
+            json!({"schemas": [USER], "userName": "mail", "emails": [{"value": "one@x.com", "primary": true}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{user}");
+    let id = user["id"].as_str().unwrap();
+    patch(&app, id, json!([{"op": "replace", "value": {"active": false}}])).await;
+    assert_eq!(found(&app, "one@x.com").await, 1, "unchanged e-mails stay indexed");
+    patch(
+        &app,
+        id,
+        json!([{"op": "replace", "path": "emails", "value": [{"value": "two@x.com"}]}]),
+    )
+    .await;
+    assert_eq!((found(&app, "one@x.com").await, found(&app, "two@x.com").await), (0, 1));
+    let (status, _) = app
+        .put(&format!("/Users/{id}"), json!({"schemas": [USER], "userName": "mail"}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(found(&app, "two@x.com").await, 0, "a PUT without e-mails drops them");
+}
