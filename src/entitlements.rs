@@ -4,9 +4,10 @@
 //! The cache holds one view per tenant (plan, license status, and the users asked about so
 //! far), and the SCIM tokens seen recently with the tenant each acts for, so that neither SCIM
 //! authentication nor a read's plan gate costs a query on the hot path. Every committed change
-//! invalidates the tenant's view and tokens: in this process directly, and on PostgreSQL in every
-//! process through `NOTIFY seatbridge_entitlements` (sent inside the changing transaction, so it
-//! is delivered exactly when the change commits). A short TTL bounds staleness from writers that
+//! invalidates what it can have changed: a SCIM write only the tenant's users, any other change
+//! (license, plan, tokens, tenant) the tenant's whole view and its tokens. In this process
+//! directly, and on PostgreSQL in every process through `NOTIFY seatbridge_entitlements` (sent
+//! inside the changing transaction, so it is delivered exactly when the change commits). A short TTL bounds staleness from writers that
 //! cannot notify (another process on the same SQLite file, such as `seatbridge token revoke`).
 
 use std::collections::HashMap;
@@ -19,8 +20,36 @@ use serde::Serialize;
 use crate::license::{effective_status, LicenseStatus, Plan};
 use crate::store::{self, tenants, users, StoreError};
 
-/// The PostgreSQL channel that carries "tenant X changed" (payload: tenant id, or `*`).
+/// The PostgreSQL channel that carries "tenant X changed" (payload: tenant id, or `*`), and
+/// "users of tenant X changed" (payload: `users:` and the tenant id).
 pub const CHANNEL: &str = "seatbridge_entitlements";
+
+/// What a committed change can have changed, and so what caches must forget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The tenant's users (a SCIM write): its plan, license and tokens are still good.
+    Users,
+    /// Anything of the tenant (license, plan, tokens, the tenant itself).
+    Tenant,
+}
+
+impl Change {
+    /// The NOTIFY payload for a change of `tenant_id`.
+    fn payload(self, tenant_id: &str) -> String {
+        match self {
+            Change::Users => format!("users:{tenant_id}"),
+            Change::Tenant => tenant_id.to_string(),
+        }
+    }
+
+    /// The change and tenant a NOTIFY payload stands for.
+    fn parse(payload: &str) -> (Change, &str) {
+        match payload.strip_prefix("users:") {
+            Some(tenant_id) => (Change::Users, tenant_id),
+            None => (Change::Tenant, payload),
+        }
+    }
+}
 
 /// Tokens kept before expired entries are swept (a bound, not an eviction policy: live
 /// tokens number in the tens per tenant).
@@ -234,6 +263,23 @@ impl EntitlementCache {
         }
     }
 
+    /// Forgets what `change` of a tenant (by id; `*`: every tenant) can have changed.
+    pub fn forget(&self, change: Change, tenant_id: &str) {
+        match change {
+            Change::Tenant => self.invalidate(tenant_id),
+            Change::Users => {
+                for view in self.read_tenants().values() {
+                    if tenant_id == "*" || view.id == tenant_id {
+                        match view.users.write() {
+                            Ok(mut users) => users.clear(),
+                            Err(poisoned) => poisoned.into_inner().clear(),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Forgets one tenant's view and tokens (by tenant id); `*` forgets all.
     pub fn invalidate(&self, tenant_id: &str) {
         if let Ok(mut map) = self.tenants.write() {
@@ -256,12 +302,17 @@ impl EntitlementCache {
 /// Tells every instance that a tenant's entitlements changed. Call inside the changing
 /// transaction: PostgreSQL delivers the notification when (and only if) it commits.
 pub async fn notify_change(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<(), StoreError> {
+    notify(conn, Change::Tenant, tenant_id).await
+}
+
+/// [`notify_change`] for a change of `change`'s scope.
+pub async fn notify(conn: &impl ConnectionTrait, change: Change, tenant_id: &str) -> Result<(), StoreError> {
     if conn.get_database_backend() == DbBackend::Postgres {
         let mut b = store::sql::SqlBuilder::new(DbBackend::Postgres);
         b.push("SELECT pg_notify('")
             .push(CHANNEL)
             .push("', ")
-            .bind(tenant_id.to_string())
+            .bind(change.payload(tenant_id))
             .push(")");
         conn.query_one_raw(b.build()).await?;
     }
@@ -285,7 +336,10 @@ pub async fn listen_for_changes(db: DatabaseConnection, cache: Arc<EntitlementCa
                     cache.invalidate("*");
                     loop {
                         match listener.recv().await {
-                            Ok(n) => cache.invalidate(n.payload()),
+                            Ok(n) => {
+                                let (change, tenant_id) = Change::parse(n.payload());
+                                cache.forget(change, tenant_id);
+                            }
                             Err(e) => {
                                 tracing::warn!(error = %e, "entitlement listener lost its connection");
                                 break;
@@ -301,6 +355,7 @@ pub async fn listen_for_changes(db: DatabaseConnection, cache: Arc<EntitlementCa
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -326,6 +381,40 @@ mod tests {
         let expired = EntitlementCache::new(Duration::ZERO);
         expired.remember_token("h1", token("t1"));
         assert_eq!(expired.token("h1"), None);
+    }
+
+    #[test]
+    fn a_users_change_forgets_the_users_and_keeps_plan_and_tokens() {
+        let cache = EntitlementCache::new(Duration::from_secs(60));
+        cache.remember_token("h1", token("t1"));
+        let view = Arc::new(TenantView {
+            id: "t1".into(),
+            plan: plan(),
+            status: LicenseStatus::Active,
+            loaded: Instant::now(),
+            users: RwLock::new(HashMap::from([("u".to_string(), Some(user(true, true)))])),
+        });
+        cache.tenants.write().unwrap().insert("slug1".into(), view.clone());
+
+        cache.forget(Change::Users, "t2");
+        assert_eq!(view.users.read().unwrap().len(), 1, "another tenant's change");
+        cache.forget(Change::Users, "t1");
+        assert!(view.users.read().unwrap().is_empty());
+        assert!(cache.read_tenants().contains_key("slug1"));
+        assert_eq!(cache.token("h1"), Some(token("t1")));
+
+        cache.forget(Change::Tenant, "t1");
+        assert!(!cache.read_tenants().contains_key("slug1"));
+        assert_eq!(cache.token("h1"), None);
+    }
+
+    #[test]
+    fn notification_payloads_round_trip() {
+        for change in [Change::Users, Change::Tenant] {
+            for tenant in ["t1", "*", "0193a7c2-users"] {
+                assert_eq!(Change::parse(&change.payload(tenant)), (change, tenant));
+            }
+        }
     }
 
     fn plan() -> Plan {

@@ -186,10 +186,10 @@ impl<'a> Provisioning<'a> {
     ) -> Result<T, ScimError> {
         match outcome {
             Ok(value) => {
-                entitlements::notify_change(&w.tx, &tenant.id).await?;
+                entitlements::notify(&w.tx, entitlements::Change::Users, &tenant.id).await?;
                 w.tx.commit().await?;
                 if let Some(signals) = self.signals {
-                    signals.committed(&tenant.id);
+                    signals.users_committed(&tenant.id);
                 }
                 Ok(value)
             }
@@ -222,8 +222,9 @@ impl<'a> Provisioning<'a> {
                 events::emit(&tx, &tenant.id, events::types::SEAT_LIMIT_REACHED, after).await?;
             }
             tx.commit().await?;
+            // Only the audit log and the outbox changed: wake the relay, keep every cache.
             if let Some(signals) = self.signals {
-                signals.committed(&tenant.id);
+                signals.outbox.notify_one();
             }
             Ok::<(), ScimError>(())
         }
