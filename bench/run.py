@@ -37,8 +37,8 @@ SEATBRIDGE_SCENARIOS = [
     ("filter_user", "filter=userName eq"),
     ("filter_email", "filter=emails[value eq]"),
     ("list", "list count=100"),
-    ("list_deep", "list count=100, last page"),
     ("walk", "full import walk, one client"),
+    ("list_deep", "list count=100, last page"),
     ("check", "entitlement check"),
     ("post", "POST /Users (seat check)"),
     ("patch_deactivate", "PATCH Okta deactivate"),
@@ -148,15 +148,38 @@ def run_walk(base, token, size, seconds):
         body = json.loads(resp.read())
         times.append((time.perf_counter() - t0) * 1000)
         if resp.status != 200 or not body.get("Resources"):
-            raise RuntimeError(f"walk failed at startIndex {start_index}: {resp.status}")
+            log(f"walk stopped at startIndex {start_index}: {resp.status} {body}")
+            break
         start_index += len(body["Resources"])
     elapsed = time.perf_counter() - t_start
     conn.close()
+    if not times:
+        return {"rps": 0, "p50_ms": None, "p99_ms": None, "pages": 0, "complete": False,
+                "seconds": round(elapsed, 1), "non_2xx": 1, "socket_errors": 0}
     times.sort()
     return {"rps": round(len(times) / elapsed), "p50_ms": round(times[len(times) // 2], 3),
             "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))], 3),
             "pages": len(times), "complete": start_index > size + 1, "seconds": round(elapsed, 1),
             "non_2xx": 0, "socket_errors": 0}
+
+
+def settle(base, timeout=120.0):
+    """Waits until the server has worked off what the last scenario left queued (wrk stops
+    sending, but requests it gave up on still run): /readyz, which queries the database, must
+    answer within 100 ms. Otherwise a slow scenario (list_deep) would be measured again in the
+    next one."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=10) as resp:
+                resp.read()
+            if time.perf_counter() - t0 < 0.1:
+                return
+        except (urllib.error.URLError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    log(f"server did not settle within {timeout:.0f} s")
 
 
 class Process:
@@ -376,6 +399,7 @@ def bench_seatbridge(binary, backend, size, args, results):
             r["rss_mb"], r["peak_rss_mb"] = rss_mb(pid)
             row["scenarios"][mode] = r
             log(f"{backend} {size:,} {label}: {r}")
+            settle(sb.base)
         sb.server.stop()
         if backend == "postgres":
             psql(pg_url(), f"DROP DATABASE IF EXISTS {sb.db_name} WITH (FORCE)")

@@ -136,16 +136,16 @@ impl Signals {
     /// A SCIM write of `tenant_id`'s users has committed: its cached users are forgotten, its
     /// plan, license and tokens are kept.
     pub fn users_committed(&self, tenant_id: &str) {
-        self.entitlements.forget(crate::entitlements::Change::Users, tenant_id);
-        self.outbox.notify_one();
-        if let Ok(mut changed) = self.changed.lock() {
-            changed.insert(tenant_id.to_string());
-        }
+        self.after_commit(crate::entitlements::Change::Users, tenant_id);
     }
 
     /// A change of `tenant_id` (or `*`) has committed.
     pub fn committed(&self, tenant_id: &str) {
-        self.entitlements.invalidate(tenant_id);
+        self.after_commit(crate::entitlements::Change::Tenant, tenant_id);
+    }
+
+    fn after_commit(&self, change: crate::entitlements::Change, tenant_id: &str) {
+        self.entitlements.forget(change, tenant_id);
         self.outbox.notify_one();
         if let Ok(mut changed) = self.changed.lock() {
             changed.insert(tenant_id.to_string());
