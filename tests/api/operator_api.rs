@@ -26,6 +26,16 @@ async fn api(app: &TestApp, method: reqwest::Method, path: &str, token: &str, bo
     parts(req.send().await.unwrap()).await
 }
 
+/// The raw response of an operator request without a body (for tests that read headers).
+async fn operator_request(app: &TestApp, method: reqwest::Method, path: &str) -> reqwest::Response {
+    app.client
+        .request(method, format!("{}/api/v1{path}", app.base))
+        .bearer_auth(OPERATOR)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn check(app: &TestApp, tenant: &str, user: &str, feature: &str) -> Value {
     let (status, body) = api(
         app,
@@ -194,13 +204,7 @@ async fn a_known_path_with_another_method_is_405_with_allow() {
         (reqwest::Method::DELETE, "/plans", "GET"),
         (reqwest::Method::POST, "/tenants/acme/seat-mappings/g", "PUT, DELETE"),
     ] {
-        let resp = app
-            .client
-            .request(method.clone(), format!("{}/api/v1{path}", app.base))
-            .bearer_auth(OPERATOR)
-            .send()
-            .await
-            .unwrap();
+        let resp = operator_request(&app, method.clone(), path).await;
         assert_eq!(resp.headers()["allow"], allow, "{method} {path}");
         assert_eq!(resp.headers()["content-type"], "application/problem+json");
         let (status, body) = parts(resp).await;
@@ -230,13 +234,7 @@ async fn malformed_path_ids_and_page_sizes_answer_problem_documents() {
         (reqwest::Method::GET, "/tenants?limit=9223372036854775808", 400),
         (reqwest::Method::GET, "/tenants?limit=-3", 200),
     ] {
-        let resp = app
-            .client
-            .request(method.clone(), format!("{}/api/v1{path}", app.base))
-            .bearer_auth(OPERATOR)
-            .send()
-            .await
-            .unwrap();
+        let resp = operator_request(&app, method.clone(), path).await;
         let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
         let (status, body) = parts(resp).await;
         assert_eq!(status, want, "{method} {path}: {body}");
