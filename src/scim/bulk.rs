@@ -40,7 +40,9 @@ pub async fn handle(
     let svc = service(&req, &state, &tenant, None);
     let base = base_url(&req, &state);
     let results = execute(&svc, &tenant, &ops, fail_on_errors, &base).await;
-    let body = json!({"schemas": [BULK_RESPONSE_SCHEMA], "Operations": results});
+    let mut body = json!({"schemas": [BULK_RESPONSE_SCHEMA]});
+    // Moved in: `json!` would deep-copy every operation's response (see `list_response`).
+    body["Operations"] = Value::Array(results);
     Ok(scim_response(StatusCode::OK, &body))
 }
 

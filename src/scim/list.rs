@@ -155,19 +155,34 @@ impl ListRequest {
 
 /// The ListResponse body (RFC 7644 §3.4.2). `itemsPerPage` is the number actually returned.
 pub fn list_response(total: u64, start_index: u64, resources: Vec<Value>) -> Value {
-    json!({
+    let mut body = json!({
         "schemas": [LIST_RESPONSE_SCHEMA],
         "totalResults": total,
         "itemsPerPage": resources.len(),
         "startIndex": start_index,
-        "Resources": resources,
-    })
+    });
+    // Moved in, not through `json!`: the macro serializes an interpolated `Vec<Value>` into a
+    // new tree, a deep copy of every resource of the page (seen in the list profile).
+    body["Resources"] = Value::Array(resources);
+    body
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_responses_keep_rfc_order_and_every_resource() {
+        let r = list_response(7, 3, vec![json!({"id": "a"}), json!({"id": "b"})]);
+        let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["schemas", "totalResults", "itemsPerPage", "startIndex", "Resources"]
+        );
+        assert_eq!(r["itemsPerPage"], json!(2));
+        assert_eq!(r["Resources"], json!([{"id": "a"}, {"id": "b"}]));
+    }
 
     #[test]
     fn okta_test_connection_query() {
