@@ -53,8 +53,8 @@ impl RowId for group::Model {
 }
 
 /// Where walks through id-ordered lists continue, for this process (see [`PageCursors`]).
-/// Ten minutes is far longer than an IdP waits between two pages of an import; 10,000 records
-/// is about 2 MB and as many imports under way at once.
+/// Ten minutes is far longer than an IdP waits between two pages of an import; a walk holds one
+/// record, so 10,000 records (about 2 MB) are as many imports under way at once.
 static CURSORS: LazyLock<PageCursors> = LazyLock::new(|| PageCursors::new(Duration::from_secs(600), 10_000));
 
 /// The list a request walks, for [`CURSORS`]; `None` for a sorted list, which pages by `OFFSET`.
@@ -119,7 +119,7 @@ where
     }
 
     let walk = walk_key(table, tenant_id, q);
-    let after = walk.as_deref().and_then(|w| CURSORS.after(w, q.offset));
+    let after = walk.as_deref().and_then(|w| CURSORS.take(w, q.offset));
     metrics::counter!(crate::metrics::LIST_PAGES, "start" => if after.is_some() { "keyset" } else { "offset" })
         .increment(1);
 

@@ -6,9 +6,11 @@
 //!
 //! A page served at offset `o` with `n` rows records "offset `o + n` starts after id X" for its
 //! list (table, tenant, filter, direction). A request at an offset with such a record reads
-//! `id > X` (or `<` descending) from the index; any other request, and every list with `sortBy`,
-//! uses `OFFSET`. A record is a hint, never a source of truth: a miss (another instance served
-//! the previous page, the record expired or was evicted) only costs the `OFFSET` scan.
+//! `id > X` (or `<` descending) from the index, and takes the record: a walk holds one record at a
+//! time, the position of its next page. Any other request, and every list with `sortBy`, uses
+//! `OFFSET`. A record is a hint, never a source of truth: a miss (another instance served the
+//! previous page, the record expired or was evicted, the page is asked for again) only costs the
+//! `OFFSET` scan.
 //!
 //! RFC 7644 §3.4.2.4 does not promise consistency between page requests, and the two ways differ
 //! only when rows before the page were deleted or added between two requests. Then the keyset page
@@ -37,12 +39,12 @@ impl PageCursors {
         }
     }
 
-    /// The id the page of `list` at `offset` starts after, if a page ending there was served
-    /// within the last `ttl`.
-    pub fn after(&self, list: &str, offset: u64) -> Option<String> {
-        let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (id, at) = entries.get(&(list.to_owned(), offset))?;
-        (at.elapsed() < self.ttl).then(|| id.clone())
+    /// Takes the id the page of `list` at `offset` starts after, if a page ending there was
+    /// served within the last `ttl`. The page served now records the next position.
+    pub fn take(&self, list: &str, offset: u64) -> Option<String> {
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (id, at) = entries.remove(&(list.to_owned(), offset))?;
+        (at.elapsed() < self.ttl).then_some(id)
     }
 
     /// Records that the page of `list` at `offset` starts after `last_id`.
@@ -52,8 +54,9 @@ impl PageCursors {
             let ttl = self.ttl;
             entries.retain(|_, (_, at)| at.elapsed() < ttl);
             if entries.len() >= self.capacity {
-                // Every record is live: more walks are under way than the bound allows. Starting
-                // over costs each of them one OFFSET page, and keeps memory bounded.
+                // Every record is live: more walks are under way than the bound allows (each
+                // holds one). Starting over costs each of them one OFFSET page, and keeps memory
+                // bounded.
                 entries.clear();
             }
         }
@@ -79,19 +82,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_served_page_tells_where_the_next_one_starts() {
+    fn a_served_page_tells_where_the_next_one_starts_once() {
         let c = PageCursors::new(Duration::from_secs(60), 10);
         c.remember("users|t1|asc|", 100, "id-100");
-        assert_eq!(c.after("users|t1|asc|", 100).as_deref(), Some("id-100"));
-        assert_eq!(c.after("users|t1|asc|", 200), None, "another offset");
-        assert_eq!(c.after("users|t2|asc|", 100), None, "another tenant's list");
+        assert_eq!(c.take("users|t1|asc|", 200), None, "another offset");
+        assert_eq!(c.take("users|t2|asc|", 100), None, "another tenant's list");
+        assert_eq!(c.take("users|t1|asc|", 100).as_deref(), Some("id-100"));
+        assert_eq!(c.take("users|t1|asc|", 100), None, "taken: a walk holds one record");
+        assert!(c.is_empty());
     }
 
     #[test]
     fn records_expire() {
         let c = PageCursors::new(Duration::ZERO, 10);
         c.remember("l", 100, "x");
-        assert_eq!(c.after("l", 100), None);
+        assert_eq!(c.take("l", 100), None);
     }
 
     #[test]
@@ -102,7 +107,7 @@ mod tests {
         }
         c.remember("l", 3, "y");
         assert_eq!(c.len(), 1, "all live at the bound: start over with the new record");
-        assert_eq!(c.after("l", 3).as_deref(), Some("y"));
+        assert_eq!(c.take("l", 3).as_deref(), Some("y"));
 
         let c = PageCursors::new(Duration::ZERO, 2);
         c.remember("l", 0, "x");
@@ -116,7 +121,7 @@ mod tests {
         let c = PageCursors::new(Duration::from_secs(60), 10);
         c.remember("l", 100, "a");
         c.remember("l", 100, "b");
-        assert_eq!(c.after("l", 100).as_deref(), Some("b"));
         assert_eq!(c.len(), 1);
+        assert_eq!(c.take("l", 100).as_deref(), Some("b"));
     }
 }
