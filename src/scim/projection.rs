@@ -50,6 +50,14 @@ impl Projection {
     /// Applies the projection to a rendered resource.
     pub fn apply(&self, rt: &ResourceTypeDef, resource: Value) -> Value {
         let Value::Object(obj) = resource else { return resource };
+        if self.attributes.is_empty() && self.excluded.is_empty() {
+            return apply_default(rt, obj);
+        }
+        self.apply_lists(rt, obj)
+    }
+
+    /// [`Self::apply`] when `attributes` or `excludedAttributes` name something.
+    fn apply_lists(&self, rt: &ResourceTypeDef, obj: Map<String, Value>) -> Value {
         let mut out = Map::with_capacity(obj.len());
         for (key, value) in obj {
             if key == "schemas" || key == "id" {
@@ -139,6 +147,29 @@ impl Projection {
     }
 }
 
+/// [`Projection::apply`] with neither list (nearly every IdP read): drops what is returned
+/// `never` or only on `request`, and what the schema does not know, in place, instead of
+/// rebuilding every map of the resource (its hashing showed in the list profile). The result
+/// is the same as [`Projection::apply_lists`] with empty lists, which a test checks.
+fn apply_default(rt: &ResourceTypeDef, mut obj: Map<String, Value>) -> Value {
+    let shown = |def: &AttributeDef| !matches!(def.returned, Returned::Never | Returned::Request);
+    obj.retain(|key, value| {
+        if key == "schemas" || key == "id" {
+            return true;
+        }
+        if let Some(ext) = rt.extension(key) {
+            let Value::Object(ext_obj) = value else { return false };
+            ext_obj.retain(|k, _| ext.attributes.iter().find(|d| d.name == *k).is_some_and(shown));
+            return !ext_obj.is_empty();
+        }
+        rt.core
+            .attribute(key)
+            .or_else(|| rt.common.iter().find(|d| d.name == *key))
+            .is_some_and(shown)
+    });
+    Value::Object(obj)
+}
+
 enum Keep {
     Whole,
     Subs(Vec<String>),
@@ -223,6 +254,50 @@ mod tests {
                "emails":[{"value":"b@x.com","type":"work","primary":true}],
                ENTERPRISE_USER_SCHEMA: {"department":"R&D","employeeNumber":"7"},
                "meta":{"resourceType":"User"}})
+    }
+
+    #[test]
+    fn the_default_projection_matches_the_general_one() {
+        let reg = SchemaRegistry::builtin().unwrap();
+        let mut with_extras = user();
+        with_extras["password"] = json!("secret");
+        with_extras["unknownAttr"] = json!(1);
+        with_extras["groups"] = json!([{"value": "g", "display": "G", "type": "direct"}]);
+        with_extras[ENTERPRISE_USER_SCHEMA]["unknownSub"] = json!("x");
+        let mut only_unknown_in_extension = user();
+        only_unknown_in_extension[ENTERPRISE_USER_SCHEMA] = json!({"nope": 1});
+        let mut extension_not_an_object = user();
+        extension_not_an_object[ENTERPRISE_USER_SCHEMA] = json!("text");
+        let group = json!({"schemas": ["s"], "id": "g", "displayName": "G",
+                           "members": [{"value": "1", "type": "User"}], "meta": {"resourceType": "Group"}, "x": 1});
+        let cases = [
+            (&reg.user, user()),
+            (&reg.user, with_extras),
+            (&reg.user, only_unknown_in_extension),
+            (&reg.user, extension_not_an_object),
+            (&reg.group, group),
+            (&reg.user, json!("not an object")),
+        ];
+        for (rt, doc) in cases {
+            let general = match doc.clone() {
+                Value::Object(obj) => Projection::default().apply_lists(rt, obj),
+                other => other,
+            };
+            let fast = Projection::default().apply(rt, doc.clone());
+            assert_eq!(fast, general, "{doc}");
+            let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
+            assert_eq!(keys(&fast), keys(&general), "same order: {doc}");
+        }
+        assert!(Projection::default()
+            .apply(&reg.user, with_password())
+            .get("password")
+            .is_none());
+    }
+
+    fn with_password() -> Value {
+        let mut u = user();
+        u["password"] = json!("secret");
+        u
     }
 
     #[test]

@@ -548,10 +548,21 @@ impl OpenIdProvider {
             .spawn()
             .expect("node starts tests/support/oidc/op.mjs (run `npm ci --prefix tests/support/oidc`)");
         let stdout = child.stdout.take().expect("OP stdout");
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("OP prints its issuer");
+        // Read on a thread of its own with a deadline: a provider that never prints would
+        // otherwise block the test forever instead of failing it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let read = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(read.map(|_| line));
+        });
+        let line = match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(read) => read.expect("OP prints its issuer"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the OpenID Provider (node tests/support/oidc/op.mjs) printed nothing within 30 s")
+            }
+        };
         let ready: Value = serde_json::from_str(&line)
             .unwrap_or_else(|_| panic!("OP did not start (did `npm ci --prefix tests/support/oidc` run?): {line:?}"));
         OpenIdProvider {
