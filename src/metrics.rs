@@ -63,8 +63,8 @@ fn describe() {
     metrics::describe_counter!(SWEEPS, "License sweeper runs, by outcome");
     metrics::describe_counter!(
         LIST_PAGES,
-        "List pages served, by how the database found the start: after the previous page's last id \
-         (keyset) or by skipping rows (offset)"
+        "List pages past the first served, by how the database found their start: after the previous \
+         page's last id (keyset) or by skipping rows (offset)"
     );
     metrics::describe_counter!(
         RATE_LIMITED,

@@ -118,10 +118,19 @@ where
         return Ok((total, Vec::new()));
     }
 
-    let walk = walk_key(table, tenant_id, q);
-    let after = walk.as_deref().and_then(|w| CURSORS.take(w, q.offset));
-    metrics::counter!(crate::metrics::LIST_PAGES, "start" => if after.is_some() { "keyset" } else { "offset" })
-        .increment(1);
+    // The key is built, and the shared map locked, only where a walk can be under way: no
+    // record starts at offset 0, and only a page that leaves rows after it records one. An
+    // IdP's `userName eq` lookup (first page, short) does neither.
+    let walk = || walk_key(table, tenant_id, q);
+    let after = match q.offset {
+        0 => None,
+        offset => {
+            let after = walk().and_then(|w| CURSORS.take(&w, offset));
+            let start = if after.is_some() { "keyset" } else { "offset" };
+            metrics::counter!(crate::metrics::LIST_PAGES, "start" => start).increment(1);
+            after
+        }
+    };
 
     let mut page = SqlBuilder::new(backend);
     page.push("SELECT r.*");
@@ -176,10 +185,12 @@ where
         None if after.is_none() && served < q.limit && (served > 0 || q.offset == 0) => q.offset + served,
         None => count_matching(conn, table, &where_clause).await?,
     };
-    if let (Some(w), Some((last, _))) = (&walk, rows.last()) {
+    if let Some((last, _)) = rows.last() {
         let next = q.offset + served;
         if next < total {
-            CURSORS.remember(w, next, last.row_id());
+            if let Some(w) = walk() {
+                CURSORS.remember(&w, next, last.row_id());
+            }
         }
     }
     Ok((total, rows))

@@ -171,6 +171,25 @@ async fn pages_are_stable_and_sortable() {
 #[tokio::test]
 async fn a_walk_through_pages_continues_after_the_last_user_served() {
     let app = TestApp::spawn().await;
+    let pages_started = |start: &'static str| {
+        let app = &app;
+        async move {
+            let body = app
+                .client
+                .get(format!("{}/metrics", app.base))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let series = format!("seatbridge_list_pages_total{{start=\"{start}\"}} ");
+            body.lines()
+                .find_map(|l| l.strip_prefix(series.as_str()))
+                .map_or(0, |n| n.trim().parse::<u64>().unwrap())
+        }
+    };
+    let (keyset_before, offset_before) = (pages_started("keyset").await, pages_started("offset").await);
     let mut ids = Vec::new();
     for i in 1..=6 {
         ids.push(app.create_user(&format!("u{i}")).await);
@@ -199,6 +218,10 @@ async fn a_walk_through_pages_continues_after_the_last_user_served() {
     // A page no walk reached counts rows in the list as it is now.
     let (_, jump) = app.get("/Users?startIndex=2&count=2").await;
     assert_eq!(names(&jump), ["u3", "u4"]);
+    // Four pages continued a walk and one jumped (the counters are shared by the tests of this
+    // process, so they can only have grown more).
+    assert!(pages_started("keyset").await >= keyset_before + 4);
+    assert!(pages_started("offset").await > offset_before);
     // Sorted lists page by position: after a deletion, the next page shifts.
     let (_, sorted) = app.get("/Users?sortBy=userName&startIndex=1&count=2").await;
     assert_eq!(names(&sorted), ["u2", "u3"]);
