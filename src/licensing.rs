@@ -745,24 +745,65 @@ pub async fn run_sweeper(db: DatabaseConnection, interval: std::time::Duration, 
 /// A plan definition as operators write it (CLI flags or the JSON API), validated before use.
 #[derive(Debug, Clone, serde::Deserialize, Serialize, validator::Validate, utoipa::ToSchema)]
 pub struct PlanSpec {
+    /// 1 to 100 feature names of 1-64 letters, digits, `-`, `_` or `.`.
     #[validate(length(min = 1, max = 100))]
+    #[schema(
+        min_items = 1,
+        max_items = 100,
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9._-]+$"
+    )]
     pub features: Vec<String>,
     #[validate(range(min = 0))]
+    #[schema(minimum = 0)]
     pub seats_default: i64,
     /// Extra pools by seat type; `null` = unlimited.
     #[serde(default)]
+    #[schema(schema_with = seat_pools_schema)]
     pub seat_pools: std::collections::BTreeMap<String, Option<i64>>,
     #[serde(default)]
     #[validate(range(min = 0, max = 3650))]
+    #[schema(minimum = 0, maximum = 3650)]
     pub grace_days: i64,
     /// 1.0 = no overage; 1.25 = a quarter more seats than licensed.
     #[serde(default = "no_overage")]
     #[validate(range(min = 1.0, max = 10.0))]
+    #[schema(minimum = 1.0, maximum = 10.0)]
     pub overage: f64,
 }
 
 fn no_overage() -> f64 {
     1.0
+}
+
+/// `PlanSpec::seat_pools` in the OpenAPI document, as [`set_plan`] checks it: pool names as
+/// [`valid_name`] and not `default` (whose size is the license's seats), sizes of 0 or more or
+/// `null`.
+fn seat_pools_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "Extra pools by seat type (1-64 letters, digits, `-`, `_` or `.`; not `default`, whose size \
+             is the license's seats): a size of 0 or more, or `null` = unlimited.",
+        ))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^(?!default$)[A-Za-z0-9._-]{1,64}$")),
+        ))
+        .additional_properties(Some(
+            ObjectBuilder::new()
+                .schema_type(
+                    [Type::Integer, Type::Null]
+                        .into_iter()
+                        .collect::<utoipa::openapi::schema::SchemaType>(),
+                )
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(0)),
+        ))
+        .build()
 }
 
 fn valid_name(s: &str) -> bool {

@@ -113,10 +113,24 @@ pub async fn list_tenants(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TenantBody {
+    /// 1-63 lowercase letters, digits or `-`, not starting with `-`.
+    // As `licensing::valid_slug`.
+    #[schema(min_length = 1, max_length = 63, pattern = "^[a-z0-9][a-z0-9-]*$")]
     slug: String,
+    /// Display name; the slug when absent.
     name: Option<String>,
+    /// The name of an existing plan.
     plan: String,
+    /// Size of the default pool: 0 or more.
+    #[schema(minimum = 0)]
     seats: i64,
+    /// An RFC 3339 date-time; absent or `null`: perpetual.
+    // The pattern repeats the shape of `format` for tools that skip `format` on a nullable string.
+    #[schema(
+        value_type = Option<String>,
+        format = DateTime,
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+    )]
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
@@ -304,6 +318,8 @@ pub struct HistoryPoint {
 #[into_params(parameter_in = Query)]
 pub struct UsersQuery {
     q: Option<String>,
+    /// `all` (default), `active`, `inactive`, `entitled` or `waiting`.
+    #[param(pattern = "^(all|active|inactive|entitled|waiting)$")]
     status: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -478,6 +494,9 @@ pub async fn list_tokens(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TokenBody {
+    /// 1 to 100 characters once leading and trailing white space is trimmed.
+    // As `create_token` checks it.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     name: String,
 }
 
@@ -492,7 +511,7 @@ pub async fn create_token(
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, _, _) = load_for(&p, &state, &slug).await?;
     let name = body.name.trim();
-    if name.is_empty() || name.len() > 100 {
+    if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::BadRequest(
             "a token needs a name of 1 to 100 characters".into(),
         ));

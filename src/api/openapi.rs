@@ -97,9 +97,43 @@ pub enum Conflict {
         super::product::user_token,
     ),
     components(schemas(super::Problem)),
-    modifiers(&SecuritySchemes)
+    modifiers(&SecuritySchemes, &EndpointTokenRule)
 )]
 struct ApiDoc;
+
+/// `EndpointBody`: a `scim` endpoint needs a `token` (`add_endpoint`), as
+/// `allOf: [the fields, anyOf: [kind absent, null or webhook; token a string]]`, since the
+/// derive has no `if`/`then`.
+struct EndpointTokenRule;
+
+impl Modify for EndpointTokenRule {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, SchemaType, Type};
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let Some(fields) = components.schemas.remove("EndpointBody") else {
+            return;
+        };
+        let not_scim = ObjectBuilder::new().property(
+            "kind",
+            ObjectBuilder::new()
+                .schema_type([Type::String, Type::Null].into_iter().collect::<SchemaType>())
+                .enum_values(Some([serde_json::json!("webhook"), serde_json::Value::Null])),
+        );
+        let with_token = ObjectBuilder::new()
+            .property("token", ObjectBuilder::new().schema_type(Type::String))
+            .required("token");
+        let rule = AnyOfBuilder::new()
+            .item(not_scim)
+            .item(with_token)
+            .description(Some("A `scim` endpoint needs a `token`."));
+        components.schemas.insert(
+            "EndpointBody".into(),
+            AllOfBuilder::new().item(fields).item(rule).into(),
+        );
+    }
+}
 
 struct SecuritySchemes;
 
@@ -172,5 +206,27 @@ mod tests {
             assert!(license_put.get(status).is_some(), "PUT license lacks {status}");
         }
         assert!(license_put["404"]["content"].get("application/problem+json").is_some());
+    }
+
+    /// The request bodies state what the handlers check, so a client (or a fuzzer) that keeps
+    /// to the document is not refused.
+    #[test]
+    fn request_bodies_state_the_constraints_the_server_checks() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let schemas = &doc["components"]["schemas"];
+        let token_name = &schemas["TokenBody"]["properties"]["name"];
+        assert_eq!(token_name["minLength"], 1);
+        assert_eq!(token_name["maxLength"], 100);
+        let plan = &schemas["PlanSpec"]["properties"];
+        assert_eq!(plan["features"]["minItems"], 1);
+        assert_eq!(plan["overage"]["minimum"], 1.0);
+        assert_eq!(plan["seat_pools"]["additionalProperties"]["minimum"], 0);
+        assert_eq!(schemas["TenantBody"]["properties"]["seats"]["minimum"], 0);
+        let license = &schemas["LicenseBody"]["properties"];
+        assert_eq!(license["expires_at"]["format"], "date-time");
+        assert_eq!(license["status"]["pattern"], "^(active|suspended)$");
+        let endpoint = &schemas["EndpointBody"]["allOf"];
+        assert_eq!(endpoint[0]["properties"]["url"]["pattern"], "^https?://");
+        assert_eq!(endpoint[1]["anyOf"][1]["required"][0], "token");
     }
 }

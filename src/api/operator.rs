@@ -28,7 +28,7 @@ pub async fn list_plans(_: Principal, state: web::Data<AppState>) -> Result<Http
 }
 
 /// PUT /plans/{name}: create or replace; takes effect on the next request of every instance.
-#[utoipa::path(put, path = "/api/v1/plans/{name}", tag = "plans", params(("name" = String, Path)), request_body = PlanSpec, responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(put, path = "/api/v1/plans/{name}", tag = "plans", params(("name" = String, Path, description = "1-64 letters, digits, `-`, `_` or `.`", pattern = "^[A-Za-z0-9._-]{1,64}$")), request_body = PlanSpec, responses((status = 200, description = "OK", body = serde_json::Value), Problems), security(("bearer" = []), ("session" = [])))]
 pub async fn put_plan(
     p: Principal,
     state: web::Data<AppState>,
@@ -68,15 +68,34 @@ pub async fn get_license(
 /// license perpetual.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LicenseBody {
+    /// The name of an existing plan.
     plan: Option<String>,
+    /// Size of the default pool: 0 or more.
+    #[schema(minimum = 0)]
     seats: Option<i64>,
+    /// An RFC 3339 date-time; `null`: perpetual.
+    // The pattern repeats the shape of `format` for tools that skip `format` on a nullable string.
     #[serde(default, deserialize_with = "present")]
+    #[schema(
+        value_type = Option<String>,
+        format = DateTime,
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+    )]
     expires_at: Option<Option<chrono::DateTime<chrono::Utc>>>,
+    /// `active` or `suspended`; `grace` and `expired` follow from `expires_at` and cannot be set.
+    #[schema(pattern = "^(active|suspended)$")]
     status: Option<String>,
+    /// `block_new` or `deactivate_newest`.
+    #[schema(pattern = "^(block_new|deactivate_newest)$")]
     policy: Option<String>,
+    /// 0 or more; `null`: no cap.
     #[serde(default, deserialize_with = "present")]
+    #[schema(minimum = 0)]
     usage_cap: Option<Option<i64>>,
+    /// `day` or `month`.
+    #[schema(pattern = "^(day|month)$")]
     usage_period: Option<String>,
+    /// The version the change expects the license to be at; another version is a 409.
     version: Option<i64>,
 }
 
@@ -361,9 +380,12 @@ pub async fn list_endpoints(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct EndpointBody {
+    /// An `http://` or `https://` URL.
+    #[schema(pattern = "^https?://")]
     url: String,
     /// `webhook` (default) or `scim`.
     #[serde(default)]
+    #[schema(pattern = "^(webhook|scim)$")]
     kind: Option<String>,
     /// Event types, or absent for all.
     #[serde(default)]

@@ -246,3 +246,21 @@ async fn malformed_path_ids_and_page_sizes_answer_problem_documents() {
         }
     }
 }
+
+/// A token name is 1 to 100 characters, as the document says; not bytes.
+#[tokio::test]
+async fn token_names_are_counted_in_characters() {
+    let app = app().await;
+    let path = "/tenants/acme/tokens";
+    for (name, want) in [("é".repeat(100), 201), ("é".repeat(101), 400), ("   ".to_string(), 400)] {
+        let (status, body) = api(
+            &app,
+            reqwest::Method::POST,
+            path,
+            OPERATOR,
+            Some(json!({ "name": name })),
+        )
+        .await;
+        assert_eq!(status, want, "{} characters: {body}", name.chars().count());
+    }
+}
