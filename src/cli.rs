@@ -312,10 +312,13 @@ pub struct ServeArgs {
     /// Admin requests per principal (or logins per client IP) allowed in a burst above the rate.
     #[arg(long, env = "SEATBRIDGE_ADMIN_BURST", default_value_t = 200)]
     pub admin_burst: u32,
-    /// Connections in the database pool. On SQLite each keeps its own page cache: 4 held RSS under
-    /// 64 MiB at 100,000 users under load, for about a quarter less read throughput than 16.
+    /// Connections in the database pool.
     #[arg(long, env = "SEATBRIDGE_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
+    /// SQLite only: page cache of each pooled connection, in KiB. The kernel caches the file
+    /// once for all connections; a larger value multiplies memory by the pool size.
+    #[arg(long, env = "SEATBRIDGE_SQLITE_CACHE_KIB", default_value_t = crate::config::DEFAULT_SQLITE_CACHE_KIB)]
+    pub sqlite_cache_kib: u32,
 }
 
 /// `plan …`.
@@ -562,6 +565,7 @@ async fn serve(database_url: String, args: ServeArgs) -> Result<(), CliError> {
         burst: args.admin_burst.max(1),
     });
     config.db_max_connections = args.db_max_connections.max(1);
+    config.sqlite_cache_kib = args.sqlite_cache_kib;
     tracing::info!(config = ?config, "starting seatbridge");
     let db = open_with(&config.db_settings()).await?;
     let demo = if args.demo { Some(create_demo(&db).await?) } else { None };

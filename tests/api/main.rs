@@ -27,5 +27,6 @@ mod seat_counters;
 mod seat_mappings;
 mod security;
 mod shutdown;
+mod storage;
 mod tokens;
 mod users;
