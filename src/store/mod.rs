@@ -101,8 +101,13 @@ pub async fn unique<E: sea_orm::EntityTrait>(
     Ok(select.all(conn).await?.into_iter().next())
 }
 
-/// Applies pending migrations.
+/// Applies pending migrations. A database that is already current is left alone with one read:
+/// every CLI command and every start calls this, and sea-orm-migration's own check begins with
+/// `CREATE TABLE IF NOT EXISTS`, which PostgreSQL answers with a notice each time.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    if migration_state(db).await? == MigrationState::Current {
+        return Ok(());
+    }
     Migrator::up(db, None).await
 }
 
