@@ -4,7 +4,7 @@
 use reqwest::{Client, Method};
 use serde_json::{json, Value};
 
-use crate::helpers::{AdminApp, SCIM, USER};
+use crate::helpers::{client, client_builder, AdminApp, SCIM, USER};
 
 async fn call(client: &Client, method: Method, url: &str, csrf: Option<&str>, body: Option<Value>) -> (u16, Value) {
     let mut req = client.request(method, url);
@@ -218,7 +218,7 @@ async fn tokens_are_shown_once_need_csrf_and_revoke_at_once() {
     let id = created["id"].as_str().unwrap().to_string();
 
     let scim = |token: String| {
-        let c = Client::new();
+        let c = client();
         let u = a.app.url("/Users");
         async move {
             c.get(u)
@@ -268,7 +268,7 @@ async fn access_tokens_are_checked_against_the_providers_keys() {
                "iat": now(), "exp": now() + 300, "roles": roles})
     };
     let get = |token: String| {
-        let c = Client::new();
+        let c = client();
         let u = a.api("/tenants");
         async move { c.get(u).bearer_auth(token).send().await.unwrap().status().as_u16() }
     };
@@ -296,7 +296,7 @@ async fn access_tokens_are_checked_against_the_providers_keys() {
         assert_eq!(get(token).await, 401, "{what}");
     }
     // A token without roles authenticates but sees nothing.
-    let c = Client::new();
+    let c = client();
     let (status, body) = call(&c, Method::GET, &a.api("/tenants"), None, None).await;
     assert_eq!(status, 401, "{body}");
     let none = a.op.sign(good(json!([])), "current").await;
@@ -347,7 +347,7 @@ async fn forged_callbacks_and_tampered_cookies_are_refused() {
         .unwrap();
     assert_eq!(resp.status(), 400);
     // A callback with no login in progress at all.
-    let resp = Client::new()
+    let resp = client()
         .get(format!("{}/admin/callback?code=abc&state=x", a.app.base))
         .send()
         .await
@@ -356,7 +356,7 @@ async fn forged_callbacks_and_tampered_cookies_are_refused() {
 
     // A session cookie with one character changed is no session at all.
     let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
-    let browser = Client::builder().cookie_provider(jar.clone()).build().unwrap();
+    let browser = client_builder().cookie_provider(jar.clone()).build().unwrap();
     let (browser, action) = a.start_login_in(browser).await;
     assert_eq!(
         a.submit_login(&browser, &action, "operator@example.test")
@@ -373,7 +373,7 @@ async fn forged_callbacks_and_tampered_cookies_are_refused() {
         .expect("session cookie")
         .to_string();
     let with_cookie = |value: String| {
-        let c = Client::new();
+        let c = client();
         let u = a.api("/me");
         async move {
             c.get(u)
@@ -528,7 +528,7 @@ async fn database_grants_add_roles_and_take_effect_at_once() {
         )
     };
     let tenants_seen = |token: String| {
-        let c = Client::new();
+        let c = client();
         let u = a.api("/tenants");
         async move {
             let v: Value = c.get(u).bearer_auth(token).send().await.unwrap().json().await.unwrap();
@@ -539,7 +539,7 @@ async fn database_grants_add_roles_and_take_effect_at_once() {
     assert_eq!(tenants_seen(token(true).await).await, 2);
 
     // The API describes itself.
-    let doc: Value = Client::new()
+    let doc: Value = client()
         .get(a.api("/openapi.json"))
         .send()
         .await

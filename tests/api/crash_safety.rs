@@ -16,7 +16,7 @@ use reqwest::{Client, Method};
 use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
-use crate::helpers::{parts, TestApp, GROUP, SCIM, SEATBRIDGE, USER};
+use crate::helpers::{client, parts, TestApp, GROUP, SCIM, SEATBRIDGE, USER};
 
 const OPERATOR: &str = "crash-safety-operator-token";
 const SEATS: i64 = 6;
@@ -257,7 +257,7 @@ async fn acknowledged_writes_survive_sigkill_and_seats_stay_consistent() {
     );
 
     let restarted = app.second_process_with(&env).await;
-    let client = Client::new();
+    let client = client();
     let ready = client
         .get(format!("{}/readyz", restarted.base))
         .send()

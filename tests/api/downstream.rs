@@ -39,7 +39,7 @@ impl ScimServer {
         let mut server = ScimServer {
             base: format!("http://127.0.0.1:{port}/v2"),
             child,
-            client: reqwest::Client::new(),
+            client: client(),
             log,
         };
         server.wait_until_up().await;

@@ -18,6 +18,20 @@ pub const SEATBRIDGE: &str = "urn:ietf:params:scim:schemas:extension:seatbridge:
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 pub const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
+/// No request of a test waits this long: a server that stops answering fails the test with a
+/// timeout error instead of hanging the suite.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// An HTTP client for tests, with [`REQUEST_TIMEOUT`].
+pub fn client() -> Client {
+    client_builder().build().expect("client")
+}
+
+/// A client builder with [`REQUEST_TIMEOUT`], for clients that need more (cookies).
+pub fn client_builder() -> reqwest::ClientBuilder {
+    Client::builder().timeout(REQUEST_TIMEOUT)
+}
+
 pub struct TestApp {
     pub base: String,
     pub token: String,
@@ -126,7 +140,7 @@ impl TestApp {
         TestApp {
             base: format!("http://127.0.0.1:{port}"),
             token,
-            client: Client::new(),
+            client: client(),
             db,
             config,
             _dir: dir,
@@ -573,7 +587,7 @@ impl OpenIdProvider {
 
     /// Signs `claims` with the provider's current key (`key: "foreign"` forges one).
     pub async fn sign(&self, claims: Value, key: &str) -> String {
-        let resp: Value = Client::new()
+        let resp: Value = client()
             .post(format!("{}/test/sign", self.issuer))
             .json(&json!({"claims": claims, "key": key}))
             .send()
@@ -587,7 +601,7 @@ impl OpenIdProvider {
 
     /// Calls a test-control endpoint of the provider.
     pub async fn control(&self, path: &str, body: Value) {
-        let status = Client::new()
+        let status = client()
             .post(format!("{}{path}", self.issuer))
             .json(&body)
             .send()
@@ -638,7 +652,7 @@ impl AdminApp {
     /// A browser-like client (cookie jar, redirects followed) that starts a login and stops
     /// at the provider's login form; answers the client and the form's action URL.
     pub async fn start_login(&self) -> (Client, String) {
-        self.start_login_in(Client::builder().cookie_store(true).build().expect("client"))
+        self.start_login_in(client_builder().cookie_store(true).build().expect("client"))
             .await
     }
 

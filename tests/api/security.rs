@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use reqwest::{Client, Method};
+use reqwest::Method;
 use serde_json::{json, Value};
 
 use seatbridge::store::entities::{audit_entry, scim_token};
@@ -607,7 +607,7 @@ async fn secrets_never_reach_the_logs() {
         }
     }
     let mut guard = Kill(child);
-    let http = Client::new();
+    let http = client();
     let mut up = false;
     for _ in 0..1200 {
         if http
@@ -772,7 +772,7 @@ async fn secrets_never_reach_the_logs() {
     // The admin side: a browser login through the provider, the session cookie and CSRF token,
     // and OIDC access tokens as bearers (a good one and a forged one).
     let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
-    let browser = Client::builder().cookie_provider(jar.clone()).build().unwrap();
+    let browser = client_builder().cookie_provider(jar.clone()).build().unwrap();
     let page = browser
         .get(format!("{base}/admin/login?return_to=/admin/"))
         .send()
