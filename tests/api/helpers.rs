@@ -228,6 +228,13 @@ impl TestApp {
         format!("{}/scim/v2{path}", self.base)
     }
 
+    /// The Prometheus text of `/metrics` (no metrics token configured).
+    pub async fn metrics(&self) -> String {
+        let resp = self.client.get(format!("{}/metrics", self.base)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "/metrics");
+        resp.text().await.unwrap()
+    }
+
     pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Response {
         self.request_as(&self.token, method, path, body).await
     }

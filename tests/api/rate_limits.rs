@@ -101,15 +101,7 @@ async fn an_admin_over_its_budget_gets_a_429_problem_and_logins_are_limited_per_
         "the callback shares the address's budget"
     );
 
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("seatbridge_admin_rate_limited_total{scope=\"api\"}")
             && metrics.contains("seatbridge_admin_rate_limited_total{scope=\"login\"}"),

@@ -174,15 +174,7 @@ async fn a_walk_through_pages_continues_after_the_last_user_served() {
     let pages_started = |start: &'static str| {
         let app = &app;
         async move {
-            let body = app
-                .client
-                .get(format!("{}/metrics", app.base))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let body = app.metrics().await;
             let series = format!("seatbridge_list_pages_total{{start=\"{start}\"}} ");
             body.lines()
                 .find_map(|l| l.strip_prefix(series.as_str()))
