@@ -142,3 +142,26 @@ fn tenant_token_plan_and_license_commands() {
     let (ok, _, err) = seatbridge(&db, &["billing-plan", "set", "stripe", "price_1", "starter"]);
     assert!(ok, "{err}");
 }
+
+/// A command on a database that is already current says nothing about migrations (the first
+/// one migrates and logs it); and its text logs carry no colour codes when stderr is a pipe.
+#[test]
+fn commands_on_a_current_database_do_not_migrate_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_seatbridge"))
+            .args(args)
+            .env("DATABASE_URL", &db)
+            .env("RUST_LOG", "info")
+            .output()
+            .expect("run seatbridge");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let first = run(&["plan", "list"]);
+    assert!(first.contains("Applying migration"), "{first}");
+    assert!(!first.contains('\u{1b}'), "no escape codes on a pipe: {first:?}");
+    let second = run(&["plan", "list"]);
+    assert!(!second.contains("migration"), "{second}");
+}
