@@ -555,9 +555,29 @@ impl Drop for OpenIdProvider {
 
 impl OpenIdProvider {
     /// Starts the provider with seatbridge at `app_base` registered as its client.
+    ///
+    /// A provider that prints nothing within 30 s is killed and started once more: on a loaded
+    /// CI machine one start was seen to stall (cause unknown). Its stderr is kept, so a second
+    /// stall fails the test with what both providers said.
     pub fn start(app_base: &str) -> OpenIdProvider {
+        let first = match Self::try_start(app_base) {
+            Ok(op) => return op,
+            Err(said) => said,
+        };
+        eprintln!("the OpenID Provider printed nothing within 30 s; starting another. It said: {first}");
+        Self::try_start(app_base).unwrap_or_else(|second| {
+            panic!(
+                "the OpenID Provider (node tests/support/oidc/op.mjs) printed nothing within 30 s, \
+                 twice. First: {first}; second: {second}"
+            )
+        })
+    }
+
+    /// One start; on a stall, the provider's stderr.
+    fn try_start(app_base: &str) -> Result<OpenIdProvider, String> {
         use std::io::BufRead;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/oidc/op.mjs");
+        let stderr = tempfile::NamedTempFile::new().expect("a file for the OP's stderr");
         let mut child = std::process::Command::new("node")
             .arg(script)
             .env("OP_PORT", "0")
@@ -565,7 +585,7 @@ impl OpenIdProvider {
             .env("OP_POST_LOGOUT_REDIRECT_URIS", format!("{app_base}/admin/"))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr.reopen().expect("the OP's stderr file"))
             .spawn()
             .expect("node starts tests/support/oidc/op.mjs (run `npm ci --prefix tests/support/oidc`)");
         let stdout = child.stdout.take().expect("OP stdout");
@@ -581,15 +601,19 @@ impl OpenIdProvider {
             Ok(read) => read.expect("OP prints its issuer"),
             Err(_) => {
                 let _ = child.kill();
-                panic!("the OpenID Provider (node tests/support/oidc/op.mjs) printed nothing within 30 s")
+                let _ = child.wait();
+                let said = std::fs::read_to_string(stderr.path()).unwrap_or_default();
+                return Err(format!("{:?}", said.trim()));
             }
         };
-        let ready: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|_| panic!("OP did not start (did `npm ci --prefix tests/support/oidc` run?): {line:?}"));
-        OpenIdProvider {
+        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+            let said = std::fs::read_to_string(stderr.path()).unwrap_or_default();
+            panic!("OP did not start (did `npm ci --prefix tests/support/oidc` run?): {line:?}; stderr: {said}")
+        });
+        Ok(OpenIdProvider {
             issuer: ready["issuer"].as_str().expect("issuer").to_string(),
             child,
-        }
+        })
     }
 
     /// Signs `claims` with the provider's current key (`key: "foreign"` forges one).
