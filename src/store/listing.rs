@@ -121,11 +121,12 @@ where
     // The key is built, and the shared map locked, only where a walk can be under way: no
     // record starts at offset 0, and only a page that leaves rows after it records one. An
     // IdP's `userName eq` lookup (first page, short) does neither.
-    let walk = || walk_key(table, tenant_id, q);
+    let mut walk = None;
     let after = match q.offset {
         0 => None,
         offset => {
-            let after = walk().and_then(|w| CURSORS.take(&w, offset));
+            walk = walk_key(table, tenant_id, q);
+            let after = walk.as_deref().and_then(|w| CURSORS.take(w, offset));
             let start = if after.is_some() { "keyset" } else { "offset" };
             metrics::counter!(crate::metrics::LIST_PAGES, "start" => start).increment(1);
             after
@@ -188,7 +189,8 @@ where
     if let Some((last, _)) = rows.last() {
         let next = q.offset + served;
         if next < total {
-            if let Some(w) = walk() {
+            // Built here for a first page; a page past the first built it above.
+            if let Some(w) = walk.or_else(|| walk_key(table, tenant_id, q)) {
                 CURSORS.remember(&w, next, last.row_id());
             }
         }
