@@ -74,14 +74,14 @@ async fn main() {
     let cache = Arc::new(EntitlementCache::new(Duration::from_secs(3600)));
     for i in 0..users {
         cache
-            .check(&db, "bench", &format!("user{i}"), Some("sso"))
+            .check(&db, &db, "bench", &format!("user{i}"), Some("sso"))
             .await
             .unwrap();
     }
     let started = Instant::now();
     for i in 0..rounds {
         let r = cache
-            .check(&db, "bench", &format!("user{}", i % users), Some("sso"))
+            .check(&db, &db, "bench", &format!("user{}", i % users), Some("sso"))
             .await
             .unwrap();
         assert!(r.allowed);

@@ -25,6 +25,8 @@ use crate::{scim, store};
 /// Shared state of every request.
 pub struct AppState {
     pub db: DatabaseConnection,
+    /// Reads of one indexed row, without the pool's thread hop on SQLite.
+    pub reads: store::PointReads,
     pub schemas: Arc<SchemaRegistry>,
     pub config: Arc<Config>,
     pub token_usage: TokenUsage,
@@ -97,6 +99,12 @@ impl Application {
                 source,
             })?
             .port();
+        let reads = store::PointReads::new(&db, &config.db_settings())
+            .await
+            .map_err(|source| StartError::Database {
+                url: crate::config::redact_url(&config.database_url),
+                source,
+            })?;
         let sweep_interval = config.sweep_interval;
         let entitlements = Arc::new(EntitlementCache::new(config.entitlement_ttl));
         let signals = Signals::new(entitlements.clone());
@@ -110,6 +118,7 @@ impl Application {
         crate::metrics::handle();
         let state = web::Data::new(AppState {
             db: db.clone(),
+            reads,
             schemas: Arc::new(SchemaRegistry::builtin()?),
             config: Arc::new(config),
             token_usage: TokenUsage::default(),

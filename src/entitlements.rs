@@ -18,7 +18,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 use serde::Serialize;
 
 use crate::license::{effective_status, LicenseStatus, Plan};
-use crate::store::{self, tenants, users, StoreError};
+use crate::store::{self, tenants, users, Reader, StoreError};
 
 /// The PostgreSQL channel that carries "tenant X changed" (payload: tenant id, or `*`), and
 /// "users of tenant X changed" (payload: `users:` and the tenant id).
@@ -168,10 +168,13 @@ impl EntitlementCache {
         }
     }
 
-    /// Answers a check; `user` is a user id or a userName (case-insensitive).
+    /// Answers a check; `user` is a user id or a userName (case-insensitive). A user the cache
+    /// misses is read through `reads` (one indexed row: a point read); the tenant's view through
+    /// `db`.
     pub async fn check(
         &self,
         db: &DatabaseConnection,
+        reads: &impl Reader,
         tenant: &str,
         user: &str,
         feature: Option<&str>,
@@ -191,7 +194,7 @@ impl EntitlementCache {
         };
         result.plan = Some(view.plan.name.clone());
         result.license_status = Some(view.status.as_str().to_string());
-        let Some(u) = self.user_view(db, &view, user).await? else {
+        let Some(u) = self.user_view(reads, &view, user).await? else {
             result.reason = "unknown_user".into();
             return Ok(result);
         };
@@ -227,12 +230,7 @@ impl EntitlementCache {
         Ok(Some(view))
     }
 
-    async fn user_view(
-        &self,
-        db: &DatabaseConnection,
-        view: &TenantView,
-        key: &str,
-    ) -> Result<Option<UserView>, StoreError> {
+    async fn user_view(&self, db: &impl Reader, view: &TenantView, key: &str) -> Result<Option<UserView>, StoreError> {
         let cache_key = key.to_lowercase();
         if let Some(hit) = view.users.read().ok().and_then(|m| m.get(&cache_key).cloned()) {
             return Ok(hit);

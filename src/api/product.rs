@@ -37,6 +37,7 @@ pub async fn check(
         .entitlements
         .check(
             &state.db,
+            &state.reads,
             &q.tenant,
             &q.user,
             q.feature.as_deref().filter(|f| !f.is_empty()),

@@ -115,6 +115,8 @@ pub(crate) struct WriteTx {
 /// The provisioning service for one request.
 pub struct Provisioning<'a> {
     pub db: &'a DatabaseConnection,
+    /// Reads of one indexed row (see [`store::PointReads`]); everything else uses `db`.
+    reads: &'a store::PointReads,
     pub schemas: &'a SchemaRegistry,
     pub actor: Actor,
     /// Told about every committed change (other instances learn through NOTIFY).
@@ -122,10 +124,16 @@ pub struct Provisioning<'a> {
 }
 
 impl<'a> Provisioning<'a> {
-    /// A service over a pool and the schema registry, acting as `actor`.
-    pub fn new(db: &'a DatabaseConnection, schemas: &'a SchemaRegistry, actor: Actor) -> Self {
+    /// A service over a pool (and its point reads) and the schema registry, acting as `actor`.
+    pub fn new(
+        db: &'a DatabaseConnection,
+        reads: &'a store::PointReads,
+        schemas: &'a SchemaRegistry,
+        actor: Actor,
+    ) -> Self {
         Provisioning {
             db,
+            reads,
             schemas,
             actor,
             signals: None,

@@ -1,6 +1,5 @@
 //! User operations. Every write goes through [`Provisioning::write_user`].
 
-use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
 use super::{check_precondition, parse_doc, user_resource, Precondition, Provisioning, StoredResource, WriteTx};
@@ -11,11 +10,15 @@ use crate::scim::patch::{apply_patch, parse_patch_request};
 use crate::scim::resource::{check_immutable, check_schemas, normalize_resource};
 use crate::scim::schema::ResourceKind;
 use crate::store::entities::user;
-use crate::store::listing::{list_page, ListQuery, Listed};
-use crate::store::{user_counts, users, StoreError};
+use crate::store::listing::{list_page, reads_at_most_one, ListQuery, Listed};
+use crate::store::{user_counts, users, Reader, StoreError};
 
 /// The plan feature every `/Users` operation needs.
 const USERS_FEATURE: &str = "scim.users";
+
+/// Attributes unique within a tenant: an `eq` filter on one reads at most one user, through an
+/// index, and so may run as a point read (`store::PointReads`).
+const USER_KEYS: &[&str] = &["userName", "id"];
 
 impl Provisioning<'_> {
     /// POST /Users.
@@ -126,10 +129,10 @@ impl Provisioning<'_> {
     pub async fn get_user(&self, tenant: &Tenant, id: &str, with_groups: bool) -> Result<StoredResource, ScimError> {
         self.require_feature(tenant, USERS_FEATURE).await?;
         if !with_groups {
-            let row = self.load_user(self.db, tenant, id).await?;
+            let row = self.load_user(self.reads, tenant, id).await?;
             return Ok(user_resource(&row, parse_doc(&row.doc), None));
         }
-        let (row, groups) = users::find_with_groups(self.db, &tenant.id, id)
+        let (row, groups) = users::find_with_groups(self.reads, &tenant.id, id)
             .await?
             .ok_or_else(|| user_not_found(id))?;
         Ok(user_resource(&row, parse_doc(&row.doc), Some(group_values(groups))))
@@ -149,16 +152,30 @@ impl Provisioning<'_> {
             Some(_) => None,
         };
         let groups = with_groups.then(|| users::member_of_sql(self.db.get_database_backend()));
-        let (total, rows) = list_page::<user::Entity>(
-            self.db,
-            "users",
-            self.rt(ResourceKind::User),
-            &tenant.id,
-            q,
-            known_total,
-            groups,
-        )
-        .await?;
+        let rows = if q.filter.as_ref().is_some_and(|f| reads_at_most_one(f, USER_KEYS)) {
+            list_page::<user::Entity>(
+                self.reads,
+                "users",
+                self.rt(ResourceKind::User),
+                &tenant.id,
+                q,
+                known_total,
+                groups,
+            )
+            .await
+        } else {
+            list_page::<user::Entity>(
+                self.db,
+                "users",
+                self.rt(ResourceKind::User),
+                &tenant.id,
+                q,
+                known_total,
+                groups,
+            )
+            .await
+        };
+        let (total, rows) = rows?;
         Ok((total, Self::render_listed(rows)?))
     }
 
@@ -236,7 +253,7 @@ impl Provisioning<'_> {
 
     pub(super) async fn load_user(
         &self,
-        conn: &impl ConnectionTrait,
+        conn: &impl Reader,
         tenant: &Tenant,
         id: &str,
     ) -> Result<user::Model, ScimError> {

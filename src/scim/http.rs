@@ -88,6 +88,7 @@ pub fn service<'a>(req: &HttpRequest, state: &'a AppState, tenant: &Tenant, body
     };
     Provisioning::new(
         &state.db,
+        &state.reads,
         &state.schemas,
         Actor::scim(tenant, request_id, Some(request)),
     )

@@ -3,14 +3,15 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult};
+use sea_orm::{EntityTrait, FromQueryResult, TryIntoModel};
 
-use crate::scim::filter::{AttrPath, Filter};
-use crate::scim::schema::ResourceTypeDef;
+use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
+use crate::scim::schema::{ResourceTypeDef, GROUP_SCHEMA, USER_SCHEMA};
 
 use super::entities::{group, user};
 use super::filter_sql::{FilterLowering, FilterSqlError};
 use super::page_cursors::PageCursors;
+use super::point_reads::Reader;
 use super::sql::SqlBuilder;
 use super::StoreError;
 
@@ -68,6 +69,26 @@ fn walk_key(table: &str, tenant_id: &str, q: &ListQuery) -> Option<String> {
     Some(format!("{table}\u{1f}{tenant_id}\u{1f}{dir}\u{1f}{filter}"))
 }
 
+/// True when `filter` is `key eq "…"` on one of `keys` (attributes unique within a tenant, each
+/// with its own index): a list that reads at most one row, fit for [`super::PointReads`].
+pub fn reads_at_most_one(filter: &Filter, keys: &[&str]) -> bool {
+    match filter {
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: CompValue::String(_),
+        } => {
+            // Only the core schema's attribute: an extension's `userName` would be a JSON path.
+            let core = path
+                .urn
+                .as_deref()
+                .is_none_or(|urn| urn.eq_ignore_ascii_case(USER_SCHEMA) || urn.eq_ignore_ascii_case(GROUP_SCHEMA));
+            core && path.sub_attr.is_none() && keys.iter().any(|k| path.name.eq_ignore_ascii_case(k))
+        }
+        _ => false,
+    }
+}
+
 /// One listed row, with the value of the caller's extra column (see [`list_page`]).
 pub type Listed<M> = (M, Option<String>);
 
@@ -82,7 +103,7 @@ pub type Listed<M> = (M, Option<String>);
 /// - An id-ordered page whose offset is where a page served before ended starts after that
 ///   page's last id rather than skipping `offset` rows (see [`PageCursors`]).
 pub async fn list_page<E>(
-    conn: &impl ConnectionTrait,
+    conn: &impl Reader,
     table: &str,
     rt: &ResourceTypeDef,
     tenant_id: &str,
@@ -93,8 +114,9 @@ pub async fn list_page<E>(
 where
     E: EntityTrait,
     E::Model: FromQueryResult + Send + Sync + RowId,
+    E::ActiveModel: TryIntoModel<E::Model> + Send,
 {
-    let backend = conn.get_database_backend();
+    let backend = conn.backend();
     let lowering = FilterLowering::new(rt, backend).for_tenant(tenant_id);
     let order = match &q.sort_by {
         Some(path) => Some(lowering.sort_expr(path)?),
@@ -164,19 +186,8 @@ where
         i64::try_from(skip).unwrap_or(i64::MAX),
     );
     let rows = conn
-        .query_all_raw(page.build())
+        .models::<E>(page.build(), extra.is_some())
         .await
-        .map_err(StoreError::from)?
-        .iter()
-        .map(|row| {
-            let model = E::Model::from_query_result(row, "")?;
-            let extra = match extra {
-                Some(_) => row.try_get::<Option<String>>("", "extra")?,
-                None => None,
-            };
-            Ok((model, extra))
-        })
-        .collect::<Result<Vec<_>, sea_orm::DbErr>>()
         .map_err(StoreError::from)?;
 
     let served = rows.len() as u64;
@@ -200,20 +211,44 @@ where
 
 /// `SELECT COUNT(*)` of the rows a list request matches.
 async fn count_matching(
-    conn: &impl ConnectionTrait,
+    conn: &impl Reader,
     table: &str,
     where_clause: &impl Fn(&mut SqlBuilder) -> Result<(), FilterSqlError>,
 ) -> Result<u64, ListError> {
-    let mut count = SqlBuilder::new(conn.get_database_backend());
+    let mut count = SqlBuilder::new(conn.backend());
     count.push("SELECT COUNT(*) AS n FROM ").push(table).push(" r");
     where_clause(&mut count)?;
-    let total = conn
-        .query_one_raw(count.build())
-        .await
-        .map_err(StoreError::from)?
-        .map(|row| row.try_get::<i64>("", "n"))
-        .transpose()
-        .map_err(StoreError::from)?
-        .unwrap_or(0);
+    let total = conn.count(count.build()).await.map_err(StoreError::from)?;
     Ok(u64::try_from(total).unwrap_or(0))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::scim::filter::parse_filter;
+
+    #[test]
+    fn only_an_equality_on_a_unique_core_attribute_reads_at_most_one_row() {
+        let keys = &["userName", "id"];
+        for point in [
+            r#"userName eq "alice""#,
+            r#"USERNAME eq "alice""#,
+            r#"id eq "0190""#,
+            r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "alice""#,
+        ] {
+            assert!(reads_at_most_one(&parse_filter(point).unwrap(), keys), "{point}");
+        }
+        for scan in [
+            r#"userName co "a""#,
+            r#"userName ne "alice""#,
+            r#"externalId eq "x""#,
+            r#"userName eq "a" or userName eq "b""#,
+            r#"emails[value eq "a@example.com"]"#,
+            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:userName eq "a""#,
+            "userName pr",
+        ] {
+            assert!(!reads_at_most_one(&parse_filter(scan).unwrap(), keys), "{scan}");
+        }
+    }
 }

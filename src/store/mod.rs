@@ -11,11 +11,14 @@ pub mod filter_sql;
 pub mod groups;
 pub mod listing;
 pub mod page_cursors;
+pub mod point_reads;
 pub mod seat_mappings;
 pub mod sql;
 pub mod tenants;
 pub mod user_counts;
 pub mod users;
+
+pub use point_reads::{PointReads, Reader};
 
 use std::time::Duration;
 
@@ -94,11 +97,20 @@ pub async fn connect(settings: &DbSettings) -> Result<DatabaseConnection, DbErr>
 /// Runs a lookup by a unique key (or one known to match at most one row). sea-orm's `one()`
 /// binds `LIMIT ?`, which makes SQLite re-prepare the statement on every execution (see
 /// [`sql::SqlBuilder::limit`]); a unique key needs no LIMIT.
-pub async fn unique<E: sea_orm::EntityTrait>(
-    conn: &impl ConnectionTrait,
-    select: sea_orm::Select<E>,
-) -> Result<Option<E::Model>, DbErr> {
-    Ok(select.all(conn).await?.into_iter().next())
+pub async fn unique<E>(conn: &impl Reader, select: sea_orm::Select<E>) -> Result<Option<E::Model>, DbErr>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: sea_orm::FromQueryResult + Send + Sync,
+    E::ActiveModel: sea_orm::TryIntoModel<E::Model> + Send,
+{
+    use sea_orm::QueryTrait;
+    let stmt = select.build(conn.backend());
+    Ok(conn
+        .models::<E>(stmt, false)
+        .await?
+        .into_iter()
+        .next()
+        .map(|(model, _)| model))
 }
 
 /// Applies pending migrations. A database that is already current is left alone with one read:

@@ -3,14 +3,13 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
 };
 use serde_json::Value;
 
 use super::entities::{user, user_email};
 use super::sql::SqlBuilder;
-use super::{now, StoreError};
+use super::{now, Reader, StoreError};
 
 /// The indexed columns derived from a user document: the document is the truth, these
 /// columns exist so filters, sorting and uniqueness run on indexes.
@@ -123,7 +122,7 @@ pub async fn update(
 }
 
 /// Finds a user of a tenant by id.
-pub async fn find(conn: &impl ConnectionTrait, tenant_id: &str, id: &str) -> Result<Option<user::Model>, StoreError> {
+pub async fn find(conn: &impl Reader, tenant_id: &str, id: &str) -> Result<Option<user::Model>, StoreError> {
     Ok(super::unique(
         conn,
         user::Entity::find_by_id(id.to_string()).filter(user::Column::TenantId.eq(tenant_id)),
@@ -159,23 +158,22 @@ pub fn parse_member_of(json: Option<&str>) -> Result<Vec<GroupRef>, DbErr> {
 
 /// A user and its direct groups, in one statement (see [`member_of_sql`]).
 pub async fn find_with_groups(
-    conn: &impl ConnectionTrait,
+    conn: &impl Reader,
     tenant_id: &str,
     id: &str,
 ) -> Result<Option<(user::Model, Vec<GroupRef>)>, StoreError> {
-    let backend = conn.get_database_backend();
+    let backend = conn.backend();
     let mut b = SqlBuilder::new(backend);
     b.push("SELECT r.*, ")
         .push(member_of_sql(backend))
-        .push(" AS member_of FROM users r WHERE r.id = ")
+        .push(" AS extra FROM users r WHERE r.id = ")
         .bind(id.to_string())
         .push(" AND r.tenant_id = ")
         .bind(tenant_id.to_string());
-    let Some(row) = conn.query_one_raw(b.build()).await? else {
+    let Some((user, member_of)) = conn.models::<user::Entity>(b.build(), true).await?.into_iter().next() else {
         return Ok(None);
     };
-    let user = user::Model::from_query_result(&row, "")?;
-    let groups = parse_member_of(row.try_get::<Option<String>>("", "member_of")?.as_deref())?;
+    let groups = parse_member_of(member_of.as_deref())?;
     Ok(Some((user, groups)))
 }
 
@@ -346,11 +344,7 @@ pub async fn user_names(
 }
 
 /// A user of a tenant by id, or else by userName (case-insensitive): how products name users.
-pub async fn find_for_check(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    key: &str,
-) -> Result<Option<user::Model>, StoreError> {
+pub async fn find_for_check(conn: &impl Reader, tenant_id: &str, key: &str) -> Result<Option<user::Model>, StoreError> {
     if let Some(row) = find(conn, tenant_id, key).await? {
         return Ok(Some(row));
     }

@@ -1,6 +1,8 @@
-//! Storage settings reach every pooled connection.
+//! Storage settings reach every pooled connection; point reads agree with the pool.
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use seatbridge::store::{users, PointReads, Reader};
+use serde_json::json;
 
 use crate::helpers::*;
 
@@ -25,4 +27,84 @@ async fn every_sqlite_connection_gets_the_configured_page_cache() {
         let size: i64 = row.unwrap().unwrap().try_get_by_index(0).unwrap();
         assert_eq!(size, -300, "negative means KiB");
     }
+}
+
+/// Point reads (on SQLite, the calling thread's own connection outside the pool) decode users
+/// exactly as the pool does: NULLs, booleans, timestamps in sqlx's form and in SQLite's own, the
+/// groups read beside the row. They see a committed write at once, and they refuse to write.
+#[tokio::test]
+async fn point_reads_return_what_the_pool_returns() {
+    let app = TestApp::spawn().await;
+    let reads = PointReads::new(&app.db, &app.config.db_settings()).await.unwrap();
+    assert_eq!(reads.is_direct(), app.db.get_database_backend() == DbBackend::Sqlite);
+
+    let alice = app.create_user("alice").await;
+    let (status, bob) = app
+        .post(
+            "/Users",
+            json!({"schemas": [USER], "userName": "Bob", "externalId": "x-1", "active": false,
+                   "emails": [{"value": "bob@example.com", "primary": true}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{bob}");
+    let bob = bob["id"].as_str().unwrap().to_string();
+    app.create_group("Engineering", &[&alice, &bob]).await;
+    app.create_group("Admins", &[&alice]).await;
+    // NULLs in optional columns, and a timestamp in SQLite's own format rather than sqlx's.
+    app.sql(&format!(
+        "UPDATE users SET entitlement_updated = NULL, created_at = '2026-01-02 03:04:05' WHERE id = '{bob}'"
+    ))
+    .await;
+    let tenant = tenant_of(&app, &alice).await;
+
+    for id in [&alice, &bob] {
+        let pooled = users::find_with_groups(&app.db, &tenant, id).await.unwrap().unwrap();
+        let direct = users::find_with_groups(&reads, &tenant, id).await.unwrap().unwrap();
+        assert_eq!(pooled, direct);
+        assert_eq!(
+            users::find_for_check(&app.db, &tenant, "BOB").await.unwrap(),
+            users::find_for_check(&reads, &tenant, "BOB").await.unwrap()
+        );
+    }
+    let (bob_row, groups) = users::find_with_groups(&reads, &tenant, &bob).await.unwrap().unwrap();
+    assert_eq!((bob_row.active, bob_row.external_id.as_deref()), (false, Some("x-1")));
+    assert_eq!(bob_row.entitlement_updated, None);
+    assert_eq!(bob_row.created_at.to_rfc3339(), "2026-01-02T03:04:05+00:00");
+    assert_eq!(groups.len(), 1);
+    assert!(users::find_with_groups(&reads, &tenant, "no-such-id")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(users::find(&reads, "another-tenant", &alice).await.unwrap().is_none());
+
+    let before = users::find(&reads, &tenant, &alice).await.unwrap().unwrap();
+    let (status, body) = app
+        .patch(
+            &format!("/Users/{alice}"),
+            TestApp::patch_body(json!([{"op": "replace", "path": "displayName", "value": "Alice A."}])),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let after = users::find(&reads, &tenant, &alice).await.unwrap().unwrap();
+    assert_eq!(after.display_name.as_deref(), Some("Alice A."));
+    assert_eq!(after.version, before.version + 1);
+
+    if reads.is_direct() {
+        let write = Statement::from_string(DbBackend::Sqlite, "DELETE FROM users RETURNING 1 AS n");
+        assert!(reads.count(write).await.is_err(), "a point read wrote");
+        assert!(users::find(&app.db, &tenant, &alice).await.unwrap().is_some());
+    }
+}
+
+async fn tenant_of(app: &TestApp, user_id: &str) -> String {
+    let row = app
+        .db
+        .query_one_raw(Statement::from_string(
+            app.db.get_database_backend(),
+            format!("SELECT tenant_id FROM users WHERE id = '{user_id}'"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get("", "tenant_id").unwrap()
 }

@@ -1,0 +1,387 @@
+//! Point reads: statements that read one indexed row, served without the pool's thread hop on
+//! SQLite.
+//!
+//! sqlx runs every SQLite statement on the connection's own thread and hands the rows back
+//! through a channel. For a read that costs SQLite a few microseconds, that hand-off (two thread
+//! wake-ups per statement) was the largest cost of the request: under `GET /Users/{id}` load,
+//! 44 % of the server's CPU samples were in `finish_task_switch` and `try_to_wake_up`, called from
+//! sqlx's channel (perf, `bench/RESULTS.md`). [`PointReads::Direct`] runs such reads through
+//! `rusqlite` on a connection owned by the calling thread (one per actix worker). The store's
+//! read functions take any [`Reader`], so the SQL is shared with the pool, and rows are decoded
+//! by the column types the entity declares, as sea-orm decodes them.
+//!
+//! Only reads that cannot scan belong here: the worker thread waits for them, and a slow one
+//! would stall every request on that worker. Anything else (other filters, deep pages, counts)
+//! stays on the pool. On PostgreSQL, and on an in-memory SQLite database (which a second
+//! connection could not see), point reads use the pool.
+//!
+//! The connection is `query_only`. It sees every write committed through the pool, since each
+//! statement runs in a read transaction of its own (WAL).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use sea_orm::sea_query::{ColumnType, Value};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, FromQueryResult,
+    IdenStatic, Iterable, Statement, TryIntoModel,
+};
+
+use super::DbSettings;
+
+/// One row read as an entity's model, with the text of its `extra` column when asked for (an
+/// expression read beside the row, such as a user's groups).
+pub type Row<M> = (M, Option<String>);
+
+/// What the store's read functions need of a connection: rows decoded as an entity's models,
+/// and a count. Every sea-orm connection and transaction is one; so are [`PointReads`].
+#[async_trait::async_trait]
+pub trait Reader: Sync {
+    fn backend(&self) -> DbBackend;
+
+    /// The rows of `stmt` as `E`'s models, with the `extra` column when `extra` is set.
+    async fn models<E>(&self, stmt: Statement, extra: bool) -> Result<Vec<Row<E::Model>>, DbErr>
+    where
+        E: EntityTrait,
+        E::Model: FromQueryResult + Send + Sync,
+        E::ActiveModel: TryIntoModel<E::Model> + Send;
+
+    /// The integer column `n` of `stmt`'s first row (0 without a row).
+    async fn count(&self, stmt: Statement) -> Result<i64, DbErr>;
+}
+
+#[async_trait::async_trait]
+impl<C: ConnectionTrait> Reader for C {
+    fn backend(&self) -> DbBackend {
+        self.get_database_backend()
+    }
+
+    async fn models<E>(&self, stmt: Statement, extra: bool) -> Result<Vec<Row<E::Model>>, DbErr>
+    where
+        E: EntityTrait,
+        E::Model: FromQueryResult + Send + Sync,
+        E::ActiveModel: TryIntoModel<E::Model> + Send,
+    {
+        self.query_all_raw(stmt)
+            .await?
+            .iter()
+            .map(|row| {
+                let model = E::Model::from_query_result(row, "")?;
+                let extra = if extra {
+                    row.try_get::<Option<String>>("", "extra")?
+                } else {
+                    None
+                };
+                Ok((model, extra))
+            })
+            .collect()
+    }
+
+    async fn count(&self, stmt: Statement) -> Result<i64, DbErr> {
+        Ok(self
+            .query_one_raw(stmt)
+            .await?
+            .map(|row| row.try_get::<i64>("", "n"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+}
+
+/// Where point reads run: the pool, or (SQLite on a file) the calling thread's own connection.
+#[derive(Debug, Clone)]
+pub enum PointReads {
+    Pool(DatabaseConnection),
+    Direct(DirectSqlite),
+}
+
+impl PointReads {
+    /// Point reads for `db`: direct on an SQLite file, the pool otherwise.
+    pub async fn new(db: &DatabaseConnection, settings: &DbSettings) -> Result<Self, DbErr> {
+        if db.get_database_backend() != DbBackend::Sqlite {
+            return Ok(PointReads::Pool(db.clone()));
+        }
+        // Ask SQLite which file the pool opened: URL forms vary, and an in-memory database has
+        // no file (an empty name) that a second connection could open.
+        let file = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT file FROM pragma_database_list WHERE name = 'main'",
+            ))
+            .await?
+            .map(|row| row.try_get::<String>("", "file"))
+            .transpose()?
+            .unwrap_or_default();
+        if file.is_empty() {
+            return Ok(PointReads::Pool(db.clone()));
+        }
+        Ok(PointReads::Direct(DirectSqlite {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            path: PathBuf::from(file),
+            busy_timeout: settings.busy_timeout,
+            cache_kib: settings.sqlite_cache_kib,
+        }))
+    }
+
+    /// True when reads bypass the pool (SQLite on a file).
+    pub fn is_direct(&self) -> bool {
+        matches!(self, PointReads::Direct(_))
+    }
+}
+
+#[async_trait::async_trait]
+impl Reader for PointReads {
+    fn backend(&self) -> DbBackend {
+        match self {
+            PointReads::Pool(db) => db.get_database_backend(),
+            PointReads::Direct(_) => DbBackend::Sqlite,
+        }
+    }
+
+    async fn models<E>(&self, stmt: Statement, extra: bool) -> Result<Vec<Row<E::Model>>, DbErr>
+    where
+        E: EntityTrait,
+        E::Model: FromQueryResult + Send + Sync,
+        E::ActiveModel: TryIntoModel<E::Model> + Send,
+    {
+        match self {
+            PointReads::Pool(db) => db.models::<E>(stmt, extra).await,
+            PointReads::Direct(d) => d.with_connection(|conn| models::<E>(conn, &stmt, extra)),
+        }
+    }
+
+    async fn count(&self, stmt: Statement) -> Result<i64, DbErr> {
+        match self {
+            PointReads::Pool(db) => db.count(stmt).await,
+            PointReads::Direct(d) => d.with_connection(|conn| {
+                let mut prepared = conn.prepare_cached(&stmt.sql)?;
+                let mut rows = prepared.query(rusqlite::params_from_iter(params(&stmt)?))?;
+                match rows.next()? {
+                    Some(row) => row.get::<_, i64>("n"),
+                    None => Ok(0),
+                }
+            }),
+        }
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's connections, by [`DirectSqlite::id`] (a process can serve several
+    /// databases: the integration tests run many servers in one process).
+    static CONNECTIONS: RefCell<HashMap<u64, rusqlite::Connection>> = RefCell::new(HashMap::new());
+}
+
+/// Prepared statements kept per connection: the point reads are a handful of statements.
+const STATEMENT_CACHE: usize = 64;
+
+/// An SQLite database file read on each calling thread's own connection.
+#[derive(Debug, Clone)]
+pub struct DirectSqlite {
+    id: u64,
+    path: PathBuf,
+    busy_timeout: Duration,
+    cache_kib: u32,
+}
+
+impl DirectSqlite {
+    /// Runs `f` on this thread's connection to the file, opening it on first use.
+    fn with_connection<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>) -> Result<T, DbErr> {
+        CONNECTIONS.with(|cell| {
+            let mut conns = cell.borrow_mut();
+            let conn = match conns.entry(self.id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(self.open().map_err(db_err)?),
+            };
+            f(conn).map_err(db_err)
+        })
+    }
+
+    fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
+        use rusqlite::OpenFlags;
+        // Read-write without create: a read-only open of a WAL database can fail to map its
+        // shared-memory index; `query_only` refuses writes instead.
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(self.busy_timeout)?;
+        conn.pragma_update(None, "query_only", true)?;
+        conn.pragma_update(None, "cache_size", format!("-{}", self.cache_kib))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(conn)
+    }
+}
+
+/// Reads `stmt`'s rows as `E`'s models: each column is decoded by the type the entity declares
+/// for it, as sea-orm's own decoding does.
+fn models<E>(conn: &rusqlite::Connection, stmt: &Statement, extra: bool) -> rusqlite::Result<Vec<Row<E::Model>>>
+where
+    E: EntityTrait,
+    E::ActiveModel: TryIntoModel<E::Model>,
+{
+    let mut prepared = conn.prepare_cached(&stmt.sql)?;
+    let columns = E::Column::iter()
+        .map(|c| Ok((c, prepared.column_index(c.as_str())?, c.def().get_column_type().clone())))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let extra = if extra {
+        Some(prepared.column_index("extra")?)
+    } else {
+        None
+    };
+    let mut rows = prepared.query(rusqlite::params_from_iter(params(stmt)?))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut model = E::ActiveModel::default();
+        for (column, index, ty) in &columns {
+            let value = decode(ty, row.get_ref(*index)?).map_err(|e| conversion(*index, e))?;
+            model
+                .try_set(*column, value)
+                .map_err(|e| conversion(*index, e.to_string()))?;
+        }
+        let model = model.try_into_model().map_err(|e| conversion(0, e.to_string()))?;
+        let extra = match extra {
+            Some(i) => row.get::<_, Option<String>>(i)?,
+            None => None,
+        };
+        out.push((model, extra));
+    }
+    Ok(out)
+}
+
+/// A stored value as the sea-orm value of a column of type `ty`.
+fn decode(ty: &ColumnType, v: ValueRef<'_>) -> Result<Value, String> {
+    let text = |t: &[u8]| std::str::from_utf8(t).map(str::to_string).map_err(|e| e.to_string());
+    let null = matches!(v, ValueRef::Null);
+    Ok(match (ty, v) {
+        (ColumnType::Boolean, ValueRef::Integer(i)) => Value::Bool(Some(i != 0)),
+        (ColumnType::Boolean, _) if null => Value::Bool(None),
+        (ColumnType::Integer, ValueRef::Integer(i)) => Value::Int(Some(i32::try_from(i).map_err(|e| e.to_string())?)),
+        (ColumnType::Integer, _) if null => Value::Int(None),
+        (ColumnType::BigInteger, ValueRef::Integer(i)) => Value::BigInt(Some(i)),
+        (ColumnType::BigInteger, _) if null => Value::BigInt(None),
+        (ColumnType::Double, ValueRef::Real(f)) => Value::Double(Some(f)),
+        (ColumnType::Double, ValueRef::Integer(i)) => Value::Double(Some(i as f64)),
+        (ColumnType::Double, _) if null => Value::Double(None),
+        (ColumnType::String(_) | ColumnType::Text | ColumnType::Char(_), ValueRef::Text(t)) => {
+            Value::String(Some(text(t)?))
+        }
+        (ColumnType::String(_) | ColumnType::Text | ColumnType::Char(_), _) if null => Value::String(None),
+        (ColumnType::TimestampWithTimeZone, ValueRef::Text(t)) => {
+            Value::ChronoDateTimeUtc(Some(parse_timestamp(&text(t)?)?))
+        }
+        (ColumnType::TimestampWithTimeZone, _) if null => Value::ChronoDateTimeUtc(None),
+        (ty, v) => return Err(format!("a {ty:?} column holds {:?}", v.data_type())),
+    })
+}
+
+fn conversion(index: usize, why: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Null, why.into())
+}
+
+/// Timestamps as sqlx writes them (RFC 3339) and in the other forms its decoder accepts.
+fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for format in ["%F %T%.f%:z", "%F %T%.f", "%FT%T%.f", "%F %R"] {
+        if let Ok(t) = DateTime::parse_from_str(text, format) {
+            return Ok(t.with_timezone(&Utc));
+        }
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return Ok(t.and_utc());
+        }
+    }
+    Err(format!("not a timestamp: {text:?}"))
+}
+
+fn params(stmt: &Statement) -> rusqlite::Result<Vec<SqlValue>> {
+    stmt.values
+        .as_ref()
+        .map_or(Ok(Vec::new()), |v| v.0.iter().map(bind_value).collect())
+}
+
+/// A bound value, encoded as sqlx encodes it for SQLite (so it compares equal to what was written).
+fn bind_value(v: &Value) -> rusqlite::Result<SqlValue> {
+    Ok(match v {
+        Value::Bool(b) => b.map_or(SqlValue::Null, |b| SqlValue::Integer(i64::from(b))),
+        Value::Int(i) => i.map_or(SqlValue::Null, |i| SqlValue::Integer(i64::from(i))),
+        Value::BigInt(i) => i.map_or(SqlValue::Null, SqlValue::Integer),
+        Value::Double(f) => f.map_or(SqlValue::Null, SqlValue::Real),
+        Value::String(s) => s.as_ref().map_or(SqlValue::Null, |s| SqlValue::Text(s.clone())),
+        Value::ChronoDateTimeUtc(t) => t.map_or(SqlValue::Null, |t| {
+            SqlValue::Text(t.to_rfc3339_opts(SecondsFormat::AutoSi, false))
+        }),
+        other => {
+            return Err(rusqlite::Error::ToSqlConversionFailure(
+                format!("point reads cannot bind {other:?}").into(),
+            ))
+        }
+    })
+}
+
+/// The driver's error as sea-orm's. The text keeps SQLite's words, so that
+/// [`super::StoreError`] still tells a locked database (retry) from a failure.
+fn db_err(e: rusqlite::Error) -> DbErr {
+    DbErr::Custom(format!("sqlite point read: {e}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_parse_in_the_forms_sqlite_and_sqlx_write() {
+        let want = DateTime::parse_from_rfc3339("2026-11-26T06:24:51.215Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for text in [
+            "2026-11-26T06:24:51.215+00:00",
+            "2026-11-26T06:24:51.215Z",
+            "2026-11-26 06:24:51.215+00:00",
+            "2026-11-26 06:24:51.215",
+        ] {
+            assert_eq!(parse_timestamp(text).unwrap(), want, "{text}");
+        }
+        assert!(parse_timestamp("yesterday").is_err());
+    }
+
+    #[test]
+    fn timestamps_bind_as_sqlx_writes_them() {
+        let t = DateTime::parse_from_rfc3339("2026-11-26T06:24:51.215Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            bind_value(&Value::ChronoDateTimeUtc(Some(t))).unwrap(),
+            SqlValue::Text("2026-11-26T06:24:51.215+00:00".into())
+        );
+    }
+
+    #[test]
+    fn values_decode_by_the_entity_column_type() {
+        assert_eq!(
+            decode(&ColumnType::Integer, ValueRef::Integer(7)).unwrap(),
+            Value::Int(Some(7))
+        );
+        assert_eq!(
+            decode(&ColumnType::BigInteger, ValueRef::Integer(7)).unwrap(),
+            Value::BigInt(Some(7))
+        );
+        assert_eq!(
+            decode(&ColumnType::Boolean, ValueRef::Integer(1)).unwrap(),
+            Value::Bool(Some(true))
+        );
+        assert_eq!(
+            decode(&ColumnType::BigInteger, ValueRef::Null).unwrap(),
+            Value::BigInt(None)
+        );
+        assert!(decode(&ColumnType::Integer, ValueRef::Integer(i64::MAX)).is_err());
+        assert!(decode(&ColumnType::Boolean, ValueRef::Text(b"yes")).is_err());
+    }
+}
