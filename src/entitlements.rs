@@ -10,7 +10,7 @@
 //! inside the changing transaction, so it is delivered exactly when the change commits). A short TTL bounds staleness from writers that
 //! cannot notify (another process on the same SQLite file, such as `seatbridge token revoke`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -58,15 +58,16 @@ const MAX_CACHED_TOKENS: usize = 10_000;
 /// Users (and unknown names) remembered per tenant view before it starts over.
 const MAX_CACHED_USERS: usize = 20_000;
 
-/// One user as the check needs it.
+/// One user as the check needs it. A tenant has few seat types and reasons, so the cache shares
+/// them between its users ([`UserCache::name`]): an entry takes about half the memory of one
+/// with owned strings, which matters at 20,000 entries per tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserView {
-    pub id: String,
-    pub user_name: String,
+    pub id: Box<str>,
     pub active: bool,
     pub entitled: bool,
-    pub seat_type: String,
-    pub reason: String,
+    pub seat_type: Arc<str>,
+    pub reason: Arc<str>,
 }
 
 /// The answer to a check.
@@ -99,7 +100,7 @@ pub fn decide(plan: &Plan, status: LicenseStatus, user: &UserView, feature: Opti
         return (false, "inactive".into());
     }
     if !user.entitled {
-        return (false, user.reason.clone());
+        return (false, user.reason.to_string());
     }
     if let Some(f) = feature {
         if !plan.has_feature(f) {
@@ -114,8 +115,33 @@ struct TenantView {
     plan: Plan,
     status: LicenseStatus,
     loaded: Instant,
+    users: RwLock<UserCache>,
+}
+
+/// The users of one tenant view that checks asked about.
+#[derive(Debug, Default)]
+struct UserCache {
     /// Keyed by user id and by lower-cased userName; `None` remembers "no such user".
-    users: RwLock<HashMap<String, Option<UserView>>>,
+    by_key: HashMap<Box<str>, Option<UserView>>,
+    /// The seat types and reasons the entries share.
+    names: HashSet<Arc<str>>,
+}
+
+impl UserCache {
+    /// `text` shared with the entries that hold it already.
+    fn name(&mut self, text: String) -> Arc<str> {
+        if let Some(shared) = self.names.get(text.as_str()) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = text.into();
+        self.names.insert(shared.clone());
+        shared
+    }
+
+    fn clear(&mut self) {
+        self.by_key.clear();
+        self.names.clear();
+    }
 }
 
 /// A SCIM token as authentication needs it: which token, for which tenant.
@@ -201,8 +227,8 @@ impl EntitlementCache {
         let (allowed, reason) = decide(&view.plan, view.status, &u, feature);
         result.allowed = allowed;
         result.reason = reason;
-        result.user = Some(u.id);
-        result.seat_type = Some(u.seat_type);
+        result.user = Some(u.id.into_string());
+        result.seat_type = Some(u.seat_type.to_string());
         Ok(result)
     }
 
@@ -232,25 +258,32 @@ impl EntitlementCache {
 
     async fn user_view(&self, db: &impl Reader, view: &TenantView, key: &str) -> Result<Option<UserView>, StoreError> {
         let cache_key = key.to_lowercase();
-        if let Some(hit) = view.users.read().ok().and_then(|m| m.get(&cache_key).cloned()) {
+        if let Some(hit) = view
+            .users
+            .read()
+            .ok()
+            .and_then(|c| c.by_key.get(cache_key.as_str()).cloned())
+        {
             return Ok(hit);
         }
-        let found = users::find_for_check(db, &view.id, key).await?.map(|row| UserView {
-            id: row.id,
-            user_name: row.user_name,
+        let row = users::find_for_check(db, &view.id, key).await?;
+        let mut cache = match view.users.write() {
+            Ok(cache) => cache,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        // A bound, so that a caller asking about arbitrary names cannot grow memory without
+        // limit; the view is rebuilt within the TTL anyway.
+        if cache.by_key.len() >= MAX_CACHED_USERS {
+            cache.clear();
+        }
+        let found = row.map(|row| UserView {
+            id: row.id.into(),
             active: row.active,
             entitled: row.entitled,
-            seat_type: row.seat_type,
-            reason: row.entitlement_reason,
+            seat_type: cache.name(row.seat_type),
+            reason: cache.name(row.entitlement_reason),
         });
-        if let Ok(mut m) = view.users.write() {
-            // A bound, so that a caller asking about arbitrary names cannot grow memory without
-            // limit; the view is rebuilt within the TTL anyway.
-            if m.len() >= MAX_CACHED_USERS {
-                m.clear();
-            }
-            m.insert(cache_key, found.clone());
-        }
+        cache.by_key.insert(cache_key.into(), found.clone());
         Ok(found)
     }
 
@@ -390,14 +423,17 @@ mod tests {
             plan: plan(),
             status: LicenseStatus::Active,
             loaded: Instant::now(),
-            users: RwLock::new(HashMap::from([("u".to_string(), Some(user(true, true)))])),
+            users: RwLock::new(UserCache {
+                by_key: HashMap::from([("u".into(), Some(user(true, true)))]),
+                names: HashSet::new(),
+            }),
         });
         cache.tenants.write().unwrap().insert("slug1".into(), view.clone());
 
         cache.forget(Change::Users, "t2");
-        assert_eq!(view.users.read().unwrap().len(), 1, "another tenant's change");
+        assert_eq!(view.users.read().unwrap().by_key.len(), 1, "another tenant's change");
         cache.forget(Change::Users, "t1");
-        assert!(view.users.read().unwrap().is_empty());
+        assert!(view.users.read().unwrap().by_key.is_empty());
         assert!(cache.read_tenants().contains_key("slug1"));
         assert_eq!(cache.token("h1"), Some(token("t1")));
 
@@ -429,12 +465,23 @@ mod tests {
     fn user(active: bool, entitled: bool) -> UserView {
         UserView {
             id: "u".into(),
-            user_name: "u".into(),
             active,
             entitled,
             seat_type: "default".into(),
             reason: if entitled { "seat_assigned" } else { "seat_limit" }.into(),
         }
+    }
+
+    #[test]
+    fn cached_users_share_seat_types_and_reasons() {
+        let mut cache = UserCache::default();
+        let a = cache.name("default".into());
+        let b = cache.name("default".into());
+        assert!(Arc::ptr_eq(&a, &b));
+        cache.name("seat_limit".into());
+        assert_eq!(cache.names.len(), 2);
+        cache.clear();
+        assert!(cache.names.is_empty());
     }
 
     #[test]

@@ -109,12 +109,11 @@ pub async fn user_token(
     let now = chrono::Utc::now();
     let status = effective_status(&license, &plan, now);
     let view = crate::entitlements::UserView {
-        id: user.id.clone(),
-        user_name: user.user_name.clone(),
+        id: user.id.as_str().into(),
         active: user.active,
         entitled: user.entitled,
-        seat_type: user.seat_type.clone(),
-        reason: user.entitlement_reason.clone(),
+        seat_type: user.seat_type.as_str().into(),
+        reason: user.entitlement_reason.as_str().into(),
     };
     let (allowed, reason) = crate::entitlements::decide(&plan, status, &view, None);
     let claims = UserEntitlementClaims {
