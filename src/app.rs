@@ -177,6 +177,7 @@ impl Application {
             () = crate::licensing::run_sweeper(db.clone(), sweep_interval, signals.clone()) => Ok(()),
             () = crate::entitlements::listen_for_changes(db.clone(), signals.entitlements.clone()) => Ok(()),
             () = crate::licensing::run_usage_snapshots(db.clone(), signals.clone(), USAGE_SNAPSHOT_EVERY) => Ok(()),
+            () = crate::metrics::run_upkeep(crate::metrics::UPKEEP_EVERY) => Ok(()),
             () = &mut relay => Ok(()),
         };
         let _ = stop_relay.send(true);

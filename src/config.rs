@@ -124,7 +124,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub db_max_connections: u32,
     pub db_busy_timeout: Duration,
-    /// SQLite page cache per pooled connection, in KiB (see [`DbSettings::sqlite_cache_kib`]).
+    /// SQLite page cache per connection, pooled and point-read, in KiB
+    /// (see [`DbSettings::sqlite_cache_kib`]).
     pub sqlite_cache_kib: u32,
     /// Static bearer token of the operator API (until OIDC guards it); `None` disables it.
     pub operator_token: Option<String>,

@@ -51,6 +51,25 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// How often recorded histogram samples are folded into their buckets (see [`run_upkeep`]).
+pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Folds the histogram samples recorded since the last pass into their buckets, every `every`,
+/// for as long as the server runs. The exporter keeps each latency sample until an upkeep pass
+/// or a scrape: without this loop, an instance that nobody scrapes grew by 8 bytes and more per
+/// request without bound (+16 MiB in the 10 s of the benchmark's entitlement-check scenario).
+pub async fn run_upkeep(every: std::time::Duration) {
+    let Some(handle) = handle() else {
+        return std::future::pending().await;
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}
+
 fn describe() {
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route, method and status");
     metrics::describe_histogram!(HTTP_SECONDS, metrics::Unit::Seconds, "HTTP request latency by route");

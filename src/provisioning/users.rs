@@ -152,31 +152,25 @@ impl Provisioning<'_> {
             Some(_) => None,
         };
         let groups = with_groups.then(|| users::member_of_sql(self.db.get_database_backend()));
-        let rows = if q.filter.as_ref().is_some_and(|f| reads_at_most_one(f, USER_KEYS)) {
-            list_page::<user::Entity>(
-                self.reads,
-                "users",
-                self.rt(ResourceKind::User),
-                &tenant.id,
-                q,
-                known_total,
-                groups,
-            )
-            .await
+        let (total, rows) = if q.filter.as_ref().is_some_and(|f| reads_at_most_one(f, USER_KEYS)) {
+            self.user_page(self.reads, tenant, q, known_total, groups).await?
         } else {
-            list_page::<user::Entity>(
-                self.db,
-                "users",
-                self.rt(ResourceKind::User),
-                &tenant.id,
-                q,
-                known_total,
-                groups,
-            )
-            .await
+            self.user_page(self.db, tenant, q, known_total, groups).await?
         };
-        let (total, rows) = rows?;
         Ok((total, Self::render_listed(rows)?))
+    }
+
+    /// One page of [`list_page`] over users, read through `conn`.
+    async fn user_page(
+        &self,
+        conn: &impl Reader,
+        tenant: &Tenant,
+        q: &ListQuery,
+        known_total: Option<u64>,
+        groups: Option<&str>,
+    ) -> Result<(u64, Vec<Listed<user::Model>>), ScimError> {
+        let rt = self.rt(ResourceKind::User);
+        Ok(list_page::<user::Entity>(conn, "users", rt, &tenant.id, q, known_total, groups).await?)
     }
 
     fn check_users_allowed(&self, w: &WriteTx) -> Result<(), ScimError> {

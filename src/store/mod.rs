@@ -64,9 +64,10 @@ pub struct DbSettings {
     pub max_connections: u32,
     /// How long an SQLite writer waits for the lock before giving up.
     pub busy_timeout: Duration,
-    /// SQLite page cache of each pooled connection, in KiB. Every connection keeps its own, so
-    /// the pool multiplies it, while the kernel's page cache already holds the file once for
-    /// all of them: a small one halved RSS under load and cost no throughput (bench/RESULTS.md).
+    /// SQLite page cache of each connection (the pool's, and each worker thread's point-read
+    /// one), in KiB. Every connection keeps its own, so the connections multiply it, while the
+    /// kernel's page cache already holds the file once for all of them: a small one halved RSS
+    /// under load and cost no throughput (bench/RESULTS.md).
     pub sqlite_cache_kib: u32,
 }
 
