@@ -122,7 +122,7 @@ impl PointReads {
         Ok(PointReads::Direct(DirectSqlite {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             path: PathBuf::from(file),
-            busy_timeout: settings.busy_timeout,
+            busy_timeout: settings.busy_timeout.min(POINT_READ_BUSY_TIMEOUT),
             cache_kib: settings.sqlite_cache_kib,
         }))
     }
@@ -176,6 +176,12 @@ thread_local! {
     /// databases: the integration tests run many servers in one process).
     static CONNECTIONS: RefCell<HashMap<u64, rusqlite::Connection>> = RefCell::new(HashMap::new());
 }
+
+/// The longest a point read waits for a locked database. In WAL mode readers are not blocked by
+/// writers, only by rare exclusive locks (WAL recovery after a crash, another process's
+/// exclusive locking mode); while one lasts, a point read fails with "database is locked" (503,
+/// retry) instead of stalling every request on its worker thread for the pool's busy timeout.
+pub const POINT_READ_BUSY_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// Prepared statements kept per connection: the point reads are a handful of statements.
 const STATEMENT_CACHE: usize = 64;

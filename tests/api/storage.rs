@@ -1,7 +1,7 @@
 //! Storage settings reach every pooled connection; point reads agree with the pool.
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
-use seatbridge::store::{users, PointReads, Reader};
+use seatbridge::store::{self, users, DbSettings, PointReads, Reader, StoreError};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -107,4 +107,41 @@ async fn tenant_of(app: &TestApp, user_id: &str) -> String {
         .unwrap()
         .unwrap();
     row.try_get("", "tenant_id").unwrap()
+}
+
+/// A point read runs on the worker thread: while the SQLite file is locked exclusively it fails
+/// fast as "unavailable" (503, retry) instead of holding the worker for the pool's busy timeout
+/// (5 s here), and it works again once the lock is gone. (In WAL mode readers are blocked only by
+/// such a lock, which another process can take once nothing else has the file open.)
+#[tokio::test]
+async fn a_locked_database_fails_point_reads_fast_instead_of_stalling_a_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.db");
+    let settings = DbSettings {
+        url: format!("sqlite://{}?mode=rwc", path.display()),
+        max_connections: 1,
+        busy_timeout: std::time::Duration::from_secs(5),
+        sqlite_cache_kib: 256,
+    };
+    let db = store::connect(&settings).await.unwrap();
+    store::migrate(&db).await.unwrap();
+    let reads = PointReads::new(&db, &settings).await.unwrap();
+    assert!(reads.is_direct());
+    db.close().await.unwrap();
+
+    // A connection in exclusive locking mode keeps the file locked after its first write.
+    let locker = rusqlite::Connection::open(&path).unwrap();
+    locker.pragma_update(None, "locking_mode", "EXCLUSIVE").unwrap();
+    locker
+        .execute_batch("BEGIN IMMEDIATE; UPDATE tenants SET name = name; COMMIT;")
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let refused = users::find(&reads, "tenant", "user").await;
+    let waited = started.elapsed();
+    assert!(matches!(refused, Err(StoreError::Unavailable(_))), "{refused:?}");
+    assert!(waited < std::time::Duration::from_secs(2), "waited {waited:?}");
+
+    drop(locker);
+    assert!(users::find(&reads, "tenant", "user").await.unwrap().is_none());
 }
