@@ -90,7 +90,7 @@ pub fn reads_at_most_one(filter: &Filter, keys: &[&str]) -> bool {
 }
 
 /// One listed row, with the value of the caller's extra column (see [`list_page`]).
-pub type Listed<M> = (M, Option<String>);
+pub type Listed<M> = super::point_reads::Row<M>;
 
 /// Fetches one page of `table` rows of a tenant matching the query, and the total.
 ///

@@ -42,6 +42,7 @@ pub type Row<M> = (M, Option<String>);
 /// and a count. Every sea-orm connection and transaction is one; so are [`PointReads`].
 #[async_trait::async_trait]
 pub trait Reader: Sync {
+    /// The dialect to build this reader's statements in.
     fn backend(&self) -> DbBackend;
 
     /// The rows of `stmt` as `E`'s models, with the `extra` column when `extra` is set.
@@ -95,7 +96,9 @@ impl<C: ConnectionTrait> Reader for C {
 /// Where point reads run: the pool, or (SQLite on a file) the calling thread's own connection.
 #[derive(Debug, Clone)]
 pub enum PointReads {
+    /// PostgreSQL, or SQLite in memory: the pool.
     Pool(DatabaseConnection),
+    /// SQLite on a file: each thread's own read-only connection.
     Direct(DirectSqlite),
 }
 
