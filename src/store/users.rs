@@ -344,17 +344,20 @@ pub async fn user_names(
 }
 
 /// A user of a tenant by id, or else by userName (case-insensitive): how products name users.
+/// One statement whose two halves each use their own index (an `OR` let PostgreSQL's planner
+/// filter the whole tenant through the tenant index); an id match wins over a userName match.
 pub async fn find_for_check(conn: &impl Reader, tenant_id: &str, key: &str) -> Result<Option<user::Model>, StoreError> {
-    if let Some(row) = find(conn, tenant_id, key).await? {
-        return Ok(Some(row));
-    }
-    Ok(super::unique(
-        conn,
-        user::Entity::find()
-            .filter(user::Column::TenantId.eq(tenant_id))
-            .filter(user::Column::UserNameNorm.eq(key.to_lowercase())),
-    )
-    .await?)
+    let mut b = SqlBuilder::new(conn.backend());
+    b.push("SELECT * FROM users WHERE tenant_id = ")
+        .bind(tenant_id.to_string())
+        .push(" AND id = ")
+        .bind(key.to_string())
+        .push(" UNION ALL SELECT * FROM users WHERE tenant_id = ")
+        .bind(tenant_id.to_string())
+        .push(" AND user_name_norm = ")
+        .bind(key.to_lowercase());
+    let rows = conn.models::<user::Entity>(b.build(), false).await?;
+    Ok(rows.into_iter().map(|(row, _)| row).max_by_key(|row| row.id == key))
 }
 
 /// Moves users to another seat pool without a seat (they wait there, in their old order). The

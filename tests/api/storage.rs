@@ -75,6 +75,16 @@ async fn point_reads_return_what_the_pool_returns() {
         .await
         .unwrap()
         .is_none());
+    // A check names a user by id or by userName, and an id wins: here a userName is alice's id.
+    let namesake = app.create_user(&alice).await;
+    let by_id = users::find_for_check(&app.db, &tenant, &alice).await.unwrap();
+    assert_eq!(by_id.map(|u| u.id), Some(alice.clone()));
+    let by_id = users::find_for_check(&reads, &tenant, &alice).await.unwrap();
+    assert_eq!(by_id.map(|u| u.id), Some(alice.clone()));
+    let by_name = users::find_for_check(&reads, &tenant, &alice.to_uppercase())
+        .await
+        .unwrap();
+    assert_eq!(by_name.map(|u| u.id), Some(namesake));
     assert!(users::find(&reads, "another-tenant", &alice).await.unwrap().is_none());
 
     let before = users::find(&reads, &tenant, &alice).await.unwrap().unwrap();
