@@ -319,6 +319,10 @@ pub struct ServeArgs {
     /// once for all connections; a larger value multiplies memory by the pool size.
     #[arg(long, env = "SEATBRIDGE_SQLITE_CACHE_KIB", default_value_t = crate::config::DEFAULT_SQLITE_CACHE_KIB)]
     pub sqlite_cache_kib: u32,
+    /// PostgreSQL only: the longest one statement may run, in seconds (0 = no limit). A request
+    /// whose query runs longer gets a 503; migrations are not limited.
+    #[arg(long, env = "SEATBRIDGE_DB_STATEMENT_TIMEOUT_SECS", default_value_t = crate::config::DEFAULT_DB_STATEMENT_TIMEOUT_SECS)]
+    pub db_statement_timeout_secs: u64,
 }
 
 /// `plan …`.
@@ -566,6 +570,7 @@ async fn serve(database_url: String, args: ServeArgs) -> Result<(), CliError> {
     });
     config.db_max_connections = args.db_max_connections.max(1);
     config.sqlite_cache_kib = args.sqlite_cache_kib;
+    config.db_statement_timeout = std::time::Duration::from_secs(args.db_statement_timeout_secs);
     tracing::info!(config = ?config, "starting seatbridge");
     let db = open_with(&config.db_settings()).await?;
     let demo = if args.demo { Some(create_demo(&db).await?) } else { None };

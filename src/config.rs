@@ -7,6 +7,9 @@ use std::time::Duration;
 use crate::store::DbSettings;
 
 /// Default SQLite database in the working directory.
+/// Default longest run of one PostgreSQL statement, in seconds: far above any request's normal
+/// cost (a list page over a million users takes milliseconds), well below an IdP's patience.
+pub const DEFAULT_DB_STATEMENT_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://seatbridge.db?mode=rwc";
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -124,6 +127,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub db_max_connections: u32,
     pub db_busy_timeout: Duration,
+    /// PostgreSQL only: the longest one statement may run (see [`DbSettings::statement_timeout`]).
+    pub db_statement_timeout: Duration,
     /// SQLite page cache per connection, pooled and point-read, in KiB
     /// (see [`DbSettings::sqlite_cache_kib`]).
     pub sqlite_cache_kib: u32,
@@ -172,6 +177,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             db_max_connections: 16,
             db_busy_timeout: Duration::from_secs(5),
+            db_statement_timeout: Duration::from_secs(DEFAULT_DB_STATEMENT_TIMEOUT_SECS),
             sqlite_cache_kib: DEFAULT_SQLITE_CACHE_KIB,
             operator_token: None,
             service_token: None,
@@ -201,6 +207,7 @@ impl Config {
             max_connections: self.db_max_connections,
             busy_timeout: self.db_busy_timeout,
             sqlite_cache_kib: self.sqlite_cache_kib,
+            statement_timeout: self.db_statement_timeout,
         }
     }
 }
@@ -214,6 +221,7 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("db_max_connections", &self.db_max_connections)
             .field("sqlite_cache_kib", &self.sqlite_cache_kib)
+            .field("db_statement_timeout", &self.db_statement_timeout)
             .field("operator_token", &self.operator_token.as_ref().map(|_| "***"))
             .field("service_token", &self.service_token.as_ref().map(|_| "***"))
             .field("key_dir", &self.key_dir)

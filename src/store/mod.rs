@@ -50,7 +50,12 @@ impl From<DbErr> for StoreError {
             return StoreError::UniqueViolation(msg);
         }
         let text = err.to_string();
-        if matches!(err, DbErr::ConnectionAcquire(_)) || text.contains("database is locked") {
+        // PostgreSQL's `statement_timeout` cancels with "canceling statement due to statement
+        // timeout" (SQLSTATE 57014): the database is overloaded or the query too costly, not broken.
+        if matches!(err, DbErr::ConnectionAcquire(_))
+            || text.contains("database is locked")
+            || text.contains("statement timeout")
+        {
             return StoreError::Unavailable(text);
         }
         StoreError::Db(err)
@@ -69,6 +74,10 @@ pub struct DbSettings {
     /// kernel's page cache already holds the file once for all of them: a small one halved RSS
     /// under load and cost no throughput (bench/RESULTS.md).
     pub sqlite_cache_kib: u32,
+    /// PostgreSQL only: the longest one statement may run (`statement_timeout`; zero: no limit).
+    /// A request the client gave up on no longer holds its connection and the server's CPU
+    /// until its query ends; the request gets a 503. Migrations run without it.
+    pub statement_timeout: Duration,
 }
 
 /// Opens a pool. SQLite gets WAL, `synchronous=NORMAL` (durable at checkpoints, safe in WAL), a
@@ -78,6 +87,7 @@ pub async fn connect(settings: &DbSettings) -> Result<DatabaseConnection, DbErr>
     let mut opts = ConnectOptions::new(settings.url.clone());
     let busy = settings.busy_timeout;
     let cache_kib = settings.sqlite_cache_kib;
+    let statement_timeout_ms = settings.statement_timeout.as_millis();
     opts.max_connections(settings.max_connections)
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
@@ -91,6 +101,10 @@ pub async fn connect(settings: &DbSettings) -> Result<DatabaseConnection, DbErr>
                 .create_if_missing(true)
                 // Negative: KiB rather than pages (https://sqlite.org/pragma.html#pragma_cache_size).
                 .pragma("cache_size", format!("-{cache_kib}"))
+        })
+        .map_sqlx_postgres_opts(move |o| match statement_timeout_ms {
+            0 => o,
+            ms => o.options([("statement_timeout", format!("{ms}ms"))]),
         });
     Database::connect(opts).await
 }
@@ -121,7 +135,27 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     if migration_state(db).await? == MigrationState::Current {
         return Ok(());
     }
-    Migrator::up(db, None).await
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Migrator::up(db, None).await;
+    }
+    let unlimited = migration_connection(db).await?;
+    let result = Migrator::up(&unlimited, None).await;
+    unlimited.close().await.ok();
+    result
+}
+
+/// PostgreSQL: one connection like `db`'s but without `statement_timeout`, for migrations (an
+/// index over millions of rows may take minutes). Opened only when a migration is pending.
+pub async fn migration_connection(db: &DatabaseConnection) -> Result<DatabaseConnection, DbErr> {
+    let options = (*db.get_postgres_connection_pool().connect_options())
+        .clone()
+        .options([("statement_timeout", "0")]);
+    let pool = sea_orm::sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .map_err(|e| DbErr::Custom(format!("could not open a connection for migrations: {e}")))?;
+    Ok(sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
 }
 
 /// How the database's applied migrations compare with the ones this binary knows.

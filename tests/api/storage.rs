@@ -132,6 +132,7 @@ async fn a_locked_database_fails_point_reads_fast_instead_of_stalling_a_worker()
         max_connections: 1,
         busy_timeout: std::time::Duration::from_secs(5),
         sqlite_cache_kib: 256,
+        statement_timeout: std::time::Duration::ZERO,
     };
     let db = store::connect(&settings).await.unwrap();
     store::migrate(&db).await.unwrap();
@@ -154,4 +155,50 @@ async fn a_locked_database_fails_point_reads_fast_instead_of_stalling_a_worker()
 
     drop(locker);
     assert!(users::find(&reads, "tenant", "user").await.unwrap().is_none());
+}
+
+/// On PostgreSQL a statement that runs past `SEATBRIDGE_DB_STATEMENT_TIMEOUT_SECS` is cancelled
+/// by the server, so an abandoned or runaway query stops holding its connection, and it counts as
+/// "unavailable" (503, retry), not as a failure (500). Migrations get a connection without the
+/// limit. SQLite has no such limit.
+#[tokio::test]
+async fn a_statement_past_the_timeout_is_cancelled_but_migrations_are_not_limited() {
+    let app = TestApp::spawn().await;
+    if app.db.get_database_backend() != DbBackend::Postgres {
+        return;
+    }
+    let settings = DbSettings {
+        statement_timeout: std::time::Duration::from_millis(200),
+        ..app.config.db_settings()
+    };
+    let db = store::connect(&settings).await.unwrap();
+    let started = std::time::Instant::now();
+    let slow = db
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, "SELECT pg_sleep(5)"))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "not cancelled");
+    assert!(matches!(StoreError::from(slow), StoreError::Unavailable(_)));
+    let quick = db
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, "SELECT 1 AS n"))
+        .await;
+    assert!(
+        quick.unwrap().is_some(),
+        "the connection works after a cancelled statement"
+    );
+
+    let timeout_of = |conn: &sea_orm::DatabaseConnection| {
+        let conn = conn.clone();
+        async move {
+            let row = conn
+                .query_one_raw(Statement::from_string(DbBackend::Postgres, "SHOW statement_timeout"))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get_by_index::<String>(0).unwrap()
+        }
+    };
+    assert_eq!(timeout_of(&db).await, "200ms");
+    let migrations = store::migration_connection(&db).await.unwrap();
+    assert_eq!(timeout_of(&migrations).await, "0");
 }
