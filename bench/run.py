@@ -31,18 +31,21 @@ GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 SERVICE_TOKEN = "bench-service-token"
 BIG_GROUP = 50_000
 
-# Scenario name -> (wrk MODE, label). Reads first: writes change what later reads see.
+# Scenario name -> (wrk MODE, label). Reads first: writes change what later reads see. The deep
+# page comes last: on PostgreSQL the OFFSET queries wrk gives up on keep running on the server
+# after the scenario, and the scenario after it paid for them (the check's p99 was 84-88 ms
+# behind it, 8 ms without it).
 SEATBRIDGE_SCENARIOS = [
     ("get", "GET /Users/{id}"),
     ("filter_user", "filter=userName eq"),
     ("filter_email", "filter=emails[value eq]"),
     ("list", "list count=100"),
     ("walk", "full import walk, one client"),
-    ("list_deep", "list count=100, last page"),
     ("check", "entitlement check"),
     ("post", "POST /Users (seat check)"),
     ("patch_deactivate", "PATCH Okta deactivate"),
     ("member_add", "group member add (50k group)"),
+    ("list_deep", "list count=100, last page"),
 ]
 PEER_SCENARIOS = ["get", "filter_user", "list", "post"]
 
