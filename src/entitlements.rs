@@ -14,11 +14,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
+use sea_orm::{DatabaseConnection, DbBackend};
 use serde::Serialize;
 
 use crate::license::{effective_status, LicenseStatus, Plan};
-use crate::store::{self, tenants, users, Reader, StoreError};
+use crate::store::{self, tenants, users, Reader, StoreError, Writer};
 
 /// The PostgreSQL channel that carries "tenant X changed" (payload: tenant id, or `*`), and
 /// "users of tenant X changed" (payload: `users:` and the tenant id).
@@ -332,20 +332,20 @@ impl EntitlementCache {
 
 /// Tells every instance that a tenant's entitlements changed. Call inside the changing
 /// transaction: PostgreSQL delivers the notification when (and only if) it commits.
-pub async fn notify_change(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<(), StoreError> {
+pub async fn notify_change(conn: &impl Writer, tenant_id: &str) -> Result<(), StoreError> {
     notify(conn, Change::Tenant, tenant_id).await
 }
 
 /// [`notify_change`] for a change of `change`'s scope.
-pub async fn notify(conn: &impl ConnectionTrait, change: Change, tenant_id: &str) -> Result<(), StoreError> {
-    if conn.get_database_backend() == DbBackend::Postgres {
+pub async fn notify(conn: &impl Writer, change: Change, tenant_id: &str) -> Result<(), StoreError> {
+    if conn.backend() == DbBackend::Postgres {
         let mut b = store::sql::SqlBuilder::new(DbBackend::Postgres);
         b.push("SELECT pg_notify('")
             .push(CHANNEL)
             .push("', ")
             .bind(change.payload(tenant_id))
             .push(")");
-        conn.query_one_raw(b.build()).await?;
+        conn.rows(b.build()).await?;
     }
     Ok(())
 }

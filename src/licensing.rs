@@ -886,11 +886,7 @@ pub fn has_explicit_seat_type(doc_text: &str) -> bool {
 }
 
 /// The seat type a user gets from its groups, or the default pool.
-pub async fn mapped_seat_type(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    user_id: &str,
-) -> Result<String, StoreError> {
+pub async fn mapped_seat_type(conn: &impl store::Reader, tenant_id: &str, user_id: &str) -> Result<String, StoreError> {
     Ok(seat_mappings::seat_type_of_user(conn, tenant_id, user_id)
         .await?
         .unwrap_or_else(|| crate::license::DEFAULT_SEAT_TYPE.to_string()))

@@ -11,13 +11,13 @@ pub mod signature;
 
 use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm::DbBackend;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use crate::entitlements::EntitlementCache;
 use crate::store::entities::user;
-use crate::store::{self, StoreError};
+use crate::store::{self, StoreError, Writer};
 
 /// The PostgreSQL channel that wakes relays when events are appended.
 pub const OUTBOX_CHANNEL: &str = "seatbridge_outbox";
@@ -37,21 +37,12 @@ pub mod types {
 
 /// Appends an event to the outbox. Call inside the transaction of the change it reports: both
 /// commit or neither does. On PostgreSQL every relay is woken when the transaction commits.
-pub async fn emit(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    event_type: &str,
-    data: Value,
-) -> Result<(), StoreError> {
+pub async fn emit(conn: &impl Writer, tenant_id: &str, event_type: &str, data: Value) -> Result<(), StoreError> {
     emit_many(conn, tenant_id, &[(event_type, data)]).await
 }
 
 /// Appends many events at once (same rules as [`emit`]).
-pub async fn emit_many(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    events: &[(&str, Value)],
-) -> Result<(), StoreError> {
+pub async fn emit_many(conn: &impl Writer, tenant_id: &str, events: &[(&str, Value)]) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -66,10 +57,10 @@ pub async fn emit_many(
         })
         .collect();
     store::events::append_many(conn, tenant_id, &rows).await?;
-    if conn.get_database_backend() == DbBackend::Postgres {
+    if conn.backend() == DbBackend::Postgres {
         let mut b = store::sql::SqlBuilder::new(DbBackend::Postgres);
         b.push("SELECT pg_notify('").push(OUTBOX_CHANNEL).push("', '')");
-        conn.query_one_raw(b.build()).await?;
+        conn.rows(b.build()).await?;
     }
     Ok(())
 }

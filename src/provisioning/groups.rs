@@ -1,6 +1,5 @@
 //! Group operations. Members live in their own table and change row by row.
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde_json::{json, Value};
 
 use super::{check_precondition, group_resource, parse_doc, Precondition, Provisioning, StoredResource, WriteTx};
@@ -12,7 +11,7 @@ use crate::scim::resource::{check_immutable, check_schemas, normalize_resource};
 use crate::scim::schema::ResourceKind;
 use crate::store::entities::group;
 use crate::store::listing::{list_page, ListQuery};
-use crate::store::{groups, seat_mappings};
+use crate::store::{groups, seat_mappings, Reader, Tx};
 
 /// The plan feature every `/Groups` operation needs.
 const GROUPS_FEATURE: &str = "scim.groups";
@@ -249,12 +248,7 @@ impl Provisioning<'_> {
         self.load_group(&w.tx, tenant, id).await
     }
 
-    async fn load_group(
-        &self,
-        conn: &impl ConnectionTrait,
-        tenant: &Tenant,
-        id: &str,
-    ) -> Result<group::Model, ScimError> {
+    async fn load_group(&self, conn: &impl Reader, tenant: &Tenant, id: &str) -> Result<group::Model, ScimError> {
         groups::find(conn, &tenant.id, id)
             .await?
             .ok_or_else(|| ScimError::NotFound(format!("Group '{id}' not found")))
@@ -338,12 +332,7 @@ fn split_members(mut doc: Value) -> Result<(Value, Option<Vec<MemberRef>>), Scim
     Ok((doc, refs))
 }
 
-async fn apply_member_change(
-    tx: &DatabaseTransaction,
-    tenant: &Tenant,
-    group_id: &str,
-    change: &MemberChange,
-) -> Result<(), ScimError> {
+async fn apply_member_change(tx: &Tx, tenant: &Tenant, group_id: &str, change: &MemberChange) -> Result<(), ScimError> {
     match change {
         MemberChange::Add(refs) => add_members(tx, tenant, group_id, refs).await,
         MemberChange::Remove(ids) => Ok(groups::remove_members(tx, group_id, ids).await?),
@@ -356,12 +345,7 @@ async fn apply_member_change(
 }
 
 /// Adds members after checking that each id is a user or group of the same tenant.
-async fn add_members(
-    tx: &DatabaseTransaction,
-    tenant: &Tenant,
-    group_id: &str,
-    refs: &[MemberRef],
-) -> Result<(), ScimError> {
+async fn add_members(tx: &Tx, tenant: &Tenant, group_id: &str, refs: &[MemberRef]) -> Result<(), ScimError> {
     if refs.is_empty() {
         return Ok(());
     }

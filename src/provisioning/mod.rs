@@ -11,7 +11,7 @@ mod seats;
 mod users;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend};
+use sea_orm::{DatabaseConnection, DbBackend};
 use serde_json::{json, Value};
 
 use crate::audit;
@@ -104,7 +104,7 @@ impl From<ListError> for ScimError {
 
 /// An open write transaction holding the tenant's lock, with the license facts read under it.
 pub(crate) struct WriteTx {
-    pub tx: DatabaseTransaction,
+    pub tx: store::Tx,
     pub license: License,
     pub plan: Plan,
     pub status: LicenseStatus,
@@ -163,7 +163,7 @@ impl<'a> Provisioning<'a> {
     /// Opens a write transaction, takes the tenant's lock and reads its license and plan.
     async fn begin(&self, tenant: &Tenant) -> Result<WriteTx, ScimError> {
         let writer = self.writer_turn().await;
-        let tx = store::begin_write(self.db).await?;
+        let tx = store::write_tx::begin(self.db, self.reads).await?;
         tenants::lock_tenant(&tx, &tenant.id).await?;
         let (license, plan) =
             tenants::license_and_plan(&tx, &tenant.id)
@@ -221,7 +221,7 @@ impl<'a> Provisioning<'a> {
         metrics::counter!(crate::metrics::REFUSALS, "code" => code.to_string()).increment(1);
         let result = async {
             let _writer = self.writer_turn().await;
-            let tx = store::begin_write(self.db).await?;
+            let tx = store::write_tx::begin(self.db, self.reads).await?;
             tenants::lock_tenant(&tx, &tenant.id).await?;
             let after = json!({"refused": action, "code": code, "detail": detail, "request": self.actor.request});
             self.audit(&tx, tenant, "provisioning.refused", target, None, Some(after.clone()))
@@ -245,7 +245,7 @@ impl<'a> Provisioning<'a> {
     /// Appends an audit entry for this actor.
     async fn audit(
         &self,
-        conn: &impl ConnectionTrait,
+        conn: &impl store::Writer,
         tenant: &Tenant,
         action: &str,
         target: &str,

@@ -1,26 +1,29 @@
 //! Rows of the audit log. The chain logic lives in `crate::audit`.
 
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::entities::audit_entry;
-use super::StoreError;
+use super::{Reader, StoreError, Writer};
 
 /// The newest entry of a tenant's chain.
-pub async fn last(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<Option<audit_entry::Model>, StoreError> {
+pub async fn last(conn: &impl Reader, tenant_id: &str) -> Result<Option<audit_entry::Model>, StoreError> {
     // Raw SQL for a literal LIMIT (see `SqlBuilder::limit`): every audited write reads this.
-    let mut b = super::sql::SqlBuilder::new(conn.get_database_backend());
+    let mut b = super::sql::SqlBuilder::new(conn.backend());
     b.push("SELECT * FROM audit_log WHERE tenant_id = ")
         .bind(tenant_id.to_string())
         .push(" ORDER BY seq DESC")
         .limit(1, 0);
-    Ok(audit_entry::Entity::find().from_raw_sql(b.build()).one(conn).await?)
+    Ok(conn
+        .models::<audit_entry::Entity>(b.build(), false)
+        .await?
+        .into_iter()
+        .next()
+        .map(|(entry, _)| entry))
 }
 
 /// Appends one entry (the caller computed its hash).
-pub async fn insert(conn: &impl ConnectionTrait, entry: audit_entry::Model) -> Result<(), StoreError> {
-    audit_entry::ActiveModel {
+pub async fn insert(conn: &impl Writer, entry: audit_entry::Model) -> Result<(), StoreError> {
+    let row = audit_entry::ActiveModel {
         tenant_id: Set(entry.tenant_id),
         seq: Set(entry.seq),
         at: Set(entry.at),
@@ -32,9 +35,8 @@ pub async fn insert(conn: &impl ConnectionTrait, entry: audit_entry::Model) -> R
         request_id: Set(entry.request_id),
         prev_hash: Set(entry.prev_hash),
         hash: Set(entry.hash),
-    }
-    .insert(conn)
-    .await?;
+    };
+    super::insert_row(conn, row).await?;
     Ok(())
 }
 

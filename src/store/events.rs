@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend};
 
 use super::sql::SqlBuilder;
-use super::{now, StoreError};
+use super::{now, StoreError, Writer};
 
 /// Records an inbound event id; `Ok(false)` when it was seen before.
 pub async fn record_inbound(
@@ -359,12 +359,8 @@ pub async fn billing_customer(
 }
 
 /// Appends many events of one tenant (in order) with their deliveries, in batches.
-pub async fn append_many(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    events: &[(String, String)],
-) -> Result<(), StoreError> {
-    let backend = conn.get_database_backend();
+pub async fn append_many(conn: &impl Writer, tenant_id: &str, events: &[(String, String)]) -> Result<(), StoreError> {
+    let backend = conn.backend();
     let t = now();
     for chunk in events.chunks(200) {
         let mut b = SqlBuilder::new(backend);
@@ -385,10 +381,10 @@ pub async fn append_many(
         }
         b.push(" RETURNING id");
         let ids: Vec<i64> = conn
-            .query_all_raw(b.build())
+            .rows(b.build())
             .await?
-            .into_iter()
-            .map(|r| r.try_get_by_index::<i64>(0))
+            .iter()
+            .map(|r| r.get::<i64>(0))
             .collect::<Result<_, _>>()?;
         let (Some(first), Some(last)) = (ids.iter().min(), ids.iter().max()) else {
             continue;
@@ -410,7 +406,7 @@ pub async fn append_many(
         .push(" AND e.active = ")
         .bind(true)
         .push(" AND (e.event_types = '*' OR e.event_types LIKE '%\"' || o.event_type || '\"%') ORDER BY o.id, e.id");
-        conn.execute_raw(d.build()).await?;
+        conn.write(d.build()).await?;
     }
     Ok(())
 }

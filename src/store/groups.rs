@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait};
 use serde_json::Value;
 
 use super::entities::group;
 use super::sql::SqlBuilder;
-use super::{now, StoreError};
+use super::{now, Reader, StoreError, Writer};
 
 /// SQLite allows 32,766 bound values per statement; stay far below it.
 const CHUNK: usize = 500;
@@ -25,15 +25,10 @@ fn external_id(doc: &Value) -> Option<String> {
 }
 
 /// Inserts a new group (without members).
-pub async fn insert(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
-    doc: &Value,
-) -> Result<group::Model, StoreError> {
+pub async fn insert(conn: &impl Writer, tenant_id: &str, id: &str, doc: &Value) -> Result<group::Model, StoreError> {
     let t = now();
     let name = display_name(doc);
-    Ok(group::ActiveModel {
+    let row = group::ActiveModel {
         id: Set(id.to_string()),
         tenant_id: Set(tenant_id.to_string()),
         display_name_norm: Set(name.to_lowercase()),
@@ -43,13 +38,12 @@ pub async fn insert(
         version: Set(1),
         created_at: Set(t),
         updated_at: Set(t),
-    }
-    .insert(conn)
-    .await?)
+    };
+    super::insert_row(conn, row).await
 }
 
 /// Replaces a group's document (members untouched), bumping its version.
-pub async fn update(conn: &impl ConnectionTrait, row: &group::Model, doc: &Value) -> Result<group::Model, StoreError> {
+pub async fn update(conn: &impl Writer, row: &group::Model, doc: &Value) -> Result<group::Model, StoreError> {
     let name = display_name(doc);
     let mut active: group::ActiveModel = row.clone().into();
     active.display_name_norm = Set(name.to_lowercase());
@@ -58,11 +52,11 @@ pub async fn update(conn: &impl ConnectionTrait, row: &group::Model, doc: &Value
     active.doc = Set(doc.to_string());
     active.version = Set(row.version + 1);
     active.updated_at = Set(now());
-    Ok(active.update(conn).await?)
+    super::update_row(conn, active).await
 }
 
 /// Finds a group of a tenant by id.
-pub async fn find(conn: &impl ConnectionTrait, tenant_id: &str, id: &str) -> Result<Option<group::Model>, StoreError> {
+pub async fn find(conn: &impl Reader, tenant_id: &str, id: &str) -> Result<Option<group::Model>, StoreError> {
     Ok(super::unique(
         conn,
         group::Entity::find_by_id(id.to_string()).filter(group::Column::TenantId.eq(tenant_id)),
@@ -71,8 +65,8 @@ pub async fn find(conn: &impl ConnectionTrait, tenant_id: &str, id: &str) -> Res
 }
 
 /// Deletes a group, its memberships, and its membership in other groups.
-pub async fn delete(conn: &impl ConnectionTrait, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
-    let mut b = SqlBuilder::new(conn.get_database_backend());
+pub async fn delete(conn: &impl Writer, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
+    let mut b = SqlBuilder::new(conn.backend());
     b.push("DELETE FROM group_members WHERE tenant_id = ")
         .bind(tenant_id.to_string())
         .push(" AND (group_id = ")
@@ -80,33 +74,32 @@ pub async fn delete(conn: &impl ConnectionTrait, tenant_id: &str, id: &str) -> R
         .push(" OR member_id = ")
         .bind(id.to_string())
         .push(")");
-    conn.execute_raw(b.build()).await?;
-    let res = group::Entity::delete_many()
+    conn.write(b.build()).await?;
+    let delete = group::Entity::delete_many()
         .filter(group::Column::Id.eq(id))
         .filter(group::Column::TenantId.eq(tenant_id))
-        .exec(conn)
-        .await?;
-    Ok(res.rows_affected > 0)
+        .build(conn.backend());
+    Ok(conn.write(delete).await? > 0)
 }
 
 /// The resource type (`User` or `Group`) of each id that exists in the tenant.
 pub async fn member_kinds(
-    conn: &impl ConnectionTrait,
+    conn: &impl Reader,
     tenant_id: &str,
     ids: &[String],
 ) -> Result<HashMap<String, &'static str>, StoreError> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(CHUNK) {
         for (table, kind) in [("users", "User"), ("groups", "Group")] {
-            let mut b = SqlBuilder::new(conn.get_database_backend());
+            let mut b = SqlBuilder::new(conn.backend());
             b.push("SELECT id FROM ")
                 .push(table)
                 .push(" WHERE tenant_id = ")
                 .bind(tenant_id.to_string())
                 .push(" AND id IN ")
                 .bind_list(chunk.iter().cloned());
-            for row in conn.query_all_raw(b.build()).await? {
-                out.insert(row.try_get_by_index::<String>(0)?, kind);
+            for id in super::strings(conn, b.build()).await? {
+                out.insert(id, kind);
             }
         }
     }
@@ -115,14 +108,14 @@ pub async fn member_kinds(
 
 /// Adds members (ids already checked to exist); adding an existing member is a no-op.
 pub async fn add_members(
-    conn: &impl ConnectionTrait,
+    conn: &impl Writer,
     tenant_id: &str,
     group_id: &str,
     members: &[(String, &'static str)],
 ) -> Result<(), StoreError> {
     let t = now();
     for chunk in members.chunks(CHUNK) {
-        let mut b = SqlBuilder::new(conn.get_database_backend());
+        let mut b = SqlBuilder::new(conn.backend());
         b.push("INSERT INTO group_members (group_id, member_id, tenant_id, member_type, created_at) VALUES ");
         for (i, (id, kind)) in chunk.iter().enumerate() {
             if i > 0 {
@@ -141,39 +134,39 @@ pub async fn add_members(
                 .push(")");
         }
         b.push(" ON CONFLICT (group_id, member_id) DO NOTHING");
-        conn.execute_raw(b.build()).await?;
+        conn.write(b.build()).await?;
     }
     Ok(())
 }
 
 /// Removes the listed members; ids that are not members are ignored.
-pub async fn remove_members(conn: &impl ConnectionTrait, group_id: &str, ids: &[String]) -> Result<(), StoreError> {
+pub async fn remove_members(conn: &impl Writer, group_id: &str, ids: &[String]) -> Result<(), StoreError> {
     for chunk in ids.chunks(CHUNK) {
-        let mut b = SqlBuilder::new(conn.get_database_backend());
+        let mut b = SqlBuilder::new(conn.backend());
         b.push("DELETE FROM group_members WHERE group_id = ")
             .bind(group_id.to_string())
             .push(" AND member_id IN ")
             .bind_list(chunk.iter().cloned());
-        conn.execute_raw(b.build()).await?;
+        conn.write(b.build()).await?;
     }
     Ok(())
 }
 
 /// Removes every member of a group.
-pub async fn remove_all_members(conn: &impl ConnectionTrait, group_id: &str) -> Result<(), StoreError> {
-    let mut b = SqlBuilder::new(conn.get_database_backend());
+pub async fn remove_all_members(conn: &impl Writer, group_id: &str) -> Result<(), StoreError> {
+    let mut b = SqlBuilder::new(conn.backend());
     b.push("DELETE FROM group_members WHERE group_id = ")
         .bind(group_id.to_string());
-    conn.execute_raw(b.build()).await?;
+    conn.write(b.build()).await?;
     Ok(())
 }
 
 /// Marks a group changed (new version, new lastModified) after its members changed.
-pub async fn touch(conn: &impl ConnectionTrait, row: &group::Model) -> Result<group::Model, StoreError> {
+pub async fn touch(conn: &impl Writer, row: &group::Model) -> Result<group::Model, StoreError> {
     let mut active: group::ActiveModel = row.clone().into();
     active.version = Set(row.version + 1);
     active.updated_at = Set(now());
-    Ok(active.update(conn).await?)
+    super::update_row(conn, active).await
 }
 
 /// One member of a group, with the display name the server fills in.
@@ -213,21 +206,17 @@ pub async fn members_of(
 }
 
 /// Ids of the users (not nested groups) that are members of a group.
-pub async fn member_user_ids(conn: &impl ConnectionTrait, group_id: &str) -> Result<Vec<String>, StoreError> {
-    let mut b = SqlBuilder::new(conn.get_database_backend());
+pub async fn member_user_ids(conn: &impl Reader, group_id: &str) -> Result<Vec<String>, StoreError> {
+    let mut b = SqlBuilder::new(conn.backend());
     b.push("SELECT member_id FROM group_members WHERE group_id = ")
         .bind(group_id.to_string())
         .push(" AND member_type = 'User' ORDER BY member_id");
-    conn.query_all_raw(b.build())
-        .await?
-        .into_iter()
-        .map(|r| r.try_get_by_index::<String>(0).map_err(StoreError::from))
-        .collect()
+    super::strings(conn, b.build()).await
 }
 
 /// A group of a tenant by id or, failing that, by display name (case-insensitive).
 pub async fn find_by_id_or_name(
-    conn: &impl ConnectionTrait,
+    conn: &impl Reader,
     tenant_id: &str,
     key: &str,
 ) -> Result<Option<group::Model>, StoreError> {

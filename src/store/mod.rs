@@ -17,8 +17,10 @@ pub mod sql;
 pub mod tenants;
 pub mod user_counts;
 pub mod users;
+pub mod write_tx;
 
-pub use point_reads::{PointReads, Reader};
+pub use point_reads::{PointReads, RawRow, Reader};
+pub use write_tx::{Tx, Writer};
 
 use std::time::Duration;
 
@@ -126,6 +128,41 @@ where
         .into_iter()
         .next()
         .map(|(model, _)| model))
+}
+
+/// Inserts a row whose every column is set, and returns it as its model.
+pub async fn insert_row<A>(conn: &impl Writer, row: A) -> Result<<A::Entity as sea_orm::EntityTrait>::Model, StoreError>
+where
+    A: sea_orm::ActiveModelTrait + sea_orm::TryIntoModel<<A::Entity as sea_orm::EntityTrait>::Model> + Clone + Send,
+{
+    use sea_orm::QueryTrait;
+    let stmt = <A::Entity as sea_orm::EntityTrait>::insert(row.clone()).build(conn.backend());
+    conn.write(stmt).await?;
+    Ok(row.try_into_model()?)
+}
+
+/// Writes the changed columns of a row read earlier, and returns the row as it now is.
+pub async fn update_row<A>(conn: &impl Writer, row: A) -> Result<<A::Entity as sea_orm::EntityTrait>::Model, StoreError>
+where
+    A: sea_orm::ActiveModelTrait + sea_orm::TryIntoModel<<A::Entity as sea_orm::EntityTrait>::Model> + Clone + Send,
+{
+    use sea_orm::QueryTrait;
+    let stmt = <A::Entity as sea_orm::EntityTrait>::update(row.clone())
+        .validate()?
+        .build(conn.backend());
+    if conn.write(stmt).await? == 0 {
+        return Err(StoreError::Db(DbErr::RecordNotUpdated));
+    }
+    Ok(row.try_into_model()?)
+}
+
+/// The first column of every row of `stmt`, as text (ids, names).
+pub async fn strings(conn: &impl Reader, stmt: sea_orm::Statement) -> Result<Vec<String>, StoreError> {
+    conn.rows(stmt)
+        .await?
+        .iter()
+        .map(|r| r.get::<String>(0).map_err(StoreError::from))
+        .collect()
 }
 
 /// Applies pending migrations. A database that is already current is left alone with one read:

@@ -54,6 +54,94 @@ pub trait Reader: Sync {
 
     /// The integer column `n` of `stmt`'s first row (0 without a row).
     async fn count(&self, stmt: Statement) -> Result<i64, DbErr>;
+
+    /// The rows of `stmt`, read by column index with [`RawRow::get`].
+    async fn rows(&self, stmt: Statement) -> Result<Vec<RawRow>, DbErr>;
+}
+
+/// One row of a statement that is not an entity's (a count, an id list, a join).
+#[derive(Debug)]
+pub enum RawRow {
+    /// Read through a sea-orm connection.
+    Pool(sea_orm::QueryResult),
+    /// Read directly, on SQLite.
+    Direct(Vec<SqlValue>),
+}
+
+impl RawRow {
+    /// Column `index` as a `T`.
+    pub fn get<T: Cell>(&self, index: usize) -> Result<T, DbErr> {
+        match self {
+            RawRow::Pool(row) => row.try_get_by_index::<T>(index),
+            RawRow::Direct(values) => values
+                .get(index)
+                .ok_or_else(|| DbErr::Type(format!("no column {index}")))
+                .and_then(|v| T::from_sqlite(v).map_err(|why| DbErr::Type(format!("column {index}: {why}")))),
+        }
+    }
+}
+
+/// A value [`RawRow::get`] can read: from sea-orm's rows, or from SQLite's as sqlx decodes it.
+pub trait Cell: sea_orm::TryGetable + Sized {
+    fn from_sqlite(v: &SqlValue) -> Result<Self, String>;
+}
+
+impl Cell for i64 {
+    fn from_sqlite(v: &SqlValue) -> Result<Self, String> {
+        match v {
+            SqlValue::Integer(i) => Ok(*i),
+            other => Err(format!("expected an integer, found {:?}", other.data_type())),
+        }
+    }
+}
+
+impl Cell for i32 {
+    fn from_sqlite(v: &SqlValue) -> Result<Self, String> {
+        i32::try_from(i64::from_sqlite(v)?).map_err(|e| e.to_string())
+    }
+}
+
+impl Cell for f64 {
+    fn from_sqlite(v: &SqlValue) -> Result<Self, String> {
+        match v {
+            SqlValue::Real(f) => Ok(*f),
+            SqlValue::Integer(i) => Ok(*i as f64),
+            other => Err(format!("expected a number, found {:?}", other.data_type())),
+        }
+    }
+}
+
+impl Cell for bool {
+    fn from_sqlite(v: &SqlValue) -> Result<Self, String> {
+        Ok(i64::from_sqlite(v)? != 0)
+    }
+}
+
+impl Cell for String {
+    fn from_sqlite(v: &SqlValue) -> Result<Self, String> {
+        match v {
+            SqlValue::Text(t) => Ok(t.clone()),
+            other => Err(format!("expected text, found {:?}", other.data_type())),
+        }
+    }
+}
+
+impl Cell for DateTime<Utc> {
+    fn from_sqlite(v: &SqlValue) -> Result<Self, String> {
+        parse_timestamp(&String::from_sqlite(v)?)
+    }
+}
+
+impl<T: Cell> Cell for Option<T>
+where
+    Option<T>: sea_orm::TryGetable,
+{
+    fn from_sqlite(v: &SqlValue) -> Result<Self, String> {
+        match v {
+            SqlValue::Null => Ok(None),
+            v => T::from_sqlite(v).map(Some),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -91,6 +179,10 @@ impl<C: ConnectionTrait> Reader for C {
             .transpose()?
             .unwrap_or(0))
     }
+
+    async fn rows(&self, stmt: Statement) -> Result<Vec<RawRow>, DbErr> {
+        Ok(self.query_all_raw(stmt).await?.into_iter().map(RawRow::Pool).collect())
+    }
 }
 
 /// Where point reads run: the pool, or (SQLite on a file) the calling thread's own connection.
@@ -122,9 +214,11 @@ impl PointReads {
         if file.is_empty() {
             return Ok(PointReads::Pool(db.clone()));
         }
+        let path = PathBuf::from(file);
         Ok(PointReads::Direct(DirectSqlite {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            path: PathBuf::from(file),
+            writer: super::write_tx::DirectWriter::new(path.clone(), settings.busy_timeout, settings.sqlite_cache_kib),
+            path,
             busy_timeout: settings.busy_timeout.min(POINT_READ_BUSY_TIMEOUT),
             cache_kib: settings.sqlite_cache_kib,
         }))
@@ -160,14 +254,14 @@ impl Reader for PointReads {
     async fn count(&self, stmt: Statement) -> Result<i64, DbErr> {
         match self {
             PointReads::Pool(db) => db.count(stmt).await,
-            PointReads::Direct(d) => d.with_connection(|conn| {
-                let mut prepared = conn.prepare_cached(&stmt.sql)?;
-                let mut rows = prepared.query(rusqlite::params_from_iter(params(&stmt)?))?;
-                match rows.next()? {
-                    Some(row) => row.get::<_, i64>("n"),
-                    None => Ok(0),
-                }
-            }),
+            PointReads::Direct(d) => d.with_connection(|conn| count(conn, &stmt)),
+        }
+    }
+
+    async fn rows(&self, stmt: Statement) -> Result<Vec<RawRow>, DbErr> {
+        match self {
+            PointReads::Pool(db) => db.rows(stmt).await,
+            PointReads::Direct(d) => d.with_connection(|conn| raw_rows(conn, &stmt)),
         }
     }
 }
@@ -193,6 +287,8 @@ const STATEMENT_CACHE: usize = 64;
 #[derive(Debug, Clone)]
 pub struct DirectSqlite {
     id: u64,
+    /// The connection writes run on (see `store::write_tx`).
+    pub(super) writer: super::write_tx::DirectWriter,
     path: PathBuf,
     busy_timeout: Duration,
     cache_kib: u32,
@@ -229,7 +325,11 @@ impl DirectSqlite {
 
 /// Reads `stmt`'s rows as `E`'s models: each column is decoded by the type the entity declares
 /// for it, as sea-orm's own decoding does.
-fn models<E>(conn: &rusqlite::Connection, stmt: &Statement, extra: bool) -> rusqlite::Result<Vec<Row<E::Model>>>
+pub(super) fn models<E>(
+    conn: &rusqlite::Connection,
+    stmt: &Statement,
+    extra: bool,
+) -> rusqlite::Result<Vec<Row<E::Model>>>
 where
     E: EntityTrait,
     E::ActiveModel: TryIntoModel<E::Model>,
@@ -259,6 +359,32 @@ where
             None => None,
         };
         out.push((model, extra));
+    }
+    Ok(out)
+}
+
+/// The integer column `n` of `stmt`'s first row (0 without a row).
+pub(super) fn count(conn: &rusqlite::Connection, stmt: &Statement) -> rusqlite::Result<i64> {
+    let mut prepared = conn.prepare_cached(&stmt.sql)?;
+    let mut rows = prepared.query(rusqlite::params_from_iter(params(stmt)?))?;
+    match rows.next()? {
+        Some(row) => row.get::<_, i64>("n"),
+        None => Ok(0),
+    }
+}
+
+/// Every row of `stmt`, as SQLite stored it.
+pub(super) fn raw_rows(conn: &rusqlite::Connection, stmt: &Statement) -> rusqlite::Result<Vec<RawRow>> {
+    let mut prepared = conn.prepare_cached(&stmt.sql)?;
+    let width = prepared.column_count();
+    let mut rows = prepared.query(rusqlite::params_from_iter(params(stmt)?))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(RawRow::Direct(
+            (0..width)
+                .map(|i| row.get::<_, SqlValue>(i))
+                .collect::<rusqlite::Result<_>>()?,
+        ));
     }
     Ok(out)
 }
@@ -309,7 +435,7 @@ fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
     Err(format!("not a timestamp: {text:?}"))
 }
 
-fn params(stmt: &Statement) -> rusqlite::Result<Vec<SqlValue>> {
+pub(super) fn params(stmt: &Statement) -> rusqlite::Result<Vec<SqlValue>> {
     stmt.values
         .as_ref()
         .map_or(Ok(Vec::new()), |v| v.0.iter().map(bind_value).collect())

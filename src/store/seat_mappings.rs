@@ -1,10 +1,12 @@
 //! Per-tenant mappings from IdP groups to seat types.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QueryTrait,
+};
 
 use super::entities::seat_type_mapping;
 use super::sql::SqlBuilder;
-use super::{now, StoreError};
+use super::{now, Reader, StoreError, Writer};
 
 /// Every mapping of a tenant, highest priority first.
 pub async fn list(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<Vec<seat_type_mapping::Model>, StoreError> {
@@ -17,7 +19,7 @@ pub async fn list(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<Vec<se
 
 /// The mapping of one group, if any.
 pub async fn for_group(
-    conn: &impl ConnectionTrait,
+    conn: &impl Reader,
     tenant_id: &str,
     group_id: &str,
 ) -> Result<Option<seat_type_mapping::Model>, StoreError> {
@@ -59,21 +61,22 @@ pub async fn put(
 }
 
 /// Removes the mapping of a group; false when there was none.
-pub async fn remove(conn: &impl ConnectionTrait, tenant_id: &str, group_id: &str) -> Result<bool, StoreError> {
-    let res = seat_type_mapping::Entity::delete_by_id((tenant_id.to_string(), group_id.to_string()))
-        .exec(conn)
-        .await?;
-    Ok(res.rows_affected > 0)
+pub async fn remove(conn: &impl Writer, tenant_id: &str, group_id: &str) -> Result<bool, StoreError> {
+    let delete = seat_type_mapping::Entity::delete_many()
+        .filter(seat_type_mapping::Column::TenantId.eq(tenant_id))
+        .filter(seat_type_mapping::Column::GroupId.eq(group_id))
+        .build(conn.backend());
+    Ok(conn.write(delete).await? > 0)
 }
 
 /// The seat type a user gets from its groups: the mapping of highest priority (ties: the
 /// seat type's name, so the answer is stable), or `None` when no group of the user is mapped.
 pub async fn seat_type_of_user(
-    conn: &impl ConnectionTrait,
+    conn: &impl Reader,
     tenant_id: &str,
     user_id: &str,
 ) -> Result<Option<String>, StoreError> {
-    let mut b = SqlBuilder::new(conn.get_database_backend());
+    let mut b = SqlBuilder::new(conn.backend());
     b.push(
         "SELECT s.seat_type FROM seat_type_mappings s JOIN group_members m ON m.group_id = s.group_id \
          WHERE s.tenant_id = ",
@@ -82,6 +85,5 @@ pub async fn seat_type_of_user(
     .push(" AND m.member_id = ")
     .bind(user_id.to_string())
     .push(" ORDER BY s.priority DESC, s.seat_type LIMIT 1");
-    let row = conn.query_one_raw(b.build()).await?;
-    Ok(row.map(|r| r.try_get_by_index::<String>(0)).transpose()?)
+    Ok(super::strings(conn, b.build()).await?.into_iter().next())
 }

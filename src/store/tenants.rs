@@ -6,7 +6,7 @@ use sea_orm::{
 };
 
 use super::entities::{license, plan, scim_token, tenant};
-use super::{now, StoreError};
+use super::{now, Reader, StoreError, Writer};
 
 /// Finds a tenant by slug.
 pub async fn find_by_slug(conn: &impl ConnectionTrait, slug: &str) -> Result<Option<tenant::Model>, StoreError> {
@@ -246,13 +246,13 @@ pub async fn put_license(
 /// transaction ends, so seat decisions and audit chains of concurrent requests — on any number
 /// of instances — happen one after another. SQLite write transactions are already exclusive
 /// (`BEGIN IMMEDIATE`).
-pub async fn lock_tenant(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<(), StoreError> {
-    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+pub async fn lock_tenant(conn: &impl Writer, tenant_id: &str) -> Result<(), StoreError> {
+    if conn.backend() == sea_orm::DbBackend::Postgres {
         let mut b = super::sql::SqlBuilder::new(sea_orm::DbBackend::Postgres);
         b.push("SELECT id FROM tenants WHERE id = ")
             .bind(tenant_id.to_string())
             .push(" FOR UPDATE");
-        conn.query_one_raw(b.build()).await?;
+        conn.rows(b.build()).await?;
     }
     Ok(())
 }
@@ -260,21 +260,40 @@ pub async fn lock_tenant(conn: &impl ConnectionTrait, tenant_id: &str) -> Result
 /// A plan row as the license engine sees it. Unreadable JSON columns count as empty, and are
 /// logged: a bad plan must not take provisioning down.
 pub fn plan_to_domain(p: &plan::Model) -> crate::license::Plan {
-    let features: Vec<String> = serde_json::from_str(&p.features).unwrap_or_else(|e| {
-        tracing::error!(plan = %p.name, error = %e, "plan features are not a JSON array of strings");
+    plan_from_columns(
+        p.name.clone(),
+        &p.features,
+        p.seats_default,
+        &p.seat_pools,
+        p.grace_days,
+        p.overage,
+    )
+}
+
+/// [`plan_to_domain`] from the plan's columns.
+fn plan_from_columns(
+    name: String,
+    features: &str,
+    seats_default: i64,
+    seat_pools: &str,
+    grace_days: i32,
+    overage: f64,
+) -> crate::license::Plan {
+    let features: Vec<String> = serde_json::from_str(features).unwrap_or_else(|e| {
+        tracing::error!(plan = %name, error = %e, "plan features are not a JSON array of strings");
         Vec::new()
     });
-    let seat_pools = serde_json::from_str(&p.seat_pools).unwrap_or_else(|e| {
-        tracing::error!(plan = %p.name, error = %e, "plan seat pools are not a JSON object");
+    let seat_pools = serde_json::from_str(seat_pools).unwrap_or_else(|e| {
+        tracing::error!(plan = %name, error = %e, "plan seat pools are not a JSON object");
         Default::default()
     });
     crate::license::Plan {
-        name: p.name.clone(),
+        name,
         features,
-        seats_default: p.seats_default,
+        seats_default,
         seat_pools,
-        grace_days: i64::from(p.grace_days),
-        overage: p.overage,
+        grace_days: i64::from(grace_days),
+        overage,
     }
 }
 
@@ -285,54 +304,79 @@ pub fn license_to_domain(l: &license::Model) -> crate::license::License {
         seats: l.seats,
         starts_at: l.starts_at,
         expires_at: l.expires_at,
-        status: l.status.parse().unwrap_or(crate::license::LicenseStatus::Suspended),
-        policy: l.policy.parse().unwrap_or(crate::license::Policy::BlockNew),
+        status: parse_status(&l.status),
+        policy: parse_policy(&l.policy),
         version: l.version,
         usage_cap: l.usage_cap,
         usage_period: l.usage_period.clone(),
     }
 }
 
+fn parse_status(text: &str) -> crate::license::LicenseStatus {
+    text.parse().unwrap_or(crate::license::LicenseStatus::Suspended)
+}
+
+fn parse_policy(text: &str) -> crate::license::Policy {
+    text.parse().unwrap_or(crate::license::Policy::BlockNew)
+}
+
 /// A tenant's license and its plan, for a decision.
 pub async fn license_and_plan(
-    conn: &impl ConnectionTrait,
+    conn: &impl Reader,
     tenant_id: &str,
 ) -> Result<Option<(crate::license::License, crate::license::Plan)>, StoreError> {
     // One statement: every write reads these first, under the tenant's lock.
-    let on_plan = license::Entity::belongs_to(plan::Entity)
-        .from(license::Column::PlanName)
-        .to(plan::Column::Name)
-        .into();
-    let row = license::Entity::find_by_id(tenant_id.to_string())
-        .join(sea_orm::JoinType::InnerJoin, on_plan)
-        .select_also(plan::Entity)
-        .all(conn)
-        .await?
-        .into_iter()
-        .next();
-    Ok(row.and_then(|(l, p)| Some((license_to_domain(&l), plan_to_domain(&p?)))))
+    let mut b = super::sql::SqlBuilder::new(conn.backend());
+    b.push(
+        "SELECT l.plan_name, l.seats, l.starts_at, l.expires_at, l.status, l.policy, l.version, l.usage_cap, \
+         l.usage_period, p.features, p.seats_default, p.seat_pools, p.grace_days, p.overage \
+         FROM licenses l JOIN plans p ON p.name = l.plan_name WHERE l.tenant_id = ",
+    )
+    .bind(tenant_id.to_string());
+    let Some(r) = conn.rows(b.build()).await?.into_iter().next() else {
+        return Ok(None);
+    };
+    let license = crate::license::License {
+        plan: r.get(0)?,
+        seats: r.get(1)?,
+        starts_at: r.get(2)?,
+        expires_at: r.get(3)?,
+        status: parse_status(&r.get::<String>(4)?),
+        policy: parse_policy(&r.get::<String>(5)?),
+        version: r.get(6)?,
+        usage_cap: r.get(7)?,
+        usage_period: r.get(8)?,
+    };
+    let plan = plan_from_columns(
+        license.plan.clone(),
+        &r.get::<String>(9)?,
+        r.get(10)?,
+        &r.get::<String>(11)?,
+        r.get(12)?,
+        r.get(13)?,
+    );
+    Ok(Some((license, plan)))
 }
 
 /// Provisioning operations counted for a tenant in a period (`2026-11` or `2026-11-25`).
-pub async fn usage(conn: &impl ConnectionTrait, tenant_id: &str, period: &str) -> Result<i64, StoreError> {
-    let mut b = super::sql::SqlBuilder::new(conn.get_database_backend());
-    b.push("SELECT operations FROM usage_counters WHERE tenant_id = ")
+pub async fn usage(conn: &impl Reader, tenant_id: &str, period: &str) -> Result<i64, StoreError> {
+    let mut b = super::sql::SqlBuilder::new(conn.backend());
+    b.push("SELECT operations AS n FROM usage_counters WHERE tenant_id = ")
         .bind(tenant_id.to_string())
         .push(" AND period = ")
         .bind(period.to_string());
-    let row = conn.query_one_raw(b.build()).await?;
-    Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0))
+    Ok(conn.count(b.build()).await?)
 }
 
 /// Counts one provisioning operation.
-pub async fn add_usage(conn: &impl ConnectionTrait, tenant_id: &str, period: &str) -> Result<(), StoreError> {
-    let mut b = super::sql::SqlBuilder::new(conn.get_database_backend());
+pub async fn add_usage(conn: &impl Writer, tenant_id: &str, period: &str) -> Result<(), StoreError> {
+    let mut b = super::sql::SqlBuilder::new(conn.backend());
     b.push("INSERT INTO usage_counters (tenant_id, period, operations) VALUES (")
         .bind(tenant_id.to_string())
         .push(", ")
         .bind(period.to_string())
         .push(", 1) ON CONFLICT (tenant_id, period) DO UPDATE SET operations = usage_counters.operations + 1");
-    conn.execute_raw(b.build()).await?;
+    conn.write(b.build()).await?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 
 use super::sql::SqlBuilder;
-use super::StoreError;
+use super::{Reader, StoreError};
 
 /// One pool's counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,12 +33,12 @@ pub struct Drift {
 
 /// Entitled users of a tenant in one seat pool, not counting `except` (the user being decided).
 pub async fn entitled_in_pool(
-    conn: &impl ConnectionTrait,
+    conn: &impl Reader,
     tenant_id: &str,
     seat_type: &str,
     except: Option<&str>,
 ) -> Result<i64, StoreError> {
-    let mut b = SqlBuilder::new(conn.get_database_backend());
+    let mut b = SqlBuilder::new(conn.backend());
     b.push("SELECT COALESCE((SELECT entitled FROM user_counts WHERE tenant_id = ")
         .bind(tenant_id.to_string())
         .push(" AND seat_type = ")
@@ -56,25 +56,20 @@ pub async fn entitled_in_pool(
             .bind(true)
             .push(")");
     }
-    let row = conn.query_one_raw(b.build()).await?;
-    Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0))
+    b.push(" AS n");
+    Ok(conn.count(b.build()).await?)
 }
 
 /// One pool's counters (zero when nobody was ever in it).
-pub async fn pool(conn: &impl ConnectionTrait, tenant_id: &str, seat_type: &str) -> Result<PoolCount, StoreError> {
-    let mut b = SqlBuilder::new(conn.get_database_backend());
+pub async fn pool(conn: &impl Reader, tenant_id: &str, seat_type: &str) -> Result<PoolCount, StoreError> {
+    let mut b = SqlBuilder::new(conn.backend());
     b.push("SELECT users, active, entitled, waiting FROM user_counts WHERE tenant_id = ")
         .bind(tenant_id.to_string())
         .push(" AND seat_type = ")
         .bind(seat_type.to_string());
-    let row = conn.query_one_raw(b.build()).await?;
-    let n = |i: usize| -> Result<i64, StoreError> {
-        Ok(row
-            .as_ref()
-            .map(|r| r.try_get_by_index::<i64>(i))
-            .transpose()?
-            .unwrap_or(0))
-    };
+    let row = conn.rows(b.build()).await?.into_iter().next();
+    let n =
+        |i: usize| -> Result<i64, StoreError> { Ok(row.as_ref().map(|r| r.get::<i64>(i)).transpose()?.unwrap_or(0)) };
     Ok(PoolCount {
         seat_type: seat_type.to_string(),
         users: n(0)?,

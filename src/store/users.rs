@@ -2,14 +2,12 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryTrait};
 use serde_json::Value;
 
 use super::entities::{user, user_email};
 use super::sql::SqlBuilder;
-use super::{now, Reader, StoreError};
+use super::{now, Reader, StoreError, Writer};
 
 /// The indexed columns derived from a user document: the document is the truth, these
 /// columns exist so filters, sorting and uniqueness run on indexes.
@@ -46,7 +44,7 @@ pub struct SeatState {
 
 /// Inserts a new user with its emails.
 pub async fn insert(
-    conn: &impl ConnectionTrait,
+    conn: &impl Writer,
     tenant_id: &str,
     id: &str,
     doc: &Value,
@@ -72,9 +70,8 @@ pub async fn insert(
         entitlement_reason: Set(seat.reason.to_string()),
         entitlement_updated: Set(Some(t)),
         seat_since: Set(Some(t)),
-    }
-    .insert(conn)
-    .await?;
+    };
+    let model = super::insert_row(conn, model).await?;
     insert_emails(conn, tenant_id, id, doc).await?;
     Ok(model)
 }
@@ -82,7 +79,7 @@ pub async fn insert(
 /// Replaces a user's document and license state, bumping its version. `seat_since` moves when
 /// the user gains a seat or starts waiting for one.
 pub async fn update(
-    conn: &impl ConnectionTrait,
+    conn: &impl Writer,
     row: &user::Model,
     doc: &Value,
     seat: &SeatState,
@@ -108,14 +105,14 @@ pub async fn update(
     active.doc = Set(doc.to_string());
     active.version = Set(row.version + 1);
     active.updated_at = Set(t);
-    let model = active.update(conn).await?;
+    let model = super::update_row(conn, active).await?;
     // Most updates (an IdP deactivating, renaming) leave the e-mails alone; their index rows
     // are rewritten only when the list changed.
     if emails_changed(&row.doc, doc.get("emails")) {
-        user_email::Entity::delete_many()
+        let delete = user_email::Entity::delete_many()
             .filter(user_email::Column::UserId.eq(row.id.as_str()))
-            .exec(conn)
-            .await?;
+            .build(conn.backend());
+        conn.write(delete).await?;
         insert_emails(conn, &row.tenant_id, &row.id, doc).await?;
     }
     Ok(model)
@@ -178,24 +175,23 @@ pub async fn find_with_groups(
 }
 
 /// Deletes a user and its memberships. Returns false when no such user exists in the tenant.
-pub async fn delete(conn: &impl ConnectionTrait, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
-    let backend = conn.get_database_backend();
+pub async fn delete(conn: &impl Writer, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
+    let backend = conn.backend();
     let mut b = SqlBuilder::new(backend);
     b.push("DELETE FROM group_members WHERE tenant_id = ")
         .bind(tenant_id.to_string())
         .push(" AND member_id = ")
         .bind(id.to_string());
-    conn.execute_raw(b.build()).await?;
-    user_email::Entity::delete_many()
+    conn.write(b.build()).await?;
+    let emails = user_email::Entity::delete_many()
         .filter(user_email::Column::UserId.eq(id))
-        .exec(conn)
-        .await?;
-    let res = user::Entity::delete_many()
+        .build(backend);
+    conn.write(emails).await?;
+    let user = user::Entity::delete_many()
         .filter(user::Column::Id.eq(id))
         .filter(user::Column::TenantId.eq(tenant_id))
-        .exec(conn)
-        .await?;
-    Ok(res.rows_affected > 0)
+        .build(backend);
+    Ok(conn.write(user).await? > 0)
 }
 
 /// Whether a stored document's `emails` differ from `new` (an unreadable document differs, so
@@ -209,12 +205,7 @@ fn emails_changed(stored: &str, new: Option<&Value>) -> bool {
 }
 
 /// Writes the `user_emails` index rows of a document's `emails` (the user has none yet).
-async fn insert_emails(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    user_id: &str,
-    doc: &Value,
-) -> Result<(), StoreError> {
+async fn insert_emails(conn: &impl Writer, tenant_id: &str, user_id: &str, doc: &Value) -> Result<(), StoreError> {
     let Some(emails) = doc.get("emails").and_then(Value::as_array) else {
         return Ok(());
     };
@@ -234,7 +225,8 @@ async fn insert_emails(
         })
         .collect();
     if !rows.is_empty() {
-        user_email::Entity::insert_many(rows).exec(conn).await?;
+        conn.write(user_email::Entity::insert_many(rows).build(conn.backend()))
+            .await?;
     }
     Ok(())
 }
@@ -271,14 +263,14 @@ pub async fn seat_holders(
 /// Sets the verdict of many users at once (in batches), bumping their versions. The ids must
 /// come from one tenant's rows read in the caller's transaction.
 pub async fn set_entitlement(
-    conn: &impl ConnectionTrait,
+    conn: &impl Writer,
     ids: &[String],
     entitled: bool,
     reason: &str,
 ) -> Result<(), StoreError> {
     let t = now();
     for chunk in ids.chunks(500) {
-        let mut b = SqlBuilder::new(conn.get_database_backend());
+        let mut b = SqlBuilder::new(conn.backend());
         b.push("UPDATE users SET entitled = ")
             .bind(entitled)
             .push(", entitlement_reason = ")
@@ -294,7 +286,7 @@ pub async fn set_entitlement(
             // tenant index and filter thousands of rows per batch (10x slower, measured).
             .push(", version = version + 1 WHERE id IN ")
             .bind_list(chunk.iter().cloned());
-        conn.execute_raw(b.build()).await?;
+        conn.write(b.build()).await?;
     }
     Ok(())
 }
@@ -302,12 +294,12 @@ pub async fn set_entitlement(
 /// The `limit` users of a pool who have waited longest for a seat (active, not entitled, not
 /// held by an admin).
 pub async fn oldest_waiting(
-    conn: &impl ConnectionTrait,
+    conn: &impl Reader,
     tenant_id: &str,
     seat_type: &str,
     limit: i64,
 ) -> Result<Vec<String>, StoreError> {
-    let mut b = SqlBuilder::new(conn.get_database_backend());
+    let mut b = SqlBuilder::new(conn.backend());
     b.push("SELECT id FROM users WHERE tenant_id = ")
         .bind(tenant_id.to_string())
         .push(" AND seat_type = ")
@@ -316,11 +308,7 @@ pub async fn oldest_waiting(
         // 000008), which a planner can only match against literals, not bound values.
         .push(" AND active AND NOT entitled AND entitlement_reason <> 'manual' ORDER BY COALESCE(seat_since, created_at), id")
         .limit(limit, 0);
-    conn.query_all_raw(b.build())
-        .await?
-        .into_iter()
-        .map(|r| r.try_get_by_index::<String>(0).map_err(StoreError::from))
-        .collect()
+    super::strings(conn, b.build()).await
 }
 
 /// The `userName` of each of the given users.
@@ -362,14 +350,10 @@ pub async fn find_for_check(conn: &impl Reader, tenant_id: &str, key: &str) -> R
 
 /// Moves users to another seat pool without a seat (they wait there, in their old order). The
 /// ids must come from one tenant's rows read in the caller's transaction.
-pub async fn move_to_pool_waiting(
-    conn: &impl ConnectionTrait,
-    ids: &[String],
-    seat_type: &str,
-) -> Result<(), StoreError> {
+pub async fn move_to_pool_waiting(conn: &impl Writer, ids: &[String], seat_type: &str) -> Result<(), StoreError> {
     let t = now();
     for chunk in ids.chunks(500) {
-        let mut b = SqlBuilder::new(conn.get_database_backend());
+        let mut b = SqlBuilder::new(conn.backend());
         b.push("UPDATE users SET seat_type = ")
             .bind(seat_type.to_string())
             .push(", entitled = ")
@@ -386,7 +370,7 @@ pub async fn move_to_pool_waiting(
             // tenant index and filter thousands of rows per batch (10x slower, measured).
             .push(", version = version + 1 WHERE id IN ")
             .bind_list(chunk.iter().cloned());
-        conn.execute_raw(b.build()).await?;
+        conn.write(b.build()).await?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Storage settings reach every pooled connection; point reads agree with the pool.
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
-use seatbridge::store::{self, users, DbSettings, PointReads, Reader, StoreError};
+use seatbridge::store::{self, tenants, users, DbSettings, PointReads, Reader, StoreError, Tx};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -155,6 +155,102 @@ async fn a_locked_database_fails_point_reads_fast_instead_of_stalling_a_worker()
 
     drop(locker);
     assert!(users::find(&reads, "tenant", "user").await.unwrap().is_none());
+}
+
+/// An SQLite file with its migrations, opened as the server opens it, with `busy_timeout`.
+async fn sqlite_file(
+    dir: &tempfile::TempDir,
+    busy_timeout: std::time::Duration,
+) -> (sea_orm::DatabaseConnection, PointReads) {
+    let path = dir.path().join("writes.db");
+    let settings = DbSettings {
+        url: format!("sqlite://{}?mode=rwc", path.display()),
+        max_connections: 2,
+        busy_timeout,
+        sqlite_cache_kib: 256,
+        statement_timeout: std::time::Duration::ZERO,
+    };
+    let db = store::connect(&settings).await.unwrap();
+    store::migrate(&db).await.unwrap();
+    let reads = PointReads::new(&db, &settings).await.unwrap();
+    assert!(reads.is_direct());
+    (db, reads)
+}
+
+/// On an SQLite file, writes run on the process's writer connection, on the calling thread. A
+/// write lock held by another connection (the pool, the CLI) is waited for on a timer, so the
+/// thread keeps serving other requests meanwhile, and the write then lands. A transaction that
+/// is dropped without a commit (a client gone mid-request) leaves nothing behind.
+#[tokio::test]
+async fn a_direct_write_waits_for_the_lock_without_holding_its_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, reads) = sqlite_file(&dir, std::time::Duration::from_secs(5)).await;
+    let tenant = tenants::insert_tenant(&db, "acme", "Acme").await.unwrap();
+
+    let locker = rusqlite::Connection::open(dir.path().join("writes.db")).unwrap();
+    locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    // One thread (`#[tokio::test]` runs on a current-thread runtime): the second branch runs
+    // only if the first one yields while it waits.
+    let (tx, released_at) = tokio::join!(store::write_tx::begin(&db, &reads), async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        locker.execute_batch("COMMIT").unwrap();
+        started.elapsed()
+    });
+    let tx = tx.unwrap();
+    assert!(matches!(tx, Tx::Direct(_)));
+    assert!(
+        released_at < std::time::Duration::from_secs(2),
+        "the thread was held: {released_at:?}"
+    );
+    tenants::add_usage(&tx, &tenant.id, "2026-11").await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(tenants::usage(&db, &tenant.id, "2026-11").await.unwrap(), 1);
+
+    let abandoned = store::write_tx::begin(&db, &reads).await.unwrap();
+    tenants::add_usage(&abandoned, &tenant.id, "2026-11").await.unwrap();
+    assert_eq!(
+        tenants::usage(&abandoned, &tenant.id, "2026-11").await.unwrap(),
+        2,
+        "reads see the transaction's own writes"
+    );
+    drop(abandoned);
+    assert_eq!(tenants::usage(&db, &tenant.id, "2026-11").await.unwrap(), 1);
+    let next = store::write_tx::begin(&db, &reads).await.unwrap();
+    tenants::add_usage(&next, &tenant.id, "2026-11").await.unwrap();
+    next.commit().await.unwrap();
+    assert_eq!(tenants::usage(&reads, &tenant.id, "2026-11").await.unwrap(), 2);
+}
+
+/// A lock held past the busy timeout makes the write unavailable (503, retry), and a unique
+/// index refusing a direct write is a uniqueness error (409), as on the pool.
+#[tokio::test]
+async fn direct_write_errors_are_classified_as_on_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, reads) = sqlite_file(&dir, std::time::Duration::from_millis(200)).await;
+    let tenant = tenants::insert_tenant(&db, "acme", "Acme").await.unwrap();
+
+    let locker = rusqlite::Connection::open(dir.path().join("writes.db")).unwrap();
+    locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let busy = store::write_tx::begin(&db, &reads).await;
+    assert!(matches!(busy, Err(StoreError::Unavailable(_))), "{:?}", busy.err());
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    locker.execute_batch("ROLLBACK").unwrap();
+
+    let seat = users::SeatState {
+        entitled: true,
+        seat_type: "default".into(),
+        reason: "seat_assigned",
+    };
+    let doc = json!({"userName": "ada"});
+    let tx = store::write_tx::begin(&db, &reads).await.unwrap();
+    users::insert(&tx, &tenant.id, "u1", &doc, &seat).await.unwrap();
+    let taken = users::insert(&tx, &tenant.id, "u2", &doc, &seat).await;
+    assert!(matches!(taken, Err(StoreError::UniqueViolation(_))), "{taken:?}");
+    tx.commit().await.unwrap();
+    assert!(users::find(&db, &tenant.id, "u1").await.unwrap().is_some());
+    assert!(users::find(&db, &tenant.id, "u2").await.unwrap().is_none());
 }
 
 /// On PostgreSQL a statement that runs past `SEATBRIDGE_DB_STATEMENT_TIMEOUT_SECS` is cancelled
