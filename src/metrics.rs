@@ -22,6 +22,8 @@ pub const SWEEPS: &str = "seatbridge_sweeper_runs_total";
 pub const RATE_LIMITED: &str = "seatbridge_scim_rate_limited_total";
 pub const ADMIN_RATE_LIMITED: &str = "seatbridge_admin_rate_limited_total";
 pub const LIST_PAGES: &str = "seatbridge_list_pages_total";
+pub const SQLITE_WRITES: &str = "seatbridge_sqlite_writes_total";
+pub const SQLITE_COMMITS: &str = "seatbridge_sqlite_commits_total";
 
 /// Latency buckets, in seconds: SCIM calls are expected in the low milliseconds.
 const BUCKETS: [f64; 12] = [
@@ -85,6 +87,11 @@ fn describe() {
         "List pages past the first served, by how the database found their start: after the previous \
          page's last id (keyset) or by skipping rows (offset)"
     );
+    metrics::describe_counter!(
+        SQLITE_WRITES,
+        "Provisioning writes committed on SQLite (divided by the commits: writes per group commit)"
+    );
+    metrics::describe_counter!(SQLITE_COMMITS, "Commits of the SQLite writer connection");
     metrics::describe_counter!(
         RATE_LIMITED,
         "SCIM requests refused with 429 by the per-token rate limit"

@@ -150,10 +150,12 @@ impl<'a> Provisioning<'a> {
         self.schemas.resource_type(kind)
     }
 
-    /// Waits for this process's turn to write on SQLite (see `Signals::sqlite_writer`).
+    /// Waits for this process's turn to write on SQLite through the pool (see
+    /// `Signals::sqlite_writer`). Direct writes queue on their connection instead, which must
+    /// not be held up here: a write waiting for its group commit has ended its turn.
     async fn writer_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
         match self.signals {
-            Some(signals) if self.db.get_database_backend() == DbBackend::Sqlite => {
+            Some(signals) if self.db.get_database_backend() == DbBackend::Sqlite && !self.reads.is_direct() => {
                 Some(signals.sqlite_writer.clone().lock_owned().await)
             }
             _ => None,

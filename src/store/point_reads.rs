@@ -228,6 +228,15 @@ impl PointReads {
     pub fn is_direct(&self) -> bool {
         matches!(self, PointReads::Direct(_))
     }
+
+    /// On an SQLite file, the writes committed and the commits made so far (see
+    /// `store::write_tx::DirectWriter`).
+    pub fn write_counts(&self) -> Option<(u64, u64)> {
+        match self {
+            PointReads::Direct(d) => Some(d.writer.counts()),
+            PointReads::Pool(_) => None,
+        }
+    }
 }
 
 #[async_trait::async_trait]

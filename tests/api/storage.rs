@@ -253,6 +253,84 @@ async fn direct_write_errors_are_classified_as_on_the_pool() {
     assert!(users::find(&db, &tenant.id, "u2").await.unwrap().is_none());
 }
 
+/// Writes that queue for the SQLite writer share one commit (group commit): each still gets
+/// its own answer only after the commit, and one that fails rolls back alone.
+#[tokio::test]
+async fn queued_direct_writes_share_a_commit_and_fail_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, reads) = sqlite_file(&dir, std::time::Duration::from_secs(5)).await;
+    let tenant = tenants::insert_tenant(&db, "acme", "Acme").await.unwrap();
+    let seat = users::SeatState {
+        entitled: true,
+        seat_type: "default".into(),
+        reason: "seat_assigned",
+    };
+    let writes = (0..20).map(|i| {
+        let (db, reads, tenant, seat) = (&db, &reads, &tenant, &seat);
+        async move {
+            let tx = store::write_tx::begin(db, reads).await?;
+            tenants::add_usage(&tx, &tenant.id, "2026-11").await?;
+            // Every fifth write takes the same userName: all but the first of them fail.
+            let name = if i % 5 == 0 {
+                "taken".to_string()
+            } else {
+                format!("user{i}")
+            };
+            // Yield while holding the writer, so that the other writes queue behind this one.
+            tokio::task::yield_now().await;
+            match users::insert(&tx, &tenant.id, &format!("u{i}"), &json!({"userName": name}), seat).await {
+                Ok(_) => tx.commit().await.map(|()| true),
+                Err(e) => {
+                    tx.rollback().await?;
+                    Err(e)
+                }
+            }
+        }
+    });
+    let results = futures_util::future::join_all(writes).await;
+    let committed = results.iter().filter(|r| matches!(r, Ok(true))).count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::UniqueViolation(_))))
+        .count();
+    assert_eq!((committed, refused), (17, 3), "{results:?}");
+    // The refused writes' usage counts were rolled back with them.
+    assert_eq!(tenants::usage(&db, &tenant.id, "2026-11").await.unwrap(), 17);
+    let (writes, commits) = reads.write_counts().unwrap();
+    assert_eq!(writes, 17);
+    assert!(commits < 5, "{commits} commits for {writes} writes");
+}
+
+/// A write whose wait for its group commit is abandoned (the client went away) does not leave
+/// the transaction open, holding SQLite's write lock with nobody to commit it, even when the
+/// writer it left the transaction to goes away too.
+#[tokio::test]
+async fn an_abandoned_wait_for_a_group_commit_still_ends_the_transaction() {
+    use futures_util::FutureExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, reads) = sqlite_file(&dir, std::time::Duration::from_secs(5)).await;
+    let tenant = tenants::insert_tenant(&db, "acme", "Acme").await.unwrap();
+
+    let first = store::write_tx::begin(&db, &reads).await.unwrap();
+    tenants::add_usage(&first, &tenant.id, "2026-11").await.unwrap();
+    // A second writer queues for the connection...
+    let mut second = Box::pin(store::write_tx::begin(&db, &reads));
+    assert!((&mut second).now_or_never().is_none());
+    // ...so the first leaves the transaction open for it and waits for the commit.
+    let mut waiting = Box::pin(first.commit());
+    assert!((&mut waiting).now_or_never().is_none());
+    // Both go away.
+    drop(waiting);
+    drop(second);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // The write lock is free (no busy timeout: this fails at once if it is held), and the
+    // first write was committed.
+    let other = rusqlite::Connection::open(dir.path().join("writes.db")).unwrap();
+    other.busy_timeout(std::time::Duration::ZERO).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE; COMMIT;").unwrap();
+    assert_eq!(tenants::usage(&db, &tenant.id, "2026-11").await.unwrap(), 1);
+}
+
 /// On PostgreSQL a statement that runs past `SEATBRIDGE_DB_STATEMENT_TIMEOUT_SECS` is cancelled
 /// by the server, so an abandoned or runaway query stops holding its connection, and it counts as
 /// "unavailable" (503, retry), not as a failure (500). Migrations get a connection without the
