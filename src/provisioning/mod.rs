@@ -166,9 +166,8 @@ impl<'a> Provisioning<'a> {
     async fn begin(&self, tenant: &Tenant) -> Result<WriteTx, ScimError> {
         let writer = self.writer_turn().await;
         let tx = store::write_tx::begin(self.db, self.reads).await?;
-        tenants::lock_tenant(&tx, &tenant.id).await?;
         let (license, plan) =
-            tenants::license_and_plan(&tx, &tenant.id)
+            tenants::lock_and_read_license(&tx, &tenant.id)
                 .await?
                 .ok_or_else(|| ScimError::Forbidden {
                     code: "NO_LICENSE",
