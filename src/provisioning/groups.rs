@@ -189,6 +189,7 @@ impl Provisioning<'_> {
         self.require_feature(tenant, GROUPS_FEATURE).await?;
         let (total, rows) = list_page::<group::Entity>(
             self.db,
+            self.reads,
             "groups",
             self.rt(ResourceKind::Group),
             &tenant.id,

@@ -148,7 +148,7 @@ impl Provisioning<'_> {
         self.require_feature(tenant, USERS_FEATURE).await?;
         // Unfiltered, the total is the tenant's counter: no count over every user per page.
         let known_total = match q.filter {
-            None => Some(u64::try_from(user_counts::totals(self.db, &tenant.id).await?.0).unwrap_or(0)),
+            None => Some(u64::try_from(user_counts::totals(self.reads, &tenant.id).await?.0).unwrap_or(0)),
             Some(_) => None,
         };
         let groups = with_groups.then(|| users::member_of_sql(self.db.get_database_backend()));
@@ -170,7 +170,7 @@ impl Provisioning<'_> {
         groups: Option<&str>,
     ) -> Result<(u64, Vec<Listed<user::Model>>), ScimError> {
         let rt = self.rt(ResourceKind::User);
-        Ok(list_page::<user::Entity>(conn, "users", rt, &tenant.id, q, known_total, groups).await?)
+        Ok(list_page::<user::Entity>(conn, self.reads, "users", rt, &tenant.id, q, known_total, groups).await?)
     }
 
     fn check_users_allowed(&self, w: &WriteTx) -> Result<(), ScimError> {

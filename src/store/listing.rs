@@ -102,8 +102,14 @@ pub type Listed<M> = super::point_reads::Row<M>;
 ///   row (a user's groups: one statement instead of one more per page).
 /// - An id-ordered page whose offset is where a page served before ended starts after that
 ///   page's last id rather than skipping `offset` rows (see [`PageCursors`]).
+/// - A page that reads at most `limit` rows along the `(tenant_id, id)` index (no filter, no
+///   sort, and the first page or one continuing a walk) is bounded work, and runs on `bounded`
+///   (point reads: on SQLite, without sqlx's thread hop and its copy of every row). Every other
+///   page, and every count, runs on `conn`: skipping rows or filtering may scan the tenant.
+#[allow(clippy::too_many_arguments)]
 pub async fn list_page<E>(
     conn: &impl Reader,
+    bounded: &impl Reader,
     table: &str,
     rt: &ResourceTypeDef,
     tenant_id: &str,
@@ -185,10 +191,12 @@ where
         i64::try_from(q.limit).unwrap_or(i64::MAX),
         i64::try_from(skip).unwrap_or(i64::MAX),
     );
-    let rows = conn
-        .models::<E>(page.build(), extra.is_some())
-        .await
-        .map_err(StoreError::from)?;
+    let rows = if reads_at_most_a_page(q, after.is_some()) {
+        bounded.models::<E>(page.build(), extra.is_some()).await
+    } else {
+        conn.models::<E>(page.build(), extra.is_some()).await
+    }
+    .map_err(StoreError::from)?;
 
     let served = rows.len() as u64;
     let total = match known_total {
@@ -222,11 +230,46 @@ async fn count_matching(
     Ok(u64::try_from(total).unwrap_or(0))
 }
 
+/// Whether a page reads no more than its own rows, along the `(tenant_id, id)` index: no
+/// filter, no sort, and no rows to skip (the first page, or one continuing a walk).
+fn reads_at_most_a_page(q: &ListQuery, continues_walk: bool) -> bool {
+    q.filter.is_none() && q.sort_by.is_none() && (continues_walk || q.offset == 0)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::scim::filter::parse_filter;
+
+    #[test]
+    fn only_pages_without_filter_sort_or_skipped_rows_are_bounded() {
+        let first = ListQuery {
+            limit: 100,
+            ..ListQuery::default()
+        };
+        assert!(reads_at_most_a_page(&first, false));
+        let deep = ListQuery {
+            offset: 5_000,
+            ..first.clone()
+        };
+        assert!(!reads_at_most_a_page(&deep, false), "OFFSET skips rows");
+        assert!(reads_at_most_a_page(&deep, true), "a walk starts after the last id");
+        let filtered = ListQuery {
+            filter: Some(parse_filter(r#"displayName co "a""#).unwrap()),
+            ..first.clone()
+        };
+        assert!(!reads_at_most_a_page(&filtered, false));
+        let sorted = ListQuery {
+            sort_by: Some(crate::scim::filter::AttrPath {
+                urn: None,
+                name: "userName".into(),
+                sub_attr: None,
+            }),
+            ..first.clone()
+        };
+        assert!(!reads_at_most_a_page(&sorted, true));
+    }
 
     #[test]
     fn only_an_equality_on_a_unique_core_attribute_reads_at_most_one_row() {

@@ -80,26 +80,26 @@ pub async fn pool(conn: &impl Reader, tenant_id: &str, seat_type: &str) -> Resul
 }
 
 /// The pools of a tenant that have users, by name.
-pub async fn pools(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<Vec<PoolCount>, StoreError> {
-    let mut b = SqlBuilder::new(conn.get_database_backend());
+pub async fn pools(conn: &impl Reader, tenant_id: &str) -> Result<Vec<PoolCount>, StoreError> {
+    let mut b = SqlBuilder::new(conn.backend());
     b.push("SELECT seat_type, users, active, entitled, waiting FROM user_counts WHERE tenant_id = ")
         .bind(tenant_id.to_string())
         .push(" AND users > 0 ORDER BY seat_type");
     let mut out = Vec::new();
-    for row in conn.query_all_raw(b.build()).await? {
+    for row in conn.rows(b.build()).await? {
         out.push(PoolCount {
-            seat_type: row.try_get_by_index(0)?,
-            users: row.try_get_by_index(1)?,
-            active: row.try_get_by_index(2)?,
-            entitled: row.try_get_by_index(3)?,
-            waiting: row.try_get_by_index(4)?,
+            seat_type: row.get(0)?,
+            users: row.get(1)?,
+            active: row.get(2)?,
+            entitled: row.get(3)?,
+            waiting: row.get(4)?,
         });
     }
     Ok(out)
 }
 
 /// A tenant's users: total, active, entitled.
-pub async fn totals(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<(i64, i64, i64), StoreError> {
+pub async fn totals(conn: &impl Reader, tenant_id: &str) -> Result<(i64, i64, i64), StoreError> {
     Ok(pools(conn, tenant_id)
         .await?
         .iter()
