@@ -1,7 +1,9 @@
 //! Storage: sea-orm entities and repository functions. The only module that writes SQL.
 //!
-//! Repository functions take `&impl ConnectionTrait` so the same code runs on a pool or inside
-//! the write transaction opened by [`begin_write`].
+//! Repository functions take a connection so the same code runs on a pool or inside a write
+//! transaction: those on provisioning's paths take a [`Reader`] or [`Writer`], which also cover
+//! SQLite's point reads and writer connection ([`point_reads`], [`write_tx`]); the rest take
+//! sea-orm's `ConnectionTrait`, and run inside [`begin_write`]'s transactions.
 
 pub mod admin;
 pub mod audit;
