@@ -8,6 +8,7 @@
 //! cores, waiting (perf, `bench/RESULTS.md`). Every pool connection also drops its page cache
 //! whenever another one wrote. [`DirectWriter`] keeps one `rusqlite` connection for the process's
 //! writes and runs each statement where it is asked for; its cache stays valid, as only it writes.
+//! Writes that queue behind one share its commit (group commit, see [`DirectWriter`]).
 //!
 //! The store's write functions take any [`Writer`]: every sea-orm connection and transaction is
 //! one, and so is [`Tx`]. Provisioning opens a [`Tx`] with [`begin`]; everything else still
@@ -41,7 +42,8 @@ impl<C: sea_orm::ConnectionTrait> Writer for C {
 pub enum Tx {
     /// PostgreSQL, or SQLite in memory: a transaction of the pool.
     Pool(DatabaseTransaction),
-    /// SQLite on a file: the writer connection's transaction.
+    /// SQLite on a file: one write, in its own savepoint of the writer connection's
+    /// transaction (which may carry other writes: group commit).
     Direct(DirectTx),
 }
 

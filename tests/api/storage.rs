@@ -1,6 +1,7 @@
 //! Storage settings reach every pooled connection; point reads agree with the pool.
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use seatbridge::store::entities::tenant;
 use seatbridge::store::{self, tenants, users, DbSettings, PointReads, Reader, StoreError, Tx};
 use serde_json::json;
 
@@ -157,11 +158,12 @@ async fn a_locked_database_fails_point_reads_fast_instead_of_stalling_a_worker()
     assert!(users::find(&reads, "tenant", "user").await.unwrap().is_none());
 }
 
-/// An SQLite file with its migrations, opened as the server opens it, with `busy_timeout`.
+/// An SQLite file with its migrations and a tenant (returned with the pool and the point
+/// reads), opened as the server opens it, with `busy_timeout`.
 async fn sqlite_file(
     dir: &tempfile::TempDir,
     busy_timeout: std::time::Duration,
-) -> (sea_orm::DatabaseConnection, PointReads) {
+) -> (sea_orm::DatabaseConnection, PointReads, tenant::Model) {
     let path = dir.path().join("writes.db");
     let settings = DbSettings {
         url: format!("sqlite://{}?mode=rwc", path.display()),
@@ -174,7 +176,23 @@ async fn sqlite_file(
     store::migrate(&db).await.unwrap();
     let reads = PointReads::new(&db, &settings).await.unwrap();
     assert!(reads.is_direct());
-    (db, reads)
+    let tenant = tenants::insert_tenant(&db, "acme", "Acme").await.unwrap();
+    (db, reads, tenant)
+}
+
+/// Another connection to the file, holding its write lock.
+fn lock_holder(dir: &tempfile::TempDir) -> rusqlite::Connection {
+    let holder = rusqlite::Connection::open(dir.path().join("writes.db")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    holder
+}
+
+fn seat() -> users::SeatState {
+    users::SeatState {
+        entitled: true,
+        seat_type: "default".into(),
+        reason: "seat_assigned",
+    }
 }
 
 /// On an SQLite file, writes run on the process's writer connection, on the calling thread. A
@@ -184,11 +202,9 @@ async fn sqlite_file(
 #[tokio::test]
 async fn a_direct_write_waits_for_the_lock_without_holding_its_thread() {
     let dir = tempfile::tempdir().unwrap();
-    let (db, reads) = sqlite_file(&dir, std::time::Duration::from_secs(5)).await;
-    let tenant = tenants::insert_tenant(&db, "acme", "Acme").await.unwrap();
+    let (db, reads, tenant) = sqlite_file(&dir, std::time::Duration::from_secs(5)).await;
 
-    let locker = rusqlite::Connection::open(dir.path().join("writes.db")).unwrap();
-    locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let locker = lock_holder(&dir);
     let started = std::time::Instant::now();
     // One thread (`#[tokio::test]` runs on a current-thread runtime): the second branch runs
     // only if the first one yields while it waits.
@@ -227,22 +243,16 @@ async fn a_direct_write_waits_for_the_lock_without_holding_its_thread() {
 #[tokio::test]
 async fn direct_write_errors_are_classified_as_on_the_pool() {
     let dir = tempfile::tempdir().unwrap();
-    let (db, reads) = sqlite_file(&dir, std::time::Duration::from_millis(200)).await;
-    let tenant = tenants::insert_tenant(&db, "acme", "Acme").await.unwrap();
+    let (db, reads, tenant) = sqlite_file(&dir, std::time::Duration::from_millis(200)).await;
 
-    let locker = rusqlite::Connection::open(dir.path().join("writes.db")).unwrap();
-    locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let locker = lock_holder(&dir);
     let started = std::time::Instant::now();
     let busy = store::write_tx::begin(&db, &reads).await;
     assert!(matches!(busy, Err(StoreError::Unavailable(_))), "{:?}", busy.err());
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
     locker.execute_batch("ROLLBACK").unwrap();
 
-    let seat = users::SeatState {
-        entitled: true,
-        seat_type: "default".into(),
-        reason: "seat_assigned",
-    };
+    let seat = seat();
     let doc = json!({"userName": "ada"});
     let tx = store::write_tx::begin(&db, &reads).await.unwrap();
     users::insert(&tx, &tenant.id, "u1", &doc, &seat).await.unwrap();
@@ -258,13 +268,8 @@ async fn direct_write_errors_are_classified_as_on_the_pool() {
 #[tokio::test]
 async fn queued_direct_writes_share_a_commit_and_fail_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let (db, reads) = sqlite_file(&dir, std::time::Duration::from_secs(5)).await;
-    let tenant = tenants::insert_tenant(&db, "acme", "Acme").await.unwrap();
-    let seat = users::SeatState {
-        entitled: true,
-        seat_type: "default".into(),
-        reason: "seat_assigned",
-    };
+    let (db, reads, tenant) = sqlite_file(&dir, std::time::Duration::from_secs(5)).await;
+    let seat = seat();
     let writes = (0..20).map(|i| {
         let (db, reads, tenant, seat) = (&db, &reads, &tenant, &seat);
         async move {
@@ -308,8 +313,7 @@ async fn queued_direct_writes_share_a_commit_and_fail_alone() {
 async fn an_abandoned_wait_for_a_group_commit_still_ends_the_transaction() {
     use futures_util::FutureExt;
     let dir = tempfile::tempdir().unwrap();
-    let (db, reads) = sqlite_file(&dir, std::time::Duration::from_secs(5)).await;
-    let tenant = tenants::insert_tenant(&db, "acme", "Acme").await.unwrap();
+    let (db, reads, tenant) = sqlite_file(&dir, std::time::Duration::from_secs(5)).await;
 
     let first = store::write_tx::begin(&db, &reads).await.unwrap();
     tenants::add_usage(&first, &tenant.id, "2026-11").await.unwrap();
