@@ -127,22 +127,11 @@ async fn tenant_of(app: &TestApp, user_id: &str) -> String {
 #[tokio::test]
 async fn a_locked_database_fails_point_reads_fast_instead_of_stalling_a_worker() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("locked.db");
-    let settings = DbSettings {
-        url: format!("sqlite://{}?mode=rwc", path.display()),
-        max_connections: 1,
-        busy_timeout: std::time::Duration::from_secs(5),
-        sqlite_cache_kib: 256,
-        statement_timeout: std::time::Duration::ZERO,
-    };
-    let db = store::connect(&settings).await.unwrap();
-    store::migrate(&db).await.unwrap();
-    let reads = PointReads::new(&db, &settings).await.unwrap();
-    assert!(reads.is_direct());
+    let (db, reads, _) = sqlite_file(&dir, std::time::Duration::from_secs(5)).await;
     db.close().await.unwrap();
 
     // A connection in exclusive locking mode keeps the file locked after its first write.
-    let locker = rusqlite::Connection::open(&path).unwrap();
+    let locker = rusqlite::Connection::open(dir.path().join("writes.db")).unwrap();
     locker.pragma_update(None, "locking_mode", "EXCLUSIVE").unwrap();
     locker
         .execute_batch("BEGIN IMMEDIATE; UPDATE tenants SET name = name; COMMIT;")
