@@ -70,8 +70,9 @@ impl Tx {
     pub async fn rollback(self) -> Result<(), StoreError> {
         match self {
             Tx::Pool(tx) => Ok(tx.rollback().await?),
+            // Dropping a direct write rolls it back to its savepoint (see `DirectTx`).
             Tx::Direct(tx) => {
-                tx.rollback();
+                drop(tx);
                 Ok(())
             }
         }
@@ -245,7 +246,7 @@ impl DirectWriter {
         }
         if let Err(e) = execute(&state, "SAVEPOINT write") {
             if state.members == 0 {
-                end_batch(&mut state, "ROLLBACK");
+                end_batch(&mut state);
             }
             return Err(store_err(e));
         }
@@ -327,24 +328,25 @@ fn commit_batch(state: &mut WriterState, counts: &[AtomicU64; 2]) -> Result<(), 
         metrics::counter!(crate::metrics::SQLITE_WRITES).increment(writes);
         metrics::counter!(crate::metrics::SQLITE_COMMITS).increment(1);
     }
-    let rollback = if outcome.is_ok() { "" } else { "ROLLBACK" };
-    end_batch_with(state, rollback, outcome.clone());
+    end_batch_with(state, outcome.clone());
     outcome
 }
 
-/// Ends the open batch with `sql` (a failed COMMIT leaves the transaction open in SQLite).
-fn end_batch(state: &mut WriterState, sql: &str) {
+/// Rolls the open batch back, failing every write it carries.
+fn end_batch(state: &mut WriterState) {
     let failed = Err(Failure {
         unavailable: false,
         message: "the write batch was rolled back".into(),
     });
-    end_batch_with(state, sql, failed);
+    end_batch_with(state, failed);
 }
 
-fn end_batch_with(state: &mut WriterState, sql: &str, outcome: Result<(), Failure>) {
+/// Ends the open batch with `outcome`. A transaction still open here (a failed `COMMIT` leaves
+/// it open in SQLite) is rolled back before the connection serves the next writer.
+fn end_batch_with(state: &mut WriterState, outcome: Result<(), Failure>) {
     let in_transaction = state.conn.as_ref().is_some_and(|c| !c.is_autocommit());
-    if !sql.is_empty() && in_transaction {
-        if let Err(e) = execute(state, sql) {
+    if in_transaction {
+        if let Err(e) = execute(state, "ROLLBACK") {
             tracing::error!(error = %e, "could not end a write transaction");
         }
     }
@@ -402,12 +404,6 @@ impl DirectTx {
         pending.disarm();
         outcome
     }
-
-    fn rollback(mut self) {
-        if let Some(mut state) = self.take() {
-            undo_write(&mut state);
-        }
-    }
 }
 
 /// Rolls one write back to its savepoint. The batch's other writes stay, unless SQLite rolled
@@ -418,7 +414,7 @@ fn undo_write(state: &mut WriterState) {
     }
     let lost = state.conn.as_ref().is_none_or(|c| c.is_autocommit()) || state.members == 0;
     if lost {
-        end_batch(state, "ROLLBACK");
+        end_batch(state);
     }
 }
 
