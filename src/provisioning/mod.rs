@@ -12,7 +12,7 @@ mod users;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DbBackend};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::audit;
 use crate::auth::Tenant;
@@ -31,10 +31,54 @@ use crate::store::{self, tenants, StoreError};
 #[derive(Debug, Clone)]
 pub struct StoredResource {
     pub id: String,
-    pub doc: Value,
+    pub doc: Document,
     pub created: DateTime<Utc>,
     pub last_modified: DateTime<Utc>,
     pub version: i64,
+}
+
+/// A resource's document: a tree, or (on reads) the stored JSON text with the attributes the
+/// server adds to it, so a response can be written without parsing it (`scim::render`).
+#[derive(Debug, Clone)]
+pub enum Document {
+    Parsed(Value),
+    Stored { text: String, added: Map<String, Value> },
+}
+
+impl Document {
+    /// The document as a tree, the added attributes merged in by [`merge_attribute`].
+    pub fn into_value(self) -> Value {
+        match self {
+            Document::Parsed(doc) => doc,
+            Document::Stored { text, added } => {
+                let mut doc = parse_doc(&text);
+                merge_added(&mut doc, added);
+                doc
+            }
+        }
+    }
+}
+
+/// How an attribute the server adds joins the stored one: an object merges into a stored
+/// object (the server's members win, so the seatbridge block keeps the IdP's `seatType`);
+/// anything else replaces it.
+pub fn merge_attribute(stored: &mut Value, added: Value) {
+    match (stored, added) {
+        (Value::Object(old), Value::Object(new)) => old.extend(new),
+        (stored, added) => *stored = added,
+    }
+}
+
+fn merge_added(doc: &mut Value, added: Map<String, Value>) {
+    let Value::Object(obj) = doc else { return };
+    for (key, value) in added {
+        match obj.get_mut(&key) {
+            Some(stored) => merge_attribute(stored, value),
+            None => {
+                obj.insert(key, value);
+            }
+        }
+    }
 }
 
 /// `If-Match` precondition of a write (RFC 7644 §3.14).
@@ -319,40 +363,56 @@ fn parse_doc(text: &str) -> Value {
     })
 }
 
-/// A user as SCIM shows it: the stored document, its groups, and the license verdict in the
-/// seatbridge extension (kept in columns, never in the document, so IdP writes cannot touch it).
+/// A user as SCIM shows it, after a write: the document, its groups, and the license verdict.
 fn user_resource(row: &user::Model, mut doc: Value, groups: Option<Vec<Value>>) -> StoredResource {
-    if let Some(g) = groups.filter(|g| !g.is_empty()) {
-        doc["groups"] = Value::Array(g);
-    }
-    // `seatType` is what the IdP asked for (kept in the document); `seatPool` is the pool the
-    // user is actually in (asked for, from a mapped group, or the default).
-    let requested = doc.get(SEATBRIDGE_USER_SCHEMA).and_then(|e| e.get("seatType")).cloned();
-    let mut verdict = json!({
-        "seatPool": row.seat_type,
-        "entitled": row.entitled,
-        "entitlementReason": row.entitlement_reason,
-    });
-    if let Some(requested) = requested {
-        verdict["seatType"] = requested;
-    }
-    if let Some(t) = &row.entitlement_updated {
-        verdict["entitlementUpdated"] = json!(format_datetime(t));
-    }
-    doc[SEATBRIDGE_USER_SCHEMA] = verdict;
+    merge_added(&mut doc, user_added(row, groups));
     StoredResource {
         id: row.id.clone(),
-        doc,
+        doc: Document::Parsed(doc),
         created: row.created_at,
         last_modified: row.updated_at,
         version: row.version,
     }
 }
 
+/// A user as read: its stored text, left unparsed, and what the server adds to it.
+fn stored_user(row: user::Model, groups: Option<Vec<Value>>) -> StoredResource {
+    let added = user_added(&row, groups);
+    StoredResource {
+        id: row.id,
+        doc: Document::Stored { text: row.doc, added },
+        created: row.created_at,
+        last_modified: row.updated_at,
+        version: row.version,
+    }
+}
+
+/// What the server adds to a user's document: its groups, and the license verdict in the
+/// seatbridge extension (kept in columns, never in the document, so IdP writes cannot touch
+/// it). The verdict merges into the stored block, which keeps `seatType`, what the IdP asked
+/// for; `seatPool` is the pool the user is actually in (asked for, from a mapped group, or the
+/// default).
+fn user_added(row: &user::Model, groups: Option<Vec<Value>>) -> Map<String, Value> {
+    let mut added = Map::new();
+    if let Some(g) = groups.filter(|g| !g.is_empty()) {
+        added.insert("groups".into(), Value::Array(g));
+    }
+    let mut verdict = json!({
+        "seatPool": row.seat_type,
+        "entitled": row.entitled,
+        "entitlementReason": row.entitlement_reason,
+    });
+    if let Some(t) = &row.entitlement_updated {
+        verdict["entitlementUpdated"] = json!(format_datetime(t));
+    }
+    added.insert(SEATBRIDGE_USER_SCHEMA.into(), verdict);
+    added
+}
+
 fn group_resource(row: &group::Model, doc: Value) -> StoredResource {
     StoredResource {
         id: row.id.clone(),
-        doc,
+        doc: Document::Parsed(doc),
         created: row.created_at,
         last_modified: row.updated_at,
         version: row.version,

@@ -2,7 +2,9 @@
 
 use serde_json::{json, Value};
 
-use super::{check_precondition, parse_doc, user_resource, Precondition, Provisioning, StoredResource, WriteTx};
+use super::{
+    check_precondition, parse_doc, stored_user, user_resource, Precondition, Provisioning, StoredResource, WriteTx,
+};
 use crate::auth::Tenant;
 use crate::events::{self, types};
 use crate::scim::error::ScimError;
@@ -130,12 +132,12 @@ impl Provisioning<'_> {
         self.require_feature(tenant, USERS_FEATURE).await?;
         if !with_groups {
             let row = self.load_user(self.reads, tenant, id).await?;
-            return Ok(user_resource(&row, parse_doc(&row.doc), None));
+            return Ok(stored_user(row, None));
         }
         let (row, groups) = users::find_with_groups(self.reads, &tenant.id, id)
             .await?
             .ok_or_else(|| user_not_found(id))?;
-        Ok(user_resource(&row, parse_doc(&row.doc), Some(group_values(groups))))
+        Ok(stored_user(row, Some(group_values(groups))))
     }
 
     /// GET /Users with filter, sort and pagination.
@@ -264,7 +266,7 @@ impl Provisioning<'_> {
                     Some(json) => Some(group_values(users::parse_member_of(Some(&json))?)),
                     None => None,
                 };
-                Ok(user_resource(&row, parse_doc(&row.doc), groups))
+                Ok(stored_user(row, groups))
             })
             .collect()
     }

@@ -5,12 +5,13 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::error::ScimError;
-use super::list::{list_response, ListRequest};
+use super::list::ListRequest;
 use super::projection::Projection;
-use super::resource::{etag, render, ResourceMeta};
+use super::render::{resource_bytes, ListBody};
+use super::resource::etag;
 use super::schema::{ResourceKind, ResourceTypeDef};
 use super::{bulk, discovery, SCIM_CONTENT_TYPE};
 use crate::app::AppState;
@@ -169,9 +170,14 @@ pub async fn read_json(req: &HttpRequest, mut payload: web::Payload, limit: usiz
 
 /// A SCIM JSON response.
 pub fn scim_response(status: StatusCode, body: &Value) -> HttpResponse {
+    scim_bytes_response(status, json_bytes(body))
+}
+
+/// A SCIM response whose JSON is already written.
+fn scim_bytes_response(status: StatusCode, body: Vec<u8>) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE)))
-        .body(json_bytes(body))
+        .body(body)
 }
 
 /// Serializes straight to bytes (`Value`'s `Display` goes through `fmt::Write`, which showed up
@@ -180,39 +186,7 @@ fn json_bytes(body: &Value) -> Vec<u8> {
     serde_json::to_vec(body).unwrap_or_default()
 }
 
-/// Renders a stored resource: `$ref`s, `meta`, then the projection.
-pub fn render_stored(rt: &ResourceTypeDef, stored: StoredResource, base: &str, projection: &Projection) -> Value {
-    let mut doc = stored.doc;
-    add_refs(&mut doc, "members", base);
-    add_refs(&mut doc, "groups", base);
-    let meta = ResourceMeta {
-        location: format!("{base}/{}/{}", rt.kind.endpoint(), stored.id),
-        id: stored.id,
-        created: stored.created,
-        last_modified: stored.last_modified,
-        version: stored.version,
-    };
-    projection.apply(rt, render(rt, doc, &meta))
-}
-
-/// Fills `$ref` of group members / user groups from the element's id and type.
-fn add_refs(doc: &mut Value, attr: &str, base: &str) {
-    let Some(items) = doc.get_mut(attr).and_then(Value::as_array_mut) else {
-        return;
-    };
-    for item in items {
-        let endpoint = match item.get("type").and_then(Value::as_str) {
-            Some("Group") | Some("direct") if attr == "groups" => "Groups",
-            Some("Group") => "Groups",
-            _ => "Users",
-        };
-        if let Some(id) = item.get("value").and_then(Value::as_str) {
-            item["$ref"] = json!(format!("{base}/{endpoint}/{id}"));
-        }
-    }
-}
-
-fn single_response(status: StatusCode, rendered: &Value, version: i64, location: Option<&str>) -> HttpResponse {
+fn single_response(status: StatusCode, body: Vec<u8>, version: i64, location: Option<&str>) -> HttpResponse {
     let mut resp = HttpResponse::build(status);
     resp.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE)));
     if let Ok(v) = HeaderValue::from_str(&etag(version)) {
@@ -221,7 +195,7 @@ fn single_response(status: StatusCode, rendered: &Value, version: i64, location:
     if let Some(loc) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
         resp.insert_header((header::LOCATION, loc));
     }
-    resp.body(json_bytes(rendered))
+    resp.body(body)
 }
 
 /// What every write handler reads before calling the service: the checked JSON body, the
@@ -298,8 +272,8 @@ async fn get(
         }
     }
     let version = stored.version;
-    let rendered = render_stored(rt, stored, &base_url(&req, &state), &projection);
-    Ok(single_response(StatusCode::OK, &rendered, version, None))
+    let body = resource_bytes(rt, stored, &base_url(&req, &state), &projection);
+    Ok(single_response(StatusCode::OK, body, version, None))
 }
 
 async fn create(
@@ -319,13 +293,8 @@ async fn create(
     let version = stored.version;
     let base = base_url(&req, &state);
     let location = format!("{base}/{}/{}", rt.kind.endpoint(), stored.id);
-    let rendered = render_stored(rt, stored, &base, &projection);
-    Ok(single_response(
-        StatusCode::CREATED,
-        &rendered,
-        version,
-        Some(&location),
-    ))
+    let body = resource_bytes(rt, stored, &base, &projection);
+    Ok(single_response(StatusCode::CREATED, body, version, Some(&location)))
 }
 
 async fn replace(
@@ -345,8 +314,8 @@ async fn replace(
     };
     tracing::info!(resource = rt.kind.name(), id = %stored.id, "replaced");
     let version = stored.version;
-    let rendered = render_stored(rt, stored, &base_url(&req, &state), &projection);
-    Ok(single_response(StatusCode::OK, &rendered, version, None))
+    let body = resource_bytes(rt, stored, &base_url(&req, &state), &projection);
+    Ok(single_response(StatusCode::OK, body, version, None))
 }
 
 async fn patch(
@@ -384,8 +353,8 @@ async fn patch(
         ResourceKind::Group if projection.wants(rt, "members") => svc.get_group(&tenant, &id, true).await?,
         _ => stored,
     };
-    let rendered = render_stored(rt, stored, &base_url(&req, &state), &projection);
-    Ok(single_response(StatusCode::OK, &rendered, version, None))
+    let body = resource_bytes(rt, stored, &base_url(&req, &state), &projection);
+    Ok(single_response(StatusCode::OK, body, version, None))
 }
 
 async fn delete(
@@ -469,13 +438,13 @@ async fn run_list(
     let q = store_query(&request, request.start_index - 1, request.count);
     let (total, rows) = list_kind(&svc, tenant, kind, &q, projection.wants(rt, related_attr(kind))).await?;
     let base = base_url(req, state);
-    let resources = rows
-        .into_iter()
-        .map(|r| render_stored(rt, r, &base, &projection))
-        .collect();
-    Ok(scim_response(
+    let mut body = ListBody::default();
+    for row in rows {
+        body.push(rt, row, &base, &projection);
+    }
+    Ok(scim_bytes_response(
         StatusCode::OK,
-        &list_response(total, request.start_index, resources),
+        body.finish(total, request.start_index),
     ))
 }
 
@@ -495,7 +464,7 @@ async fn search_root(
     let mut offset = request.start_index - 1;
     let mut remaining = request.count;
     let mut total = 0;
-    let mut resources = Vec::new();
+    let mut body = ListBody::default();
     for kind in [ResourceKind::User, ResourceKind::Group] {
         let rt = state.schemas.resource_type(kind);
         let projection = Projection::parse(
@@ -512,10 +481,12 @@ async fn search_root(
         total += n;
         offset = offset.saturating_sub(n);
         remaining = remaining.saturating_sub(rows.len() as u64);
-        resources.extend(rows.into_iter().map(|r| render_stored(rt, r, &base, &projection)));
+        for row in rows {
+            body.push(rt, row, &base, &projection);
+        }
     }
-    Ok(scim_response(
+    Ok(scim_bytes_response(
         StatusCode::OK,
-        &list_response(total, request.start_index, resources),
+        body.finish(total, request.start_index),
     ))
 }

@@ -11,6 +11,7 @@ pub mod http;
 pub mod list;
 pub mod patch;
 pub mod projection;
+pub mod render;
 pub mod resource;
 pub mod schema;
 

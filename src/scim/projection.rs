@@ -47,10 +47,16 @@ impl Projection {
         self.keeps(def, None).is_some()
     }
 
+    /// True when neither `attributes` nor `excludedAttributes` names anything: every attribute
+    /// returned by default is shown.
+    pub fn is_default(&self) -> bool {
+        self.attributes.is_empty() && self.excluded.is_empty()
+    }
+
     /// Applies the projection to a rendered resource.
     pub fn apply(&self, rt: &ResourceTypeDef, resource: Value) -> Value {
         let Value::Object(obj) = resource else { return resource };
-        if self.attributes.is_empty() && self.excluded.is_empty() {
+        if self.is_default() {
             return apply_default(rt, obj);
         }
         self.apply_lists(rt, obj)

@@ -392,7 +392,8 @@ pub fn render(rt: &ResourceTypeDef, doc: Value, meta: &ResourceMeta) -> Value {
     out.insert("schemas".into(), Value::Array(schemas));
     out.insert("id".into(), Value::String(meta.id.clone()));
     if let Value::Object(obj) = doc {
-        out.extend(obj);
+        // `id` and `schemas` are the server's, whatever a document holds.
+        out.extend(obj.into_iter().filter(|(k, _)| k != "id" && k != "schemas"));
     }
     out.insert(
         "meta".into(),
