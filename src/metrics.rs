@@ -24,6 +24,7 @@ pub const ADMIN_RATE_LIMITED: &str = "seatbridge_admin_rate_limited_total";
 pub const LIST_PAGES: &str = "seatbridge_list_pages_total";
 pub const SQLITE_WRITES: &str = "seatbridge_sqlite_writes_total";
 pub const SQLITE_COMMITS: &str = "seatbridge_sqlite_commits_total";
+pub const SQLITE_CHECKPOINTS: &str = "seatbridge_sqlite_checkpoints_total";
 
 /// Latency buckets, in seconds: SCIM calls are expected in the low milliseconds.
 const BUCKETS: [f64; 12] = [
@@ -92,6 +93,10 @@ fn describe() {
         "Provisioning writes committed on SQLite (divided by the commits: writes per group commit)"
     );
     metrics::describe_counter!(SQLITE_COMMITS, "Commits of the SQLite writer connection");
+    metrics::describe_counter!(
+        SQLITE_CHECKPOINTS,
+        "Background WAL checkpoints (they copy committed pages into the database file)"
+    );
     metrics::describe_counter!(
         RATE_LIMITED,
         "SCIM requests refused with 429 by the per-token rate limit"

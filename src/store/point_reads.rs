@@ -229,9 +229,9 @@ impl PointReads {
         matches!(self, PointReads::Direct(_))
     }
 
-    /// On an SQLite file, the writes committed and the commits made so far (see
+    /// On an SQLite file, what the writer connection has done so far (see
     /// `store::write_tx::DirectWriter`).
-    pub fn write_counts(&self) -> Option<(u64, u64)> {
+    pub fn write_counts(&self) -> Option<super::write_tx::WriteCounts> {
         match self {
             PointReads::Direct(d) => Some(d.writer.counts()),
             PointReads::Pool(_) => None,

@@ -290,9 +290,46 @@ async fn queued_direct_writes_share_a_commit_and_fail_alone() {
     assert_eq!((committed, refused), (17, 3), "{results:?}");
     // The refused writes' usage counts were rolled back with them.
     assert_eq!(tenants::usage(&db, &tenant.id, "2026-11").await.unwrap(), 17);
-    let (writes, commits) = reads.write_counts().unwrap();
-    assert_eq!(writes, 17);
-    assert!(commits < 5, "{commits} commits for {writes} writes");
+    let counts = reads.write_counts().unwrap();
+    assert_eq!(counts.writes, 17);
+    assert!(counts.commits < 5, "{counts:?}");
+}
+
+/// Commits of the SQLite writer are copied into the database file by a background checkpoint,
+/// not by the commit that crosses SQLite's WAL threshold: the database file alone, without its
+/// WAL, holds what was committed.
+#[tokio::test]
+async fn commits_are_checkpointed_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, reads, tenant) = sqlite_file(&dir, std::time::Duration::from_secs(5)).await;
+    let seat = seat();
+    for i in 0..5 {
+        let tx = store::write_tx::begin(&db, &reads).await.unwrap();
+        let doc = json!({"userName": format!("user{i}")});
+        users::insert(&tx, &tenant.id, &format!("u{i}"), &doc, &seat)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    // Each commit wakes the checkpointer; the last may be copied a few tens of ms later.
+    let copied = || {
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(dir.path().join("writes.db"), &copy).unwrap();
+        let conn = rusqlite::Connection::open(&copy).unwrap();
+        // Until a checkpoint, the file may not even hold the tables.
+        conn.query_row("SELECT count(*) FROM users", [], |r| r.get::<_, i64>(0))
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while copied() < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of 5 users in the database file",
+            copied()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(reads.write_counts().unwrap().checkpoints > 0);
 }
 
 /// A write whose wait for its group commit is abandoned (the client went away) does not leave
