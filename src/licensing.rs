@@ -581,7 +581,8 @@ async fn publish_moves(
             }
         }
     }
-    events::emit_many(tx, tenant_id, &batch).await
+    events::emit_many(tx, tenant_id, &batch).await?;
+    Ok(())
 }
 
 /// Audit entries for moved users, one per batch of up to 500 (each lists its users).

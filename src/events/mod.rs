@@ -36,15 +36,16 @@ pub mod types {
 }
 
 /// Appends an event to the outbox. Call inside the transaction of the change it reports: both
-/// commit or neither does. On PostgreSQL every relay is woken when the transaction commits.
-pub async fn emit(conn: &impl Writer, tenant_id: &str, event_type: &str, data: Value) -> Result<(), StoreError> {
+/// commit or neither does. On PostgreSQL every relay is woken when the transaction commits, if
+/// the event is to be delivered anywhere. Returns the deliveries created.
+pub async fn emit(conn: &impl Writer, tenant_id: &str, event_type: &str, data: Value) -> Result<u64, StoreError> {
     emit_many(conn, tenant_id, &[(event_type, data)]).await
 }
 
 /// Appends many events at once (same rules as [`emit`]).
-pub async fn emit_many(conn: &impl Writer, tenant_id: &str, events: &[(&str, Value)]) -> Result<(), StoreError> {
+pub async fn emit_many(conn: &impl Writer, tenant_id: &str, events: &[(&str, Value)]) -> Result<u64, StoreError> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let at = crate::scim::resource::format_datetime(&store::now());
     let rows: Vec<(String, String)> = events
@@ -56,13 +57,13 @@ pub async fn emit_many(conn: &impl Writer, tenant_id: &str, events: &[(&str, Val
             )
         })
         .collect();
-    store::events::append_many(conn, tenant_id, &rows).await?;
-    if conn.backend() == DbBackend::Postgres {
+    let deliveries = store::events::append_many(conn, tenant_id, &rows).await?;
+    if deliveries > 0 && conn.backend() == DbBackend::Postgres {
         let mut b = store::sql::SqlBuilder::new(DbBackend::Postgres);
         b.push("SELECT pg_notify('").push(OUTBOX_CHANNEL).push("', '')");
         conn.rows(b.build()).await?;
     }
-    Ok(())
+    Ok(deliveries)
 }
 
 /// The user attributes user events carry for products (and the downstream SCIM connector).
