@@ -49,9 +49,8 @@ pub fn entry_hash(e: &audit_entry::Model) -> String {
 /// Appends an event to a tenant's chain. Call it inside the transaction of the change (which on
 /// PostgreSQL holds the tenant's row lock, and on SQLite the write lock), so chains never fork.
 pub async fn append(conn: &impl crate::store::Writer, tenant_id: &str, event: Event<'_>) -> Result<(), StoreError> {
-    let last = rows::last(conn, tenant_id).await?;
-    let (seq, prev_hash) = match last {
-        Some(l) => (l.seq + 1, l.hash),
+    let (seq, prev_hash) = match rows::head(conn, tenant_id).await? {
+        Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS.to_string()),
     };
     let mut entry = audit_entry::Model {

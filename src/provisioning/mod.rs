@@ -363,19 +363,7 @@ fn parse_doc(text: &str) -> Value {
     })
 }
 
-/// A user as SCIM shows it, after a write: the document, its groups, and the license verdict.
-fn user_resource(row: &user::Model, mut doc: Value, groups: Option<Vec<Value>>) -> StoredResource {
-    merge_added(&mut doc, user_added(row, groups));
-    StoredResource {
-        id: row.id.clone(),
-        doc: Document::Parsed(doc),
-        created: row.created_at,
-        last_modified: row.updated_at,
-        version: row.version,
-    }
-}
-
-/// A user as read: its stored text, left unparsed, and what the server adds to it.
+/// A user as SCIM shows it: its stored text, left unparsed, and what the server adds to it.
 fn stored_user(row: user::Model, groups: Option<Vec<Value>>) -> StoredResource {
     let added = user_added(&row, groups);
     StoredResource {

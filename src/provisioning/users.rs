@@ -2,9 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{
-    check_precondition, parse_doc, stored_user, user_resource, Precondition, Provisioning, StoredResource, WriteTx,
-};
+use super::{check_precondition, parse_doc, stored_user, Precondition, Provisioning, StoredResource, WriteTx};
 use crate::auth::Tenant;
 use crate::events::{self, types};
 use crate::scim::error::ScimError;
@@ -36,7 +34,7 @@ impl Provisioning<'_> {
         let outcome = async {
             self.charge_usage(&w, tenant).await?;
             let row = self.write_user(&w, tenant, None, &doc).await?;
-            Ok(user_resource(&row, doc.clone(), None))
+            Ok(stored_user(row, None))
         }
         .await;
         self.finish(w, tenant, "scim.user.create", &target, outcome).await
@@ -59,7 +57,7 @@ impl Provisioning<'_> {
             check_precondition(pre, row.version)?;
             check_immutable(rt, &parse_doc(&row.doc), &doc)?;
             let row = self.write_user(&w, tenant, Some(&row), &doc).await?;
-            Ok(user_resource(&row, doc.clone(), None))
+            Ok(stored_user(row, None))
         }
         .await;
         self.finish(w, tenant, "scim.user.replace", &format!("User/{id}"), outcome)
@@ -86,10 +84,10 @@ impl Provisioning<'_> {
             let doc = normalize_resource(rt, &doc)?;
             check_immutable(rt, &old, &doc)?;
             if doc == old {
-                return Ok(user_resource(&row, doc, None));
+                return Ok(stored_user(row, None));
             }
             let row = self.write_user(&w, tenant, Some(&row), &doc).await?;
-            Ok(user_resource(&row, doc, None))
+            Ok(stored_user(row, None))
         }
         .await;
         self.finish(w, tenant, "scim.user.patch", &format!("User/{id}"), outcome)

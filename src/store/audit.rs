@@ -5,20 +5,19 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use super::entities::audit_entry;
 use super::{Reader, StoreError, Writer};
 
-/// The newest entry of a tenant's chain.
-pub async fn last(conn: &impl Reader, tenant_id: &str) -> Result<Option<audit_entry::Model>, StoreError> {
-    // Raw SQL for a literal LIMIT (see `SqlBuilder::limit`): every audited write reads this.
+/// The head of a tenant's chain: the newest entry's `seq` and `hash`, which is all an append
+/// needs (every audited write reads it, under the tenant's lock).
+pub async fn head(conn: &impl Reader, tenant_id: &str) -> Result<Option<(i64, String)>, StoreError> {
+    // Raw SQL for a literal LIMIT (see `SqlBuilder::limit`).
     let mut b = super::sql::SqlBuilder::new(conn.backend());
-    b.push("SELECT * FROM audit_log WHERE tenant_id = ")
+    b.push("SELECT seq, hash FROM audit_log WHERE tenant_id = ")
         .bind(tenant_id.to_string())
         .push(" ORDER BY seq DESC")
         .limit(1, 0);
-    Ok(conn
-        .models::<audit_entry::Entity>(b.build(), false)
-        .await?
-        .into_iter()
-        .next()
-        .map(|(entry, _)| entry))
+    match conn.rows(b.build()).await?.first() {
+        Some(row) => Ok(Some((row.get::<i64>(0)?, row.get::<String>(1)?))),
+        None => Ok(None),
+    }
 }
 
 /// Appends one entry (the caller computed its hash).

@@ -34,7 +34,7 @@ pub async fn insert(conn: &impl Writer, tenant_id: &str, id: &str, doc: &Value) 
         display_name_norm: Set(name.to_lowercase()),
         display_name: Set(name),
         external_id: Set(external_id(doc)),
-        doc: Set(doc.to_string()),
+        doc: Set(super::doc_text(doc)),
         version: Set(1),
         created_at: Set(t),
         updated_at: Set(t),
@@ -49,7 +49,7 @@ pub async fn update(conn: &impl Writer, row: &group::Model, doc: &Value) -> Resu
     active.display_name_norm = Set(name.to_lowercase());
     active.display_name = Set(name);
     active.external_id = Set(external_id(doc));
-    active.doc = Set(doc.to_string());
+    active.doc = Set(super::doc_text(doc));
     active.version = Set(row.version + 1);
     active.updated_at = Set(now());
     super::update_row(conn, active).await

@@ -260,3 +260,9 @@ pub fn now() -> chrono::DateTime<chrono::Utc> {
     let t = chrono::Utc::now();
     chrono::DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
 }
+
+/// A resource document as stored: its JSON text. (`Value`'s `to_string` writes through
+/// `fmt::Formatter`, a call per token; this writes into the buffer directly.)
+pub fn doc_text(doc: &serde_json::Value) -> String {
+    serde_json::to_string(doc).unwrap_or_default()
+}

@@ -61,7 +61,7 @@ pub async fn insert(
         display_name_norm: Set(c.display_name.as_deref().map(str::to_lowercase)),
         display_name: Set(c.display_name),
         active: Set(c.active),
-        doc: Set(doc.to_string()),
+        doc: Set(super::doc_text(doc)),
         version: Set(1),
         created_at: Set(t),
         updated_at: Set(t),
@@ -102,7 +102,7 @@ pub async fn update(
     active.display_name_norm = Set(c.display_name.as_deref().map(str::to_lowercase));
     active.display_name = Set(c.display_name);
     active.active = Set(c.active);
-    active.doc = Set(doc.to_string());
+    active.doc = Set(super::doc_text(doc));
     active.version = Set(row.version + 1);
     active.updated_at = Set(t);
     let model = super::update_row(conn, active).await?;
