@@ -148,7 +148,8 @@ const MAX_BATCH: usize = 64;
 /// **Group commit.** Each write runs inside a savepoint of a transaction that may carry several
 /// writes. When a write ends and nobody waits for the connection, it commits at once. When
 /// writers wait, it leaves the transaction open for them and queues again behind them: by its
-/// next turn, they have added their writes, and one `COMMIT` makes them all durable. Each
+/// next turn, they have added their writes, and one `COMMIT` makes them all durable (the others
+/// that left it open are told, and leave the queue). Each
 /// write's answer waits for that commit, so nothing is acknowledged before it is on disk, and a
 /// failed commit fails every write it carried. A write that fails rolls back to its own
 /// savepoint and leaves the others alone. A commit writes each changed page once, where one
@@ -193,6 +194,8 @@ struct WriterState {
 #[derive(Debug, Default)]
 struct Batch {
     outcome: OnceLock<Result<(), Failure>>,
+    /// Told when `outcome` is set.
+    done: tokio::sync::Notify,
 }
 
 /// Why a batch did not commit (kept as text: every write of the batch gets a copy).
@@ -292,13 +295,25 @@ impl DirectWriter {
     }
 
     /// Waits for `batch` to end: commits it if it is still open when this writer's turn
-    /// comes again.
+    /// comes again. A writer whose batch another one committed meanwhile leaves the queue
+    /// without taking the connection: a turn taken only to read the outcome delayed every
+    /// writer queued behind it, once per write of the batch.
     async fn settle(&self, batch: &Arc<Batch>) -> Result<(), StoreError> {
-        let mut state = self.lock().await;
-        if state.batch.as_ref().is_some_and(|open| Arc::ptr_eq(open, batch)) {
-            return commit_batch(&mut state, &self.counts).map_err(StoreError::from);
+        let done = batch.done.notified();
+        tokio::pin!(done);
+        // Registered before the outcome is checked, so that a commit in between is not missed.
+        done.as_mut().enable();
+        if batch.outcome.get().is_none() {
+            tokio::select! {
+                biased;
+                () = &mut done => {}
+                mut state = self.lock() => {
+                    if state.batch.as_ref().is_some_and(|open| Arc::ptr_eq(open, batch)) {
+                        return commit_batch(&mut state, &self.counts).map_err(StoreError::from);
+                    }
+                }
+            }
         }
-        drop(state);
         match batch.outcome.get() {
             Some(outcome) => outcome.clone().map_err(StoreError::from),
             None => Err(StoreError::Db(DbErr::Custom(
@@ -417,6 +432,7 @@ fn end_batch_with(state: &mut WriterState, outcome: Result<(), Failure>) {
     }
     if let Some(batch) = state.batch.take() {
         let _ = batch.outcome.set(outcome);
+        batch.done.notify_waiters();
     }
     state.members = 0;
 }
