@@ -196,7 +196,9 @@ impl<'a> Provisioning<'a> {
 
     /// Waits for this process's turn to write on SQLite through the pool (see
     /// `Signals::sqlite_writer`). Direct writes queue on their connection instead, which must
-    /// not be held up here: a write waiting for its group commit has ended its turn.
+    /// not be held up here: a write waiting for its group commit has ended its turn. (On
+    /// PostgreSQL the tenant's row lock orders writes; queueing them in the process as well
+    /// made creates slower: 456 / 457 -> 402 / 379 req/s in two pairs.)
     async fn writer_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
         match self.signals {
             Some(signals) if self.db.get_database_backend() == DbBackend::Sqlite && !self.reads.is_direct() => {

@@ -438,14 +438,11 @@ async fn run_list(
     let q = store_query(&request, request.start_index - 1, request.count);
     let (total, rows) = list_kind(&svc, tenant, kind, &q, projection.wants(rt, related_attr(kind))).await?;
     let base = base_url(req, state);
-    let mut body = ListBody::default();
+    let mut body = ListBody::new(total, request.start_index, rows.len());
     for row in rows {
         body.push(rt, row, &base, &projection);
     }
-    Ok(scim_bytes_response(
-        StatusCode::OK,
-        body.finish(total, request.start_index),
-    ))
+    Ok(scim_bytes_response(StatusCode::OK, body.finish()))
 }
 
 /// POST /.search: searches Users then Groups as one result list (RFC 7644 §3.4.3). A filter
@@ -464,7 +461,7 @@ async fn search_root(
     let mut offset = request.start_index - 1;
     let mut remaining = request.count;
     let mut total = 0;
-    let mut body = ListBody::default();
+    let mut found = Vec::new();
     for kind in [ResourceKind::User, ResourceKind::Group] {
         let rt = state.schemas.resource_type(kind);
         let projection = Projection::parse(
@@ -481,12 +478,17 @@ async fn search_root(
         total += n;
         offset = offset.saturating_sub(n);
         remaining = remaining.saturating_sub(rows.len() as u64);
+        found.push((rt, projection, rows));
+    }
+    let mut body = ListBody::new(
+        total,
+        request.start_index,
+        found.iter().map(|(_, _, rows)| rows.len()).sum(),
+    );
+    for (rt, projection, rows) in found {
         for row in rows {
             body.push(rt, row, &base, &projection);
         }
     }
-    Ok(scim_bytes_response(
-        StatusCode::OK,
-        body.finish(total, request.start_index),
-    ))
+    Ok(scim_bytes_response(StatusCode::OK, body.finish()))
 }

@@ -9,6 +9,7 @@
 //! else takes the tree path ([`render_stored`]); a unit test holds the two to the same output.
 
 use std::fmt;
+use std::io::Write as _;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -35,36 +36,42 @@ pub fn resource_bytes(rt: &ResourceTypeDef, stored: StoredResource, base: &str, 
     out
 }
 
-/// The `Resources` of a ListResponse, written one by one.
-#[derive(Default)]
+/// A ListResponse (RFC 7644 §3.4.2), written as its resources are pushed, keys in the RFC's
+/// order. Its head comes first, so the page is written into one buffer, never copied.
 pub struct ListBody {
-    resources: Vec<u8>,
-    count: usize,
+    out: Vec<u8>,
+    /// Resources still to come (`itemsPerPage` promised them).
+    expected: usize,
 }
 
 impl ListBody {
-    pub fn push(&mut self, rt: &ResourceTypeDef, stored: StoredResource, base: &str, projection: &Projection) {
-        if self.count > 0 {
-            self.resources.push(b',');
-        } else {
-            self.resources.reserve(1024);
-        }
-        write_resource(&mut self.resources, rt, stored, base, projection);
-        self.count += 1;
+    /// A body for `items` resources (its `itemsPerPage`) of `total` from `start_index`. A
+    /// stored user renders to 600–900 bytes: the buffer is sized for the page at once.
+    pub fn new(total: u64, start_index: u64, items: usize) -> Self {
+        let mut out = Vec::with_capacity(256 + items.saturating_mul(1024));
+        let _ = write!(
+            out,
+            "{{\"schemas\":[\"{LIST_RESPONSE_SCHEMA}\"],\"totalResults\":{total},\"itemsPerPage\":{items},\"startIndex\":{start_index},\"Resources\":["
+        );
+        ListBody { out, expected: items }
     }
 
-    /// The ListResponse (RFC 7644 §3.4.2), keys in the RFC's order; `itemsPerPage` is the
-    /// number of resources pushed.
-    pub fn finish(self, total: u64, start_index: u64) -> Vec<u8> {
-        let head = format!(
-            "{{\"schemas\":[\"{LIST_RESPONSE_SCHEMA}\"],\"totalResults\":{total},\"itemsPerPage\":{},\"startIndex\":{start_index},\"Resources\":[",
-            self.count
+    pub fn push(&mut self, rt: &ResourceTypeDef, stored: StoredResource, base: &str, projection: &Projection) {
+        if self.out.last() != Some(&b'[') {
+            self.out.push(b',');
+        }
+        write_resource(&mut self.out, rt, stored, base, projection);
+        self.expected = self.expected.saturating_sub(1);
+    }
+
+    /// The finished response body.
+    pub fn finish(mut self) -> Vec<u8> {
+        debug_assert_eq!(
+            self.expected, 0,
+            "itemsPerPage promised more resources than were pushed"
         );
-        let mut out = Vec::with_capacity(head.len() + self.resources.len() + 2);
-        out.extend_from_slice(head.as_bytes());
-        out.extend_from_slice(&self.resources);
-        out.extend_from_slice(b"]}");
-        out
+        self.out.extend_from_slice(b"]}");
+        self.out
     }
 }
 
@@ -142,21 +149,30 @@ fn write_from_text(
         out.push(b',');
         write_json(out, key);
         out.push(b':');
-        write_with_refs(out, key, value.clone(), base);
+        if is_ref_list(key) {
+            write_with_refs(out, key, value.clone(), base);
+        } else {
+            write_json(out, value);
+        }
     }
-    out.extend_from_slice(b",\"meta\":");
-    write_json(
-        out,
-        &json!({
-            "resourceType": rt.kind.name(),
-            "created": format_datetime(&meta.created),
-            "lastModified": format_datetime(&meta.last_modified),
-            "location": meta.location,
-            "version": etag(meta.version),
-        }),
-    );
+    write_meta(out, rt, meta);
     out.push(b'}');
     Some(())
+}
+
+/// `,"meta":{…}` with the members and order [`render`] gives it.
+fn write_meta(out: &mut Vec<u8>, rt: &ResourceTypeDef, meta: &ResourceMeta) {
+    out.extend_from_slice(b",\"meta\":{\"resourceType\":");
+    write_json(out, rt.kind.name());
+    out.extend_from_slice(b",\"created\":");
+    write_json(out, &format_datetime(&meta.created));
+    out.extend_from_slice(b",\"lastModified\":");
+    write_json(out, &format_datetime(&meta.last_modified));
+    out.extend_from_slice(b",\"location\":");
+    write_json(out, &meta.location);
+    out.extend_from_slice(b",\"version\":");
+    write_json(out, &etag(meta.version));
+    out.push(b'}');
 }
 
 /// Would the default projection keep this stored attribute exactly as it is?
@@ -380,12 +396,12 @@ mod tests {
     fn list_bodies_keep_rfc_order_and_count_what_they_hold() {
         let reg = SchemaRegistry::builtin().unwrap();
         let rt = reg.resource_type(ResourceKind::User);
-        let mut body = ListBody::default();
+        let mut body = ListBody::new(9, 3, 2);
         for name in ["a", "b"] {
             let text = json!({ "userName": name }).to_string();
             body.push(rt, stored(&text, verdict()), BASE, &Projection::default());
         }
-        let out: Value = serde_json::from_slice(&body.finish(9, 3)).unwrap();
+        let out: Value = serde_json::from_slice(&body.finish()).unwrap();
         let keys: Vec<&str> = out.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(
             keys,
@@ -396,7 +412,7 @@ mod tests {
             (json!(9), json!(2))
         );
         assert_eq!(out["Resources"][1]["userName"], "b");
-        let empty: Value = serde_json::from_slice(&ListBody::default().finish(0, 1)).unwrap();
+        let empty: Value = serde_json::from_slice(&ListBody::new(0, 1, 0).finish()).unwrap();
         assert_eq!(empty["Resources"], json!([]));
     }
 }

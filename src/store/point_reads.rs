@@ -416,9 +416,9 @@ fn decode(ty: &ColumnType, v: ValueRef<'_>) -> Result<Value, String> {
             Value::String(Some(text(t)?))
         }
         (ColumnType::String(_) | ColumnType::Text | ColumnType::Char(_), _) if null => Value::String(None),
-        (ColumnType::TimestampWithTimeZone, ValueRef::Text(t)) => {
-            Value::ChronoDateTimeUtc(Some(parse_timestamp(&text(t)?)?))
-        }
+        (ColumnType::TimestampWithTimeZone, ValueRef::Text(t)) => Value::ChronoDateTimeUtc(Some(parse_timestamp(
+            std::str::from_utf8(t).map_err(|e| e.to_string())?,
+        )?)),
         (ColumnType::TimestampWithTimeZone, _) if null => Value::ChronoDateTimeUtc(None),
         (ty, v) => return Err(format!("a {ty:?} column holds {:?}", v.data_type())),
     })
