@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The load harness behind bench/run.sh (see bench/README.md for how to read its output).
+"""The load harness behind bench/run.sh (bench/RESULTS.md says how to read its output).
 
 Seeds seatbridge with N users (SQL straight into the database: seeding is not what is measured),
 starts the release binary, and drives each scenario with wrk; then does the same for the peers
