@@ -128,28 +128,31 @@ pub async fn find(conn: &impl Reader, tenant_id: &str, id: &str) -> Result<Optio
 }
 
 /// An SQL expression over a user row `r`: its direct groups as a JSON list of
-/// `[id, displayName]`, ordered by display name. Reading it beside the user makes a GET (or a
-/// list page) one round trip to the database (on SQLite, one hop to its connection thread).
+/// `[id, displayName, sort key]`, in no particular order ([`parse_member_of`] sorts them).
+/// Reading it beside the user makes a GET (or a list page) one statement. On SQLite an
+/// `ORDER BY` inside the aggregate opened a temporary B-tree per user, even one in no group:
+/// 30 % of the instructions of a `GET /Users/{id}` (callgrind, `bench/RESULTS.md`).
 pub fn member_of_sql(backend: DbBackend) -> &'static str {
     match backend {
         DbBackend::Postgres => {
-            "(SELECT COALESCE(json_agg(json_build_array(g.id, g.display_name) ORDER BY g.display_name_norm, g.id), '[]')::text \
+            "(SELECT COALESCE(json_agg(json_build_array(g.id, g.display_name, g.display_name_norm)), '[]')::text \
              FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.tenant_id = r.tenant_id AND m.member_id = r.id)"
         }
         _ => {
-            "(SELECT json_group_array(json_array(g.id, g.display_name) ORDER BY g.display_name_norm, g.id) \
+            "(SELECT json_group_array(json_array(g.id, g.display_name, g.display_name_norm)) \
              FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.tenant_id = r.tenant_id AND m.member_id = r.id)"
         }
     }
 }
 
-/// The groups [`member_of_sql`] read.
+/// The groups [`member_of_sql`] read, ordered by display name (case-insensitively), then id.
 pub fn parse_member_of(json: Option<&str>) -> Result<Vec<GroupRef>, DbErr> {
-    let pairs: Vec<(String, String)> = serde_json::from_str(json.unwrap_or("[]"))
-        .map_err(|e| DbErr::Type(format!("a user's groups are not a list of [id, displayName]: {e}")))?;
-    Ok(pairs
+    let mut rows: Vec<(String, String, Option<String>)> = serde_json::from_str(json.unwrap_or("[]"))
+        .map_err(|e| DbErr::Type(format!("a user's groups are not a list of [id, displayName, key]: {e}")))?;
+    rows.sort_by(|a, b| (&a.2, &a.0).cmp(&(&b.2, &b.0)));
+    Ok(rows
         .into_iter()
-        .map(|(id, display_name)| GroupRef { id, display_name })
+        .map(|(id, display_name, _)| GroupRef { id, display_name })
         .collect())
 }
 
@@ -457,6 +460,7 @@ pub async fn admin_page(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -471,5 +475,16 @@ mod tests {
         assert!(!emails_changed(r#"{"userName":"a"}"#, None));
         assert!(emails_changed(r#"{"userName":"a"}"#, Some(&same)));
         assert!(emails_changed("not json", None), "an unreadable document is rewritten");
+    }
+
+    #[test]
+    fn groups_are_ordered_by_display_name_then_id() {
+        let read = r#"[["g3","beta","beta"],["g2","Alpha","alpha"],["g1","alpha","alpha"]]"#;
+        let groups = parse_member_of(Some(read)).unwrap();
+        let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+        assert_eq!(ids, ["g1", "g2", "g3"]);
+        assert_eq!(groups[1].display_name, "Alpha");
+        assert!(parse_member_of(None).unwrap().is_empty());
+        assert!(parse_member_of(Some("[[1]]")).is_err());
     }
 }
