@@ -49,7 +49,19 @@ pub fn entry_hash(e: &audit_entry::Model) -> String {
 /// Appends an event to a tenant's chain. Call it inside the transaction of the change (which on
 /// PostgreSQL holds the tenant's row lock, and on SQLite the write lock), so chains never fork.
 pub async fn append(conn: &impl crate::store::Writer, tenant_id: &str, event: Event<'_>) -> Result<(), StoreError> {
-    let (seq, prev_hash) = match rows::head(conn, tenant_id).await? {
+    let head = rows::head(conn, tenant_id).await?;
+    append_after(conn, tenant_id, head, event).await.map(|_| ())
+}
+
+/// [`append`] for a caller that knows the chain's head (seq, hash; `None` for an empty chain),
+/// read under the same lock: one statement less. Returns the new head.
+pub async fn append_after(
+    conn: &impl crate::store::Writer,
+    tenant_id: &str,
+    head: Option<(i64, String)>,
+    event: Event<'_>,
+) -> Result<(i64, String), StoreError> {
+    let (seq, prev_hash) = match head {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS.to_string()),
     };
@@ -67,7 +79,9 @@ pub async fn append(conn: &impl crate::store::Writer, tenant_id: &str, event: Ev
         hash: String::new(),
     };
     entry.hash = entry_hash(&entry);
-    rows::insert(conn, entry).await
+    let new_head = (seq, entry.hash.clone());
+    rows::insert(conn, entry).await?;
+    Ok(new_head)
 }
 
 /// The outcome of a chain check.

@@ -336,6 +336,12 @@ pub async fn notify_change(conn: &impl Writer, tenant_id: &str) -> Result<(), St
     notify(conn, Change::Tenant, tenant_id).await
 }
 
+/// The channel and payload of the notification [`notify`] sends, for a statement that sends it
+/// itself (one round trip less in a transaction that holds a lock).
+pub fn notification(change: Change, tenant_id: &str) -> (&'static str, String) {
+    (CHANNEL, change.payload(tenant_id))
+}
+
 /// [`notify_change`] for a change of `change`'s scope.
 pub async fn notify(conn: &impl Writer, change: Change, tenant_id: &str) -> Result<(), StoreError> {
     if conn.backend() == DbBackend::Postgres {

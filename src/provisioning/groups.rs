@@ -33,7 +33,7 @@ impl Provisioning<'_> {
             let after = json!({"displayName": row.display_name, "members": members.as_ref().map_or(0, Vec::len)});
                         let data = json!({"group": {"id": row.id, "displayName": row.display_name, "externalId": row.external_id}, "members": after["members"], "memberIds": member_ids(members.as_deref())});
             events::emit(&w.tx, &tenant.id, types::GROUP_CREATED, data).await?;
-            self.audit(&w.tx, tenant, "scim.group.create", &format!("Group/{}", row.id), None, Some(after))
+            self.audit(&w, tenant, "scim.group.create", &format!("Group/{}", row.id), None, Some(after))
             .await?;
             Ok(row)
         }
@@ -75,7 +75,7 @@ impl Provisioning<'_> {
             let before = json!({"displayName": row.display_name});
                         let data = json!({"group": {"id": id, "displayName": after["displayName"]}, "members": after["members"], "memberIds": member_ids(members.as_deref()), "replaced": true});
             events::emit(&w.tx, &tenant.id, types::GROUP_UPDATED, data).await?;
-            self.audit(&w.tx, tenant, "scim.group.replace", &format!("Group/{id}"), Some(before), Some(after))
+            self.audit(&w, tenant, "scim.group.replace", &format!("Group/{id}"), Some(before), Some(after))
             .await?;
             Ok(())
         }
@@ -125,7 +125,7 @@ impl Provisioning<'_> {
                 let before = json!({"displayName": row.display_name});
                                 let data = json!({"group": {"id": id, "displayName": new_row.display_name}, "memberChanges": after["memberChanges"]});
                 events::emit(&w.tx, &tenant.id, types::GROUP_UPDATED, data).await?;
-                self.audit(&w.tx, tenant, "scim.group.patch", &format!("Group/{id}"), Some(before), Some(after))
+                self.audit(&w, tenant, "scim.group.patch", &format!("Group/{id}"), Some(before), Some(after))
                 .await?;
             }
             Ok(group_resource(&new_row, doc))
@@ -156,7 +156,7 @@ impl Provisioning<'_> {
             )
             .await?;
             self.audit(
-                &w.tx,
+                &w,
                 tenant,
                 "scim.group.delete",
                 &format!("Group/{id}"),

@@ -154,6 +154,37 @@ pub(crate) struct WriteTx {
     pub status: LicenseStatus,
     /// This process's turn to write (SQLite only, see `Signals::sqlite_writer`).
     writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// The head of the tenant's audit chain, read under the lock and moved by each append of
+    /// this transaction (see [`WriteTx::audit`]).
+    audit_head: std::sync::Mutex<Option<(i64, String)>>,
+    /// Entitled users of one pool, read under the lock for the transaction's first seat
+    /// decision (a create), and taken by it: later writes of the transaction change the count.
+    seat_hint: std::sync::Mutex<Option<(String, i64)>>,
+}
+
+impl WriteTx {
+    /// Appends to the tenant's audit chain after the head this transaction knows.
+    async fn audit(&self, tenant_id: &str, event: audit::Event<'_>) -> Result<(), StoreError> {
+        let head = lock(&self.audit_head).clone();
+        let new_head = audit::append_after(&self.tx, tenant_id, head, event).await?;
+        *lock(&self.audit_head) = Some(new_head);
+        Ok(())
+    }
+
+    /// The entitled count of `seat_type` read with the lock, if it was read for that pool and
+    /// no seat decision has used it yet.
+    fn take_seat_hint(&self, seat_type: &str) -> Option<i64> {
+        match lock(&self.seat_hint).take() {
+            Some((pool, n)) if pool == seat_type => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// A mutex of a [`WriteTx`]: only its own request uses it, so a poisoned one still holds what
+/// that request last wrote.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The provisioning service for one request.
@@ -210,15 +241,24 @@ impl<'a> Provisioning<'a> {
 
     /// Opens a write transaction, takes the tenant's lock and reads its license and plan.
     async fn begin(&self, tenant: &Tenant) -> Result<WriteTx, ScimError> {
+        self.begin_with_seats(tenant, None).await
+    }
+
+    /// [`Provisioning::begin`] that also reads how many users hold a seat of `seat_type`, for a
+    /// create's seat decision. Two statements run under the lock: the license (which takes the
+    /// lock, and on PostgreSQL sends the entitlement caches' notification, delivered only if the
+    /// write commits) and the write's context (audit head, pool count).
+    async fn begin_with_seats(&self, tenant: &Tenant, seat_type: Option<&str>) -> Result<WriteTx, ScimError> {
         let writer = self.writer_turn().await;
         let tx = store::write_tx::begin(self.db, self.reads).await?;
-        let (license, plan) =
-            tenants::lock_and_read_license(&tx, &tenant.id)
-                .await?
-                .ok_or_else(|| ScimError::Forbidden {
-                    code: "NO_LICENSE",
-                    detail: "this tenant has no license; an operator must set one with `seatbridge license set`".into(),
-                })?;
+        let notify = entitlements::notification(entitlements::Change::Users, &tenant.id);
+        let (license, plan) = tenants::lock_and_read_license(&tx, &tenant.id, Some(notify))
+            .await?
+            .ok_or_else(|| ScimError::Forbidden {
+                code: "NO_LICENSE",
+                detail: "this tenant has no license; an operator must set one with `seatbridge license set`".into(),
+            })?;
+        let (audit_head, in_pool) = tenants::write_context(&tx, &tenant.id, seat_type).await?;
         let status = effective_status(&license, &plan, store::now());
         Ok(WriteTx {
             tx,
@@ -226,6 +266,8 @@ impl<'a> Provisioning<'a> {
             plan,
             status,
             writer,
+            audit_head: std::sync::Mutex::new(audit_head),
+            seat_hint: std::sync::Mutex::new(seat_type.zip(in_pool).map(|(t, n)| (t.to_string(), n))),
         })
     }
 
@@ -241,7 +283,6 @@ impl<'a> Provisioning<'a> {
     ) -> Result<T, ScimError> {
         match outcome {
             Ok(value) => {
-                entitlements::notify(&w.tx, entitlements::Change::Users, &tenant.id).await?;
                 w.tx.commit().await?;
                 if let Some(signals) = self.signals {
                     signals.users_committed(&tenant.id);
@@ -271,8 +312,8 @@ impl<'a> Provisioning<'a> {
             let tx = store::write_tx::begin(self.db, self.reads).await?;
             tenants::lock_tenant(&tx, &tenant.id).await?;
             let after = json!({"refused": action, "code": code, "detail": detail, "request": self.actor.request});
-            self.audit(&tx, tenant, "provisioning.refused", target, None, Some(after.clone()))
-                .await?;
+            let event = self.event("provisioning.refused", target, None, Some(after.clone()));
+            audit::append(&tx, &tenant.id, event).await?;
             if code == "SEAT_LIMIT_REACHED" {
                 events::emit(&tx, &tenant.id, events::types::SEAT_LIMIT_REACHED, after).await?;
             }
@@ -289,25 +330,35 @@ impl<'a> Provisioning<'a> {
         }
     }
 
-    /// Appends an audit entry for this actor.
+    /// Appends an audit entry for this actor, in the write `w`.
     async fn audit(
         &self,
-        conn: &impl store::Writer,
+        w: &WriteTx,
         tenant: &Tenant,
         action: &str,
         target: &str,
         before: Option<Value>,
         after: Option<Value>,
     ) -> Result<(), ScimError> {
-        let event = audit::Event {
+        Ok(w.audit(&tenant.id, self.event(action, target, before, after)).await?)
+    }
+
+    /// An audit event of this actor.
+    fn event<'e>(
+        &'e self,
+        action: &'e str,
+        target: &'e str,
+        before: Option<Value>,
+        after: Option<Value>,
+    ) -> audit::Event<'e> {
+        audit::Event {
             actor: &self.actor.name,
             action,
             target,
             before,
             after,
             request_id: self.actor.request_id.as_deref(),
-        };
-        Ok(audit::append(conn, &tenant.id, event).await?)
+        }
     }
 
     /// The tenant's current plan (read outside a write, e.g. for discovery).

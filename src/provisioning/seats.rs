@@ -44,7 +44,7 @@ pub(super) fn check_user_features(plan: &Plan, doc: &Value) -> Result<(), ScimEr
 }
 
 /// The seat type a document asks for (our extension's `seatType`), if any.
-fn requested_seat_type(doc: &Value) -> Option<String> {
+pub(super) fn requested_seat_type(doc: &Value) -> Option<String> {
     doc.get(SEATBRIDGE_USER_SCHEMA)?
         .get("seatType")?
         .as_str()
@@ -114,8 +114,13 @@ impl Provisioning<'_> {
             None => true,
             Some(e) => !e.active || e.entitled,
         };
-        let in_use =
-            user_counts::entitled_in_pool(&w.tx, &tenant.id, &seat_type, existing.map(|e| e.id.as_str())).await?;
+        let hint = existing.is_none().then(|| w.take_seat_hint(&seat_type)).flatten();
+        let in_use = match hint {
+            Some(n) => n,
+            None => {
+                user_counts::entitled_in_pool(&w.tx, &tenant.id, &seat_type, existing.map(|e| e.id.as_str())).await?
+            }
+        };
         match admit(
             &w.plan,
             &w.license,
@@ -165,7 +170,7 @@ impl Provisioning<'_> {
             let after =
                 json!({"entitled": true, "seatType": seat_type, "reason": EntitlementReason::SeatAssigned.as_str()});
             self.audit(
-                &w.tx,
+                w,
                 tenant,
                 "entitlement.granted",
                 &format!("User/{id}"),

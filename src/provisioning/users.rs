@@ -30,7 +30,10 @@ impl Provisioning<'_> {
             "User?userName={}",
             doc.get("userName").and_then(Value::as_str).unwrap_or_default()
         );
-        let w = self.begin(tenant).await?;
+        // The pool a new user's seat comes from, when no group maps it yet (see `decide_seat`).
+        let seat_type = super::seats::requested_seat_type(&doc);
+        let pool = seat_type.as_deref().unwrap_or(crate::license::DEFAULT_SEAT_TYPE);
+        let w = self.begin_with_seats(tenant, Some(pool)).await?;
         let outcome = async {
             self.charge_usage(&w, tenant).await?;
             let row = self.write_user(&w, tenant, None, &doc).await?;
@@ -107,7 +110,7 @@ impl Provisioning<'_> {
             data["deleted"] = json!(true);
             events::emit(&w.tx, &tenant.id, types::USER_DEPROVISIONED, data).await?;
             self.audit(
-                &w.tx,
+                &w,
                 tenant,
                 "scim.user.delete",
                 &format!("User/{id}"),
@@ -214,7 +217,7 @@ impl Provisioning<'_> {
         )
         .await?;
         self.audit(
-            &w.tx,
+            w,
             tenant,
             action,
             &format!("User/{}", row.id),

@@ -2,6 +2,9 @@
 //! PostgreSQL). Values are always bound, never spliced into the text, with one exception:
 //! [`SqlBuilder::limit`] writes its integer as a literal (see there why).
 
+use sea_orm::sea_query::{
+    MysqlQueryBuilder, PostgresQueryBuilder, QueryBuilder, QueryStatementWriter, SqlWriter, SqliteQueryBuilder,
+};
 use sea_orm::{DbBackend, Statement, Value};
 
 /// Accumulates SQL text and bound values.
@@ -65,6 +68,18 @@ impl SqlBuilder {
         self.push(")")
     }
 
+    /// Appends a statement sea-query built (an entity's insert, say), its placeholders numbered
+    /// after the ones before it: several such statements can then run as one (on PostgreSQL,
+    /// as data-modifying `WITH` clauses of one statement, one round trip).
+    pub fn query(&mut self, stmt: &impl QueryStatementWriter) -> &mut Self {
+        match self.backend {
+            DbBackend::Postgres => stmt.build_collect_any_into(&PostgresQueryBuilder, self),
+            DbBackend::MySql => stmt.build_collect_any_into(&MysqlQueryBuilder, self),
+            _ => stmt.build_collect_any_into(&SqliteQueryBuilder, self),
+        }
+        self
+    }
+
     /// Finishes the statement.
     pub fn build(self) -> Statement {
         Statement::from_sql_and_values(self.backend, self.sql, self.values)
@@ -73,6 +88,31 @@ impl SqlBuilder {
     /// The SQL text so far (for tests).
     pub fn sql(&self) -> &str {
         &self.sql
+    }
+}
+
+/// Lets sea-query write into the builder ([`SqlBuilder::query`]): its values are bound like
+/// any other.
+impl SqlWriter for SqlBuilder {
+    fn push_param<T: QueryBuilder>(&mut self, value: Value, _: &T) {
+        self.bind(value);
+    }
+
+    fn as_writer(&mut self) -> &mut dyn std::fmt::Write {
+        self as _
+    }
+}
+
+impl std::fmt::Write for SqlBuilder {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.sql.push_str(s);
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for SqlBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.sql)
     }
 }
 
@@ -88,5 +128,28 @@ mod tests {
         let mut lite = SqlBuilder::new(DbBackend::Sqlite);
         lite.push("a = ").bind(1);
         assert_eq!(lite.sql(), "a = ?");
+    }
+
+    #[test]
+    fn numbers_the_placeholders_of_appended_statements_after_its_own() {
+        use sea_orm::sea_query::{Alias, Query};
+        let insert = |table: &str, v: i32| {
+            Query::insert()
+                .into_table(Alias::new(table))
+                .columns([Alias::new("v")])
+                .values_panic([v.into()])
+                .to_owned()
+        };
+        let mut b = SqlBuilder::new(DbBackend::Postgres);
+        b.push("WITH a AS (")
+            .query(&insert("a", 1))
+            .push(") ")
+            .query(&insert("b", 2));
+        assert_eq!(
+            b.sql(),
+            r#"WITH a AS (INSERT INTO "a" ("v") VALUES ($1)) INSERT INTO "b" ("v") VALUES ($2)"#
+        );
+        let stmt = b.build();
+        assert_eq!(stmt.values.map(|v| v.0.len()), Some(2));
     }
 }

@@ -325,40 +325,94 @@ pub async fn license_and_plan(
     conn: &impl Reader,
     tenant_id: &str,
 ) -> Result<Option<(crate::license::License, crate::license::Plan)>, StoreError> {
-    read_license_and_plan(conn, tenant_id, "").await
+    read_license_and_plan(conn, tenant_id, None).await
 }
 
 /// [`lock_tenant`] and [`license_and_plan`] in one statement: the first two of every
 /// provisioning write, so on PostgreSQL one round trip less while the tenant is locked. A tenant
-/// without a license is not locked (the write is refused).
+/// without a license is not locked (the write is refused). `notify` (channel, payload) is sent
+/// by the same statement on PostgreSQL, which delivers it only if the transaction commits.
 pub async fn lock_and_read_license(
     conn: &impl Writer,
     tenant_id: &str,
+    notify: Option<(&str, String)>,
 ) -> Result<Option<(crate::license::License, crate::license::Plan)>, StoreError> {
     match conn.backend() {
-        sea_orm::DbBackend::Postgres => {
-            // The tenant's row, as `lock_tenant` locks it: every writer of a tenant locks the same row.
-            read_license_and_plan(conn, tenant_id, " JOIN tenants t ON t.id = l.tenant_id").await
-        }
+        sea_orm::DbBackend::Postgres => read_license_and_plan(conn, tenant_id, Some(notify)).await,
         _ => license_and_plan(conn, tenant_id).await,
     }
 }
 
+/// What a provisioning write reads right after taking the tenant's lock, in one statement: the
+/// head of the tenant's audit chain (seq, hash) and, for `seat_type`, the pool's entitled users.
+/// It must follow the lock as a statement of its own: PostgreSQL evaluates a locking
+/// statement's columns in the snapshot it took before waiting for the lock, which would miss
+/// what the previous holder committed.
+pub async fn write_context(
+    conn: &impl Reader,
+    tenant_id: &str,
+    seat_type: Option<&str>,
+) -> Result<(Option<(i64, String)>, Option<i64>), StoreError> {
+    let mut b = super::sql::SqlBuilder::new(conn.backend());
+    b.push("SELECT ");
+    // Scalar subqueries, each an index seek: a join with a derived table made SQLite
+    // materialize it in a temporary B-tree.
+    for column in ["seq", "hash"] {
+        b.push("(SELECT ")
+            .push(column)
+            .push(" FROM audit_log WHERE tenant_id = ")
+            .bind(tenant_id.to_string())
+            .push(" ORDER BY seq DESC")
+            .limit(1, 0)
+            .push("), ");
+    }
+    match seat_type {
+        Some(seat_type) => {
+            b.push("CAST(COALESCE((SELECT entitled FROM user_counts WHERE tenant_id = ")
+                .bind(tenant_id.to_string())
+                .push(" AND seat_type = ")
+                .bind(seat_type.to_string())
+                .push("), 0) AS BIGINT)");
+        }
+        None => {
+            b.push("CAST(NULL AS BIGINT)");
+        }
+    }
+    let Some(row) = conn.rows(b.build()).await?.into_iter().next() else {
+        return Ok((None, None));
+    };
+    let head = match (row.get::<Option<i64>>(0)?, row.get::<Option<String>>(1)?) {
+        (Some(seq), Some(hash)) => Some((seq, hash)),
+        _ => None,
+    };
+    Ok((head, row.get::<Option<i64>>(2)?))
+}
+
+/// Reads the license and plan; with `lock`, on PostgreSQL, also locks the tenant's row (as
+/// `lock_tenant` does: every writer of a tenant locks the same row) and sends the notification.
 async fn read_license_and_plan(
     conn: &impl Reader,
     tenant_id: &str,
-    lock_join: &str,
+    lock: Option<Option<(&str, String)>>,
 ) -> Result<Option<(crate::license::License, crate::license::Plan)>, StoreError> {
     let mut b = super::sql::SqlBuilder::new(conn.backend());
     b.push(
         "SELECT l.plan_name, l.seats, l.starts_at, l.expires_at, l.status, l.policy, l.version, l.usage_cap, \
-         l.usage_period, p.features, p.seats_default, p.seat_pools, p.grace_days, p.overage \
-         FROM licenses l JOIN plans p ON p.name = l.plan_name",
-    )
-    .push(lock_join)
-    .push(" WHERE l.tenant_id = ")
-    .bind(tenant_id.to_string());
-    if !lock_join.is_empty() {
+         l.usage_period, p.features, p.seats_default, p.seat_pools, p.grace_days, p.overage",
+    );
+    if let Some(Some((channel, payload))) = &lock {
+        b.push(", pg_notify(")
+            .bind(channel.to_string())
+            .push(", ")
+            .bind(payload.clone())
+            .push(")");
+    }
+    b.push(" FROM licenses l JOIN plans p ON p.name = l.plan_name");
+    if lock.is_some() {
+        b.push(" JOIN tenants t ON t.id = l.tenant_id");
+    }
+    b.push(" WHERE l.tenant_id = ").bind(tenant_id.to_string());
+    if lock.is_some() {
         b.push(" FOR UPDATE OF t");
     }
     let Some(r) = conn.rows(b.build()).await?.into_iter().next() else {

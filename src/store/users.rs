@@ -71,8 +71,21 @@ pub async fn insert(
         entitlement_updated: Set(Some(t)),
         seat_since: Set(Some(t)),
     };
+    let emails = email_rows(tenant_id, id, doc);
+    if conn.backend() == DbBackend::Postgres && !emails.is_empty() {
+        // One round trip, under the tenant's lock: the user in a data-modifying `WITH`, its
+        // e-mails in the main statement. PostgreSQL checks the e-mails' foreign key at the
+        // statement's end, when the user is there.
+        let mut b = SqlBuilder::new(DbBackend::Postgres);
+        b.push("WITH new_user AS (")
+            .query(user::Entity::insert(model.clone()).as_query())
+            .push(") ")
+            .query(user_email::Entity::insert_many(emails).as_query());
+        conn.write(b.build()).await?;
+        return Ok(sea_orm::TryIntoModel::try_into_model(model)?);
+    }
     let model = super::insert_row(conn, model).await?;
-    insert_emails(conn, tenant_id, id, doc).await?;
+    write_emails(conn, emails).await?;
     Ok(model)
 }
 
@@ -209,10 +222,23 @@ fn emails_changed(stored: &str, new: Option<&Value>) -> bool {
 
 /// Writes the `user_emails` index rows of a document's `emails` (the user has none yet).
 async fn insert_emails(conn: &impl Writer, tenant_id: &str, user_id: &str, doc: &Value) -> Result<(), StoreError> {
+    write_emails(conn, email_rows(tenant_id, user_id, doc)).await
+}
+
+async fn write_emails(conn: &impl Writer, rows: Vec<user_email::ActiveModel>) -> Result<(), StoreError> {
+    if !rows.is_empty() {
+        conn.write(user_email::Entity::insert_many(rows).build(conn.backend()))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The e-mail index rows of a user's document.
+fn email_rows(tenant_id: &str, user_id: &str, doc: &Value) -> Vec<user_email::ActiveModel> {
     let Some(emails) = doc.get("emails").and_then(Value::as_array) else {
-        return Ok(());
+        return Vec::new();
     };
-    let rows: Vec<user_email::ActiveModel> = emails
+    emails
         .iter()
         .enumerate()
         .filter_map(|(i, e)| {
@@ -226,12 +252,7 @@ async fn insert_emails(conn: &impl Writer, tenant_id: &str, user_id: &str, doc: 
                 is_primary: Set(e.get("primary").and_then(Value::as_bool).unwrap_or(false)),
             })
         })
-        .collect();
-    if !rows.is_empty() {
-        conn.write(user_email::Entity::insert_many(rows).build(conn.backend()))
-            .await?;
-    }
-    Ok(())
+        .collect()
 }
 
 /// A group a user belongs to (the reverse `groups` attribute).
