@@ -61,6 +61,14 @@ pub async fn append_after(
     head: Option<(i64, String)>,
     event: Event<'_>,
 ) -> Result<(i64, String), StoreError> {
+    let entry = entry_after(tenant_id, head, event);
+    let new_head = (entry.seq, entry.hash.clone());
+    rows::insert(conn, entry).await?;
+    Ok(new_head)
+}
+
+/// The entry that follows `head` in a tenant's chain, hashed, for the caller to insert.
+pub fn entry_after(tenant_id: &str, head: Option<(i64, String)>, event: Event<'_>) -> audit_entry::Model {
     let (seq, prev_hash) = match head {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS.to_string()),
@@ -79,9 +87,7 @@ pub async fn append_after(
         hash: String::new(),
     };
     entry.hash = entry_hash(&entry);
-    let new_head = (seq, entry.hash.clone());
-    rows::insert(conn, entry).await?;
-    Ok(new_head)
+    entry
 }
 
 /// The outcome of a chain check.

@@ -42,11 +42,33 @@ pub async fn emit(conn: &impl Writer, tenant_id: &str, event_type: &str, data: V
     emit_many(conn, tenant_id, &[(event_type, data)]).await
 }
 
+/// [`emit`], with the transaction's audit entry inserted by the same statement on PostgreSQL
+/// (one round trip less under the tenant's lock).
+pub async fn emit_with_audit(
+    conn: &impl Writer,
+    tenant_id: &str,
+    event_type: &str,
+    data: Value,
+    entry: crate::store::entities::audit_entry::Model,
+) -> Result<u64, StoreError> {
+    let also = Some(store::audit::insert_statement(entry));
+    append(conn, tenant_id, &[(event_type, data)], also).await
+}
+
 /// Appends many events at once (same rules as [`emit`]).
 pub async fn emit_many(conn: &impl Writer, tenant_id: &str, events: &[(&str, Value)]) -> Result<u64, StoreError> {
     if events.is_empty() {
         return Ok(0);
     }
+    append(conn, tenant_id, events, None).await
+}
+
+async fn append(
+    conn: &impl Writer,
+    tenant_id: &str,
+    events: &[(&str, Value)],
+    also: Option<sea_orm::sea_query::InsertStatement>,
+) -> Result<u64, StoreError> {
     let at = crate::scim::resource::format_datetime(&store::now());
     let rows: Vec<(String, String)> = events
         .iter()
@@ -57,7 +79,7 @@ pub async fn emit_many(conn: &impl Writer, tenant_id: &str, events: &[(&str, Val
             )
         })
         .collect();
-    let deliveries = store::events::append_many(conn, tenant_id, &rows).await?;
+    let deliveries = store::events::append_many(conn, tenant_id, &rows, also).await?;
     if deliveries > 0 && conn.backend() == DbBackend::Postgres {
         let mut b = store::sql::SqlBuilder::new(DbBackend::Postgres);
         b.push("SELECT pg_notify('").push(OUTBOX_CHANNEL).push("', '')");

@@ -171,6 +171,15 @@ impl WriteTx {
         Ok(())
     }
 
+    /// The next entry of the tenant's audit chain, for the caller to insert in this
+    /// transaction. The head moves now: should the insert fail, the transaction fails with it.
+    fn next_audit_entry(&self, tenant_id: &str, event: audit::Event<'_>) -> store::entities::audit_entry::Model {
+        let mut head = lock(&self.audit_head);
+        let entry = audit::entry_after(tenant_id, head.take(), event);
+        *head = Some((entry.seq, entry.hash.clone()));
+        entry
+    }
+
     /// The entitled count of `seat_type` read with the lock, if it was read for that pool and
     /// no seat decision has used it yet.
     fn take_seat_hint(&self, seat_type: &str) -> Option<i64> {

@@ -209,20 +209,17 @@ impl Provisioning<'_> {
         } else {
             "scim.user.create"
         };
-        events::emit(
+        let target = format!("User/{}", row.id);
+        let entry = w.next_audit_entry(
+            &tenant.id,
+            self.event(action, &target, existing.map(summary), Some(summary(&row))),
+        );
+        events::emit_with_audit(
             &w.tx,
             &tenant.id,
             event_type(existing, &row),
             events::user_data(&row, access_reason(&row)),
-        )
-        .await?;
-        self.audit(
-            w,
-            tenant,
-            action,
-            &format!("User/{}", row.id),
-            existing.map(summary),
-            Some(summary(&row)),
+            entry,
         )
         .await?;
         if let Some(old) = existing.filter(|o| o.entitled && (!row.entitled || o.seat_type != row.seat_type)) {

@@ -22,7 +22,18 @@ pub async fn head(conn: &impl Reader, tenant_id: &str) -> Result<Option<(i64, St
 
 /// Appends one entry (the caller computed its hash).
 pub async fn insert(conn: &impl Writer, entry: audit_entry::Model) -> Result<(), StoreError> {
-    let row = audit_entry::ActiveModel {
+    super::insert_row(conn, active(entry)).await?;
+    Ok(())
+}
+
+/// [`insert`] as a statement, for a caller that runs it together with another one.
+pub fn insert_statement(entry: audit_entry::Model) -> sea_orm::sea_query::InsertStatement {
+    use sea_orm::QueryTrait;
+    audit_entry::Entity::insert(active(entry)).into_query()
+}
+
+fn active(entry: audit_entry::Model) -> audit_entry::ActiveModel {
+    audit_entry::ActiveModel {
         tenant_id: Set(entry.tenant_id),
         seq: Set(entry.seq),
         at: Set(entry.at),
@@ -34,9 +45,7 @@ pub async fn insert(conn: &impl Writer, entry: audit_entry::Model) -> Result<(),
         request_id: Set(entry.request_id),
         prev_hash: Set(entry.prev_hash),
         hash: Set(entry.hash),
-    };
-    super::insert_row(conn, row).await?;
-    Ok(())
+    }
 }
 
 /// A page of a tenant's entries in chain order, starting after `after_seq`.

@@ -1,6 +1,7 @@
 //! Rows of the event tables: inbound "seen" records, the outbox, endpoints and deliveries.
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::InsertStatement;
 use sea_orm::{ConnectionTrait, DbBackend};
 
 use super::sql::SqlBuilder;
@@ -359,18 +360,37 @@ pub async fn billing_customer(
 }
 
 /// Appends many events of one tenant (in order) with their deliveries, in batches; returns how
-/// many deliveries were created (none when the tenant has no endpoint that wants them).
-pub async fn append_many(conn: &impl Writer, tenant_id: &str, events: &[(String, String)]) -> Result<u64, StoreError> {
+/// many deliveries were created (none when the tenant has no endpoint that wants them). `also`,
+/// another insert of the same transaction (an audit entry), runs in the first batch's
+/// statement on PostgreSQL, before it on SQLite.
+pub async fn append_many(
+    conn: &impl Writer,
+    tenant_id: &str,
+    events: &[(String, String)],
+    mut also: Option<InsertStatement>,
+) -> Result<u64, StoreError> {
     let backend = conn.backend();
     let t = now();
     let mut deliveries = 0;
+    if backend != DbBackend::Postgres || events.is_empty() {
+        if let Some(stmt) = also.take() {
+            let mut b = SqlBuilder::new(backend);
+            b.query(&stmt);
+            conn.write(b.build()).await?;
+        }
+    }
     for chunk in events.chunks(200) {
         let mut b = SqlBuilder::new(backend);
-        // On PostgreSQL the events and their deliveries are one statement (a data-modifying
-        // CTE): a round trip less for every provisioning write, made while the tenant's lock
-        // is held. SQLite has no such CTE: the ids come back and a second statement follows.
+        // On PostgreSQL the events and their deliveries are one statement (data-modifying
+        // CTEs), with `also`: round trips saved on every provisioning write, made while the
+        // tenant's lock is held. SQLite has no such CTE: the ids come back and a second
+        // statement follows.
         if backend == DbBackend::Postgres {
-            b.push("WITH o AS (");
+            b.push("WITH ");
+            if let Some(stmt) = also.take() {
+                b.push("also AS (").query(&stmt).push("), ");
+            }
+            b.push("o AS (");
         }
         b.push("INSERT INTO outbox_events (tenant_id, event_type, payload, created_at) VALUES ");
         for (i, (event_type, payload)) in chunk.iter().enumerate() {
