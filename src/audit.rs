@@ -50,24 +50,11 @@ pub fn entry_hash(e: &audit_entry::Model) -> String {
 /// PostgreSQL holds the tenant's row lock, and on SQLite the write lock), so chains never fork.
 pub async fn append(conn: &impl crate::store::Writer, tenant_id: &str, event: Event<'_>) -> Result<(), StoreError> {
     let head = rows::head(conn, tenant_id).await?;
-    append_after(conn, tenant_id, head, event).await.map(|_| ())
+    rows::insert(conn, entry_after(tenant_id, head, event)).await
 }
 
-/// [`append`] for a caller that knows the chain's head (seq, hash; `None` for an empty chain),
-/// read under the same lock: one statement less. Returns the new head.
-pub async fn append_after(
-    conn: &impl crate::store::Writer,
-    tenant_id: &str,
-    head: Option<(i64, String)>,
-    event: Event<'_>,
-) -> Result<(i64, String), StoreError> {
-    let entry = entry_after(tenant_id, head, event);
-    let new_head = (entry.seq, entry.hash.clone());
-    rows::insert(conn, entry).await?;
-    Ok(new_head)
-}
-
-/// The entry that follows `head` in a tenant's chain, hashed, for the caller to insert.
+/// The entry that follows `head` (seq, hash; `None` for an empty chain) in a tenant's chain,
+/// hashed, for a caller that read the head under the same lock and inserts the entry itself.
 pub fn entry_after(tenant_id: &str, head: Option<(i64, String)>, event: Event<'_>) -> audit_entry::Model {
     let (seq, prev_hash) = match head {
         Some((seq, hash)) => (seq + 1, hash),

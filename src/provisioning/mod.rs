@@ -165,10 +165,7 @@ pub(crate) struct WriteTx {
 impl WriteTx {
     /// Appends to the tenant's audit chain after the head this transaction knows.
     async fn audit(&self, tenant_id: &str, event: audit::Event<'_>) -> Result<(), StoreError> {
-        let head = lock(&self.audit_head).clone();
-        let new_head = audit::append_after(&self.tx, tenant_id, head, event).await?;
-        *lock(&self.audit_head) = Some(new_head);
-        Ok(())
+        store::audit::insert(&self.tx, self.next_audit_entry(tenant_id, event)).await
     }
 
     /// The next entry of the tenant's audit chain, for the caller to insert in this
