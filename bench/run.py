@@ -531,6 +531,8 @@ def main():
     p.add_argument("--out", default=str(BENCH / "results" / "latest"))
     args = p.parse_args()
     args.only = [m for m in args.only.split(",") if m]
+    # The servers run in their own work directories: a relative path would not be found there.
+    args.binary, args.bare = str(Path(args.binary).resolve()), str(Path(args.bare).resolve())
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk (bench/run.sh does this)")
     results = []
