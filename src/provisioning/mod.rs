@@ -258,7 +258,7 @@ impl<'a> Provisioning<'a> {
         let writer = self.writer_turn().await;
         let tx = store::write_tx::begin(self.db, self.reads).await?;
         let notify = entitlements::notification(entitlements::Change::Users, &tenant.id);
-        let (license, plan) = tenants::lock_and_read_license(&tx, &tenant.id, Some(notify))
+        let (license, plan) = tenants::lock_and_read_license(&tx, &tenant.id, notify)
             .await?
             .ok_or_else(|| ScimError::Forbidden {
                 code: "NO_LICENSE",

@@ -335,7 +335,7 @@ pub async fn license_and_plan(
 pub async fn lock_and_read_license(
     conn: &impl Writer,
     tenant_id: &str,
-    notify: Option<(&str, String)>,
+    notify: (&str, String),
 ) -> Result<Option<(crate::license::License, crate::license::Plan)>, StoreError> {
     match conn.backend() {
         sea_orm::DbBackend::Postgres => read_license_and_plan(conn, tenant_id, Some(notify)).await,
@@ -388,19 +388,20 @@ pub async fn write_context(
     Ok((head, row.get::<Option<i64>>(2)?))
 }
 
-/// Reads the license and plan; with `lock`, on PostgreSQL, also locks the tenant's row (as
-/// `lock_tenant` does: every writer of a tenant locks the same row) and sends the notification.
+/// Reads the license and plan; with `lock_and_notify` (PostgreSQL), also locks the tenant's row
+/// (as `lock_tenant` does: every writer of a tenant locks the same row) and sends the
+/// notification (channel, payload).
 async fn read_license_and_plan(
     conn: &impl Reader,
     tenant_id: &str,
-    lock: Option<Option<(&str, String)>>,
+    lock_and_notify: Option<(&str, String)>,
 ) -> Result<Option<(crate::license::License, crate::license::Plan)>, StoreError> {
     let mut b = super::sql::SqlBuilder::new(conn.backend());
     b.push(
         "SELECT l.plan_name, l.seats, l.starts_at, l.expires_at, l.status, l.policy, l.version, l.usage_cap, \
          l.usage_period, p.features, p.seats_default, p.seat_pools, p.grace_days, p.overage",
     );
-    if let Some(Some((channel, payload))) = &lock {
+    if let Some((channel, payload)) = &lock_and_notify {
         b.push(", pg_notify(")
             .bind(channel.to_string())
             .push(", ")
@@ -408,11 +409,11 @@ async fn read_license_and_plan(
             .push(")");
     }
     b.push(" FROM licenses l JOIN plans p ON p.name = l.plan_name");
-    if lock.is_some() {
+    if lock_and_notify.is_some() {
         b.push(" JOIN tenants t ON t.id = l.tenant_id");
     }
     b.push(" WHERE l.tenant_id = ").bind(tenant_id.to_string());
-    if lock.is_some() {
+    if lock_and_notify.is_some() {
         b.push(" FOR UPDATE OF t");
     }
     let Some(r) = conn.rows(b.build()).await?.into_iter().next() else {
