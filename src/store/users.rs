@@ -144,7 +144,7 @@ pub async fn find(conn: &impl Reader, tenant_id: &str, id: &str) -> Result<Optio
 /// `[id, displayName, sort key]`, in no particular order ([`parse_member_of`] sorts them).
 /// Reading it beside the user makes a GET (or a list page) one statement. On SQLite an
 /// `ORDER BY` inside the aggregate opened a temporary B-tree per user, even one in no group:
-/// 30 % of the instructions of a `GET /Users/{id}` (callgrind, `bench/RESULTS.md`).
+/// 13 % of the instructions of a `GET /Users/{id}` (callgrind, `bench/RESULTS.md`).
 pub fn member_of_sql(backend: DbBackend) -> &'static str {
     match backend {
         DbBackend::Postgres => {
