@@ -38,6 +38,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// OIDC login, sessions and JWT bearers of the admin side.
     pub admin: crate::admin::Admin,
+    /// Queues user creates per tenant and writes them in batches (PostgreSQL only).
+    pub batcher: Option<crate::provisioning::CreateBatcher>,
     /// Per-token SCIM request budgets; `None` when unlimited.
     pub scim_limiter: Option<KeyedLimiter>,
     /// Admin budgets, per principal on `/api/v1` and per client IP on the login; `None` when
@@ -60,6 +62,8 @@ pub enum StartError {
     Keys(#[from] crate::license::token::TokenError),
     #[error("OpenID Connect: {0}")]
     Oidc(#[from] crate::admin::OidcError),
+    #[error("could not start a thread ({what}): {source}. Check the process's thread limit (ulimit -u)")]
+    Thread { what: &'static str, source: std::io::Error },
 }
 
 /// A bound, ready-to-run server, with its background tasks (license sweeper, entitlement
@@ -116,10 +120,22 @@ impl Application {
         let admin = crate::admin::Admin::new(&config)?;
         let (scim_limit, admin_limit) = (config.scim_rate_limit, config.admin_rate_limit);
         crate::metrics::handle();
+        let schemas = Arc::new(SchemaRegistry::builtin()?);
+        let batcher = match db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => Some(
+                crate::provisioning::CreateBatcher::start(db.clone(), reads.clone(), schemas.clone(), signals.clone())
+                    .map_err(|source| StartError::Thread {
+                        what: "create batches",
+                        source,
+                    })?,
+            ),
+            _ => None,
+        };
         let state = web::Data::new(AppState {
             db: db.clone(),
             reads,
-            schemas: Arc::new(SchemaRegistry::builtin()?),
+            schemas,
+            batcher,
             config: Arc::new(config),
             token_usage: TokenUsage::default(),
             entitlements: entitlements.clone(),

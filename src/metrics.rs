@@ -25,6 +25,8 @@ pub const LIST_PAGES: &str = "seatbridge_list_pages_total";
 pub const SQLITE_WRITES: &str = "seatbridge_sqlite_writes_total";
 pub const SQLITE_COMMITS: &str = "seatbridge_sqlite_commits_total";
 pub const SQLITE_CHECKPOINTS: &str = "seatbridge_sqlite_checkpoints_total";
+pub const CREATE_BATCHES: &str = "seatbridge_create_batches_total";
+pub const BATCHED_CREATES: &str = "seatbridge_batched_creates_total";
 
 /// Latency buckets, in seconds: SCIM calls are expected in the low milliseconds.
 const BUCKETS: [f64; 12] = [
@@ -96,6 +98,15 @@ fn describe() {
     metrics::describe_counter!(
         SQLITE_CHECKPOINTS,
         "Background WAL checkpoints (they copy committed pages into the database file)"
+    );
+    metrics::describe_counter!(
+        CREATE_BATCHES,
+        "Transactions that wrote queued user creates on PostgreSQL, by outcome (committed, alone: \
+         rolled back and run one by one)"
+    );
+    metrics::describe_counter!(
+        BATCHED_CREATES,
+        "User creates written by those transactions (divided by the batches: creates per batch)"
     );
     metrics::describe_counter!(
         RATE_LIMITED,

@@ -6,9 +6,12 @@
 //! Every user write passes through `users::write_user`, where the license engine decides the
 //! seat; every change is appended to the audit log in the same transaction.
 
+mod batch;
 mod groups;
 mod seats;
 mod users;
+
+pub use batch::CreateBatcher;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DbBackend};
@@ -157,8 +160,9 @@ pub(crate) struct WriteTx {
     /// The head of the tenant's audit chain, read under the lock and moved by each append of
     /// this transaction (see [`WriteTx::audit`]).
     audit_head: std::sync::Mutex<Option<(i64, String)>>,
-    /// Entitled users of one pool, read under the lock for the transaction's first seat
-    /// decision (a create), and taken by it: later writes of the transaction change the count.
+    /// Entitled users of one pool, read under the lock for the seat decisions of creates, and
+    /// counted up by each create that takes a seat of it. Any other seat decision forgets it
+    /// (updates move seats the hint would not see).
     seat_hint: std::sync::Mutex<Option<(String, i64)>>,
 }
 
@@ -177,13 +181,26 @@ impl WriteTx {
         entry
     }
 
-    /// The entitled count of `seat_type` read with the lock, if it was read for that pool and
-    /// no seat decision has used it yet.
-    fn take_seat_hint(&self, seat_type: &str) -> Option<i64> {
-        match lock(&self.seat_hint).take() {
-            Some((pool, n)) if pool == seat_type => Some(n),
+    /// The entitled count of `seat_type`, if this transaction knows it without a query.
+    fn seat_hint(&self, seat_type: &str) -> Option<i64> {
+        match &*lock(&self.seat_hint) {
+            Some((pool, n)) if pool == seat_type => Some(*n),
             _ => None,
         }
+    }
+
+    /// A create took a seat of `seat_type`.
+    fn seat_taken(&self, seat_type: &str) {
+        if let Some((pool, n)) = &mut *lock(&self.seat_hint) {
+            if pool == seat_type {
+                *n += 1;
+            }
+        }
+    }
+
+    /// A write other than a create decides seats: the count is no longer known.
+    fn forget_seat_hint(&self) {
+        lock(&self.seat_hint).take();
     }
 }
 
@@ -202,6 +219,8 @@ pub struct Provisioning<'a> {
     pub actor: Actor,
     /// Told about every committed change (other instances learn through NOTIFY).
     signals: Option<&'a Signals>,
+    /// Where user creates queue to be written in batches (PostgreSQL servers).
+    batcher: Option<&'a CreateBatcher>,
 }
 
 impl<'a> Provisioning<'a> {
@@ -218,12 +237,19 @@ impl<'a> Provisioning<'a> {
             schemas,
             actor,
             signals: None,
+            batcher: None,
         }
     }
 
     /// Tells `signals` (entitlement cache, outbox relay) about every change this service commits.
     pub fn with_signals(mut self, signals: &'a Signals) -> Self {
         self.signals = Some(signals);
+        self
+    }
+
+    /// Writes user creates through `batcher`, together with other creates of their tenant.
+    pub fn with_batcher(mut self, batcher: Option<&'a CreateBatcher>) -> Self {
+        self.batcher = batcher;
         self
     }
 
@@ -290,9 +316,7 @@ impl<'a> Provisioning<'a> {
         match outcome {
             Ok(value) => {
                 w.tx.commit().await?;
-                if let Some(signals) = self.signals {
-                    signals.users_committed(&tenant.id);
-                }
+                self.users_committed(tenant);
                 Ok(value)
             }
             Err(err) => {
@@ -302,13 +326,26 @@ impl<'a> Provisioning<'a> {
                 }
                 // The refusal is recorded in a transaction of its own, which needs the turn.
                 drop(writer);
-                if let ScimError::Forbidden { code, detail } = &err {
-                    tracing::info!(code, %detail, "refused by the license");
-                    self.record_refusal(tenant, action, target, code, detail).await;
-                }
-                Err(err)
+                Err(self.refused(tenant, action, target, err).await)
             }
         }
+    }
+
+    /// Tells this process that a write of the tenant's users committed.
+    fn users_committed(&self, tenant: &Tenant) {
+        if let Some(signals) = self.signals {
+            signals.users_committed(&tenant.id);
+        }
+    }
+
+    /// A failed write's error, after recording it in the audit log if it is the license's
+    /// refusal (403).
+    async fn refused(&self, tenant: &Tenant, action: &str, target: &str, err: ScimError) -> ScimError {
+        if let ScimError::Forbidden { code, detail } = &err {
+            tracing::info!(code, %detail, "refused by the license");
+            self.record_refusal(tenant, action, target, code, detail).await;
+        }
+        err
     }
 
     async fn record_refusal(&self, tenant: &Tenant, action: &str, target: &str, code: &str, detail: &str) {

@@ -84,6 +84,9 @@ impl Provisioning<'_> {
         existing: Option<&user::Model>,
         doc: &Value,
     ) -> Result<SeatState, ScimError> {
+        if existing.is_some() {
+            w.forget_seat_hint();
+        }
         // The IdP's explicit choice, else the user's mapped groups, else the default pool.
         let seat_type = match (requested_seat_type(doc), existing) {
             (Some(explicit), _) => explicit,
@@ -114,14 +117,14 @@ impl Provisioning<'_> {
             None => true,
             Some(e) => !e.active || e.entitled,
         };
-        let hint = existing.is_none().then(|| w.take_seat_hint(&seat_type)).flatten();
+        let hint = existing.is_none().then(|| w.seat_hint(&seat_type)).flatten();
         let in_use = match hint {
             Some(n) => n,
             None => {
                 user_counts::entitled_in_pool(&w.tx, &tenant.id, &seat_type, existing.map(|e| e.id.as_str())).await?
             }
         };
-        match admit(
+        let verdict = admit(
             &w.plan,
             &w.license,
             w.status,
@@ -129,8 +132,14 @@ impl Provisioning<'_> {
                 seat_type: &seat_type,
                 in_use,
             },
-        ) {
-            Ok(()) => Ok(state(true, EntitlementReason::SeatAssigned)),
+        );
+        match verdict {
+            Ok(()) => {
+                if existing.is_none() {
+                    w.seat_taken(&seat_type);
+                }
+                Ok(state(true, EntitlementReason::SeatAssigned))
+            }
             // The identity is still provisioned, without a seat: an IdP attribute naming a pool
             // the plan lacks is an admin's mapping problem, visible in `entitlementReason`.
             Err(err @ AdmitError::UnknownSeatType { .. }) => {
@@ -145,6 +154,7 @@ impl Provisioning<'_> {
     /// Gives free seats of `seat_type` to waiting users, oldest first (only while the license
     /// is active: in grace nobody new gets a seat).
     pub(super) async fn promote_waiting(&self, w: &WriteTx, tenant: &Tenant, seat_type: &str) -> Result<(), ScimError> {
+        w.forget_seat_hint();
         if w.status != LicenseStatus::Active {
             return Ok(());
         }

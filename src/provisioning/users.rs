@@ -16,31 +16,62 @@ use crate::store::{user_counts, users, Reader, StoreError};
 /// The plan feature every `/Users` operation needs.
 const USERS_FEATURE: &str = "scim.users";
 
+/// The audit action of a create.
+const CREATE_ACTION: &str = "scim.user.create";
+
 /// Attributes unique within a tenant: an `eq` filter on one reads at most one user, through an
 /// index, and so may run as a point read (`store::PointReads`).
 const USER_KEYS: &[&str] = &["userName", "id"];
 
 impl Provisioning<'_> {
-    /// POST /Users.
+    /// POST /Users. With a batcher (PostgreSQL), written together with the tenant's other
+    /// creates of the moment (see [`super::CreateBatcher`]).
     pub async fn create_user(&self, tenant: &Tenant, body: &Value) -> Result<StoredResource, ScimError> {
         let rt = self.rt(ResourceKind::User);
         check_schemas(rt, body)?;
         let doc = normalize_resource(rt, body)?;
-        let target = format!(
-            "User?userName={}",
-            doc.get("userName").and_then(Value::as_str).unwrap_or_default()
-        );
-        // The pool a new user's seat comes from, when no group maps it yet (see `decide_seat`).
-        let seat_type = super::seats::requested_seat_type(&doc);
-        let pool = seat_type.as_deref().unwrap_or(crate::license::DEFAULT_SEAT_TYPE);
-        let w = self.begin_with_seats(tenant, Some(pool)).await?;
-        let outcome = async {
-            self.charge_usage(&w, tenant).await?;
-            let row = self.write_user(&w, tenant, None, &doc).await?;
-            Ok(stored_user(row, None))
+        match self.batcher {
+            Some(batcher) => batcher.create_user(tenant, self.actor.clone(), doc).await,
+            None => self.create_user_alone(tenant, &doc).await,
         }
-        .await;
-        self.finish(w, tenant, "scim.user.create", &target, outcome).await
+    }
+
+    /// A create of the normalized `doc` in a transaction of its own.
+    pub(super) async fn create_user_alone(&self, tenant: &Tenant, doc: &Value) -> Result<StoredResource, ScimError> {
+        let w = self.begin_create(tenant, doc).await?;
+        let outcome = self.insert_user(&w, tenant, doc).await;
+        self.finish(w, tenant, CREATE_ACTION, &create_target(doc), outcome)
+            .await
+    }
+
+    /// Opens the write of a create: the tenant's lock, with the count of the pool `doc`'s seat
+    /// comes from when no group maps it yet (see `decide_seat`).
+    pub(super) async fn begin_create(&self, tenant: &Tenant, doc: &Value) -> Result<WriteTx, ScimError> {
+        let seat_type = super::seats::requested_seat_type(doc);
+        let pool = seat_type.as_deref().unwrap_or(crate::license::DEFAULT_SEAT_TYPE);
+        self.begin_with_seats(tenant, Some(pool)).await
+    }
+
+    /// The create itself, in `w`: usage cap, gates, seat decision, the rows, the audit entry.
+    pub(super) async fn insert_user(
+        &self,
+        w: &WriteTx,
+        tenant: &Tenant,
+        doc: &Value,
+    ) -> Result<StoredResource, ScimError> {
+        self.charge_usage(w, tenant).await?;
+        let row = self.write_user(w, tenant, None, doc).await?;
+        Ok(stored_user(row, None))
+    }
+
+    /// A create the license refused in a batch: recorded as a refusal alone is.
+    pub(super) async fn refused_create(
+        &self,
+        tenant: &Tenant,
+        doc: &Value,
+        err: ScimError,
+    ) -> Result<StoredResource, ScimError> {
+        Err(self.refused(tenant, CREATE_ACTION, &create_target(doc), err).await)
     }
 
     /// PUT /Users/{id}.
@@ -207,7 +238,7 @@ impl Provisioning<'_> {
         let action = if existing.is_some() {
             "scim.user.update"
         } else {
-            "scim.user.create"
+            CREATE_ACTION
         };
         let target = format!("User/{}", row.id);
         let entry = w.next_audit_entry(
@@ -268,6 +299,14 @@ impl Provisioning<'_> {
             })
             .collect()
     }
+}
+
+/// What a create's refusal names: the user it would have created.
+fn create_target(doc: &Value) -> String {
+    format!(
+        "User?userName={}",
+        doc.get("userName").and_then(Value::as_str).unwrap_or_default()
+    )
 }
 
 fn user_not_found(id: &str) -> ScimError {

@@ -99,6 +99,7 @@ pub fn service<'a>(req: &HttpRequest, state: &'a AppState, tenant: &Tenant, body
         Actor::scim(tenant, request_id, Some(request)),
     )
     .with_signals(&state.signals)
+    .with_batcher(state.batcher.as_ref())
 }
 
 /// `{public_url or scheme://host}/scim/v2`.

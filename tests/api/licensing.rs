@@ -2,6 +2,7 @@
 //! audit chain — on the real server and database.
 
 use reqwest::Method;
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -108,6 +109,66 @@ async fn concurrent_creates_never_exceed_the_seat_count() {
         results.iter().map(|r| r.0).collect::<Vec<_>>()
     );
     assert_eq!(t.entitled().await, 10);
+}
+
+/// Creates that arrive together (on PostgreSQL written in shared transactions, see
+/// `provisioning::batch`) each get the answer they would get alone: a seat while one is free,
+/// 403 after, 409 for a `userName` taken in any case; every refusal is audited in an intact chain,
+/// and nothing of a batch rolled back for a duplicate stays.
+#[tokio::test]
+async fn creates_arriving_together_get_the_answers_they_would_get_alone() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("crowd", "team", 20).await;
+    let mut names: Vec<String> = (0..40).map(|i| format!("crowd{i}")).collect();
+    names.extend((0..8).map(|i| format!("CROWD{i}")));
+    let results = futures_util::future::join_all(names.iter().map(|n| t.create_user(n, true))).await;
+    let with = |status: u16| results.iter().filter(|(s, _)| *s == status).count();
+    let (created, refused, taken) = (with(201), with(403), with(409));
+    assert_eq!((created, created + refused + taken), (20, 48), "{results:?}");
+    for (status, body) in &results {
+        match status {
+            403 => assert_eq!(body["code"], "SEAT_LIMIT_REACHED", "{body}"),
+            409 => assert_eq!(body["scimType"], "uniqueness", "{body}"),
+            _ => {}
+        }
+    }
+    assert_eq!(t.entitled().await, 20);
+    let (_, list) = t.get("/Users?count=100").await;
+    assert_eq!(list["totalResults"], json!(20));
+    let mut seen: Vec<String> = list["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["userName"].as_str().unwrap().to_lowercase())
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 20, "one user per name: {seen:?}");
+
+    let check = seatbridge::audit::verify(&app.db, &t.tenant_id).await.unwrap();
+    assert_eq!(
+        (check.entries, check.broken_at.clone()),
+        ((created + refused) as u64, None),
+        "{check:?}"
+    );
+
+    if app.config.database_url.starts_with("postgres") {
+        // The proof that creates were written together: fewer transactions than users.
+        let row = app
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                format!(
+                    "SELECT count(DISTINCT xmin::text) FROM users WHERE tenant_id = '{}'",
+                    t.tenant_id
+                ),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let transactions: i64 = row.try_get_by_index(0).unwrap();
+        assert!(transactions < 20, "{transactions} transactions for 20 creates");
+    }
 }
 
 #[tokio::test]
