@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use sea_orm::DatabaseConnection;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use super::{lock, Actor, Provisioning, StoredResource};
 use crate::auth::Tenant;
@@ -58,6 +59,8 @@ struct Job {
     tenant: Tenant,
     actor: Actor,
     doc: Value,
+    /// The request's span (tenant, request id), for what the batch logs about this create.
+    span: tracing::Span,
     reply: oneshot::Sender<Result<StoredResource, ScimError>>,
 }
 
@@ -114,6 +117,7 @@ impl CreateBatcher {
             tenant: tenant.clone(),
             actor,
             doc,
+            span: tracing::Span::current(),
             reply,
         };
         let start_writer = {
@@ -213,7 +217,9 @@ impl Inner {
                         Outcome::Created(stored) => Ok(stored),
                         Outcome::Refused(err) => {
                             let svc = self.service(job.actor.clone());
-                            svc.refused_create(&job.tenant, &job.doc, err).await
+                            svc.refused_create(&job.tenant, &job.doc, err)
+                                .instrument(job.span.clone())
+                                .await
                         }
                     };
                     let _ = job.reply.send(answer);
@@ -221,7 +227,7 @@ impl Inner {
             }
             Err(Failure::RolledBack(why)) => {
                 metrics::counter!(crate::metrics::CREATE_BATCHES, "outcome" => "alone").increment(1);
-                tracing::info!(why, creates = batch.len(), "batch rolled back; its creates run alone");
+                tracing::info!(tenant = %batch[0].tenant.slug, why, creates = batch.len(), "batch rolled back; its creates run alone");
                 self.write_alone(batch).await;
             }
             Err(Failure::Commit(err)) => {
@@ -236,7 +242,10 @@ impl Inner {
     async fn write_alone(&self, batch: Vec<Job>) {
         for job in batch {
             let svc = self.service(job.actor.clone());
-            let answer = svc.create_user_alone(&job.tenant, &job.doc).await;
+            let answer = svc
+                .create_user_alone(&job.tenant, &job.doc)
+                .instrument(job.span.clone())
+                .await;
             let _ = job.reply.send(answer);
         }
     }
@@ -255,7 +264,11 @@ impl Inner {
         let mut outcomes = Vec::with_capacity(batch.len());
         for job in batch {
             let svc = self.service(job.actor.clone());
-            match svc.insert_user(&w, &job.tenant, &job.doc).await {
+            match svc
+                .insert_user(&w, &job.tenant, &job.doc)
+                .instrument(job.span.clone())
+                .await
+            {
                 Ok(stored) => outcomes.push(Outcome::Created(stored)),
                 Err(err @ ScimError::Forbidden { .. }) => outcomes.push(Outcome::Refused(err)),
                 Err(err) => {
