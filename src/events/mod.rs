@@ -42,17 +42,17 @@ pub async fn emit(conn: &impl Writer, tenant_id: &str, event_type: &str, data: V
     emit_many(conn, tenant_id, &[(event_type, data)]).await
 }
 
-/// [`emit`], with the transaction's audit entry inserted by the same statement on PostgreSQL
-/// (one round trip less under the tenant's lock).
-pub async fn emit_with_audit(
+/// [`emit`], with other inserts of the write (its rows, its audit entry) made by the same
+/// statement on PostgreSQL (round trips saved under the tenant's lock), in order before it on
+/// SQLite.
+pub async fn emit_with_writes(
     conn: &impl Writer,
     tenant_id: &str,
     event_type: &str,
     data: Value,
-    entry: crate::store::entities::audit_entry::Model,
+    writes: Vec<sea_orm::sea_query::InsertStatement>,
 ) -> Result<u64, StoreError> {
-    let also = Some(store::audit::insert_statement(entry));
-    append(conn, tenant_id, &[(event_type, data)], also).await
+    append(conn, tenant_id, &[(event_type, data)], writes).await
 }
 
 /// Appends many events at once (same rules as [`emit`]).
@@ -60,14 +60,14 @@ pub async fn emit_many(conn: &impl Writer, tenant_id: &str, events: &[(&str, Val
     if events.is_empty() {
         return Ok(0);
     }
-    append(conn, tenant_id, events, None).await
+    append(conn, tenant_id, events, Vec::new()).await
 }
 
 async fn append(
     conn: &impl Writer,
     tenant_id: &str,
     events: &[(&str, Value)],
-    also: Option<sea_orm::sea_query::InsertStatement>,
+    also: Vec<sea_orm::sea_query::InsertStatement>,
 ) -> Result<u64, StoreError> {
     let at = crate::scim::resource::format_datetime(&store::now());
     let rows: Vec<(String, String)> = events

@@ -10,9 +10,11 @@
 //! Every create gets the answer it would have got alone. Creates are decided in arrival order,
 //! each against the seats the batch's earlier creates took. A refusal by the license engine
 //! (403) is raised before its create writes anything, so it leaves the batch intact and is
-//! recorded in the audit log after the batch commits, as a refusal alone is. Any other error —
-//! a duplicate `userName`, a database error — rolls the whole batch back, and each of its
-//! creates then runs again alone: nothing of a failed batch stays.
+//! recorded in the audit log after the batch commits, as a refusal alone is. A `userName` taken
+//! before the batch or by an earlier create of it answers 409 without a write (one read for the
+//! batch). Any other error — a database error, a unique violation all the same — rolls the
+//! whole batch back, and each of its creates then runs again alone: nothing of a failed batch
+//! stays.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,7 +29,7 @@ use crate::auth::Tenant;
 use crate::events::Signals;
 use crate::scim::error::ScimError;
 use crate::scim::schema::SchemaRegistry;
-use crate::store::PointReads;
+use crate::store::{users, PointReads};
 
 /// The most creates one transaction writes (a bound on the time the tenant's lock is held).
 const MAX_BATCH: usize = 64;
@@ -76,7 +78,7 @@ enum Failure {
 /// What the batch did with one create.
 enum Outcome {
     Created(StoredResource),
-    /// Refused by the license engine before it wrote anything.
+    /// Refused before it wrote anything: by the license engine, or its `userName` was taken.
     Refused(ScimError),
 }
 
@@ -261,15 +263,29 @@ impl Inner {
         if w.license.usage_cap.is_some() {
             return Err(Failure::RolledBack("usage-capped licenses write creates alone".into()));
         }
+        // Taken userNames answer 409 without a write: a unique violation would abort the
+        // transaction, and with it the batch. (Alone, a create that also finds no seat answers
+        // 403; here the 409 comes first.)
+        let names: Vec<String> = batch.iter().map(|job| users::user_name_norm(&job.doc)).collect();
+        let mut taken = users::taken_user_names(&w.tx, &first.tenant.id, &names)
+            .await
+            .map_err(|e| rolled_back(e.into()))?;
         let mut outcomes = Vec::with_capacity(batch.len());
-        for job in batch {
+        for (job, name) in batch.iter().zip(names) {
+            if taken.contains(&name) {
+                outcomes.push(Outcome::Refused(super::users::user_name_in_use(&job.doc)));
+                continue;
+            }
             let svc = self.service(job.actor.clone());
             match svc
                 .insert_user(&w, &job.tenant, &job.doc)
                 .instrument(job.span.clone())
                 .await
             {
-                Ok(stored) => outcomes.push(Outcome::Created(stored)),
+                Ok(stored) => {
+                    taken.insert(name);
+                    outcomes.push(Outcome::Created(stored));
+                }
                 Err(err @ ScimError::Forbidden { .. }) => outcomes.push(Outcome::Refused(err)),
                 Err(err) => {
                     if let Err(e) = w.tx.rollback().await {

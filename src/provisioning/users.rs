@@ -11,7 +11,7 @@ use crate::scim::resource::{check_immutable, check_schemas, normalize_resource};
 use crate::scim::schema::ResourceKind;
 use crate::store::entities::user;
 use crate::store::listing::{list_page, reads_at_most_one, ListQuery, Listed};
-use crate::store::{user_counts, users, Reader, StoreError};
+use crate::store::{self, user_counts, users, Reader, StoreError};
 
 /// The plan feature every `/Users` operation needs.
 const USERS_FEATURE: &str = "scim.users";
@@ -224,35 +224,37 @@ impl Provisioning<'_> {
         self.check_users_allowed(w)?;
         super::seats::check_user_features(&w.plan, doc)?;
         let seat = self.decide_seat(w, tenant, existing, doc).await?;
-        let result = match existing {
-            None => users::insert(&w.tx, &tenant.id, &uuid::Uuid::now_v7().to_string(), doc, &seat).await,
-            Some(row) => users::update(&w.tx, row, doc, &seat).await,
+        // A create's rows are written by the statement that writes its event and audit entry
+        // (one round trip under the lock on PostgreSQL); an update's row first, as it is
+        // checked to exist.
+        let (row, mut writes) = match existing {
+            None => users::insert_statements(&tenant.id, &uuid::Uuid::now_v7().to_string(), doc, &seat)?,
+            Some(old) => (
+                users::update(&w.tx, old, doc, &seat)
+                    .await
+                    .map_err(|e| user_name_taken(e, doc))?,
+                Vec::new(),
+            ),
         };
-        let row = result.map_err(|e| match e {
-            StoreError::UniqueViolation(_) => ScimError::Uniqueness(format!(
-                "userName '{}' is already in use in this tenant",
-                doc.get("userName").and_then(Value::as_str).unwrap_or_default()
-            )),
-            other => other.into(),
-        })?;
         let action = if existing.is_some() {
             "scim.user.update"
         } else {
             CREATE_ACTION
         };
         let target = format!("User/{}", row.id);
-        let entry = w.next_audit_entry(
+        writes.push(store::audit::insert_statement(w.next_audit_entry(
             &tenant.id,
             self.event(action, &target, existing.map(summary), Some(summary(&row))),
-        );
-        events::emit_with_audit(
+        )));
+        events::emit_with_writes(
             &w.tx,
             &tenant.id,
             event_type(existing, &row),
             events::user_data(&row, access_reason(&row)),
-            entry,
+            writes,
         )
-        .await?;
+        .await
+        .map_err(|e| user_name_taken(e, doc))?;
         if let Some(old) = existing.filter(|o| o.entitled && (!row.entitled || o.seat_type != row.seat_type)) {
             self.promote_waiting(w, tenant, &old.seat_type).await?;
         }
@@ -299,6 +301,23 @@ impl Provisioning<'_> {
             })
             .collect()
     }
+}
+
+/// A write's error, a unique violation (users are unique only by `userName` within a tenant)
+/// told as the taken `userName`.
+fn user_name_taken(err: StoreError, doc: &Value) -> ScimError {
+    match err {
+        StoreError::UniqueViolation(_) => user_name_in_use(doc),
+        other => other.into(),
+    }
+}
+
+/// 409 for a document whose `userName` another user of the tenant holds.
+pub(super) fn user_name_in_use(doc: &Value) -> ScimError {
+    ScimError::Uniqueness(format!(
+        "userName '{}' is already in use in this tenant",
+        doc.get("userName").and_then(Value::as_str).unwrap_or_default()
+    ))
 }
 
 /// What a create's refusal names: the user it would have created.

@@ -361,19 +361,19 @@ pub async fn billing_customer(
 
 /// Appends many events of one tenant (in order) with their deliveries, in batches; returns how
 /// many deliveries were created (none when the tenant has no endpoint that wants them). `also`,
-/// another insert of the same transaction (an audit entry), runs in the first batch's
-/// statement on PostgreSQL, before it on SQLite.
+/// other inserts of the same transaction (the written user, an audit entry), run in the first
+/// batch's statement on PostgreSQL, in order before it on SQLite.
 pub async fn append_many(
     conn: &impl Writer,
     tenant_id: &str,
     events: &[(String, String)],
-    mut also: Option<InsertStatement>,
+    mut also: Vec<InsertStatement>,
 ) -> Result<u64, StoreError> {
     let backend = conn.backend();
     let t = now();
     let mut deliveries = 0;
     if backend != DbBackend::Postgres || events.is_empty() {
-        if let Some(stmt) = also.take() {
+        for stmt in also.drain(..) {
             let mut b = SqlBuilder::new(backend);
             b.query(&stmt);
             conn.write(b.build()).await?;
@@ -387,8 +387,12 @@ pub async fn append_many(
         // statement follows.
         if backend == DbBackend::Postgres {
             b.push("WITH ");
-            if let Some(stmt) = also.take() {
-                b.push("also AS (").query(&stmt).push("), ");
+            for (i, stmt) in also.drain(..).enumerate() {
+                b.push("also")
+                    .push(&i.to_string())
+                    .push(" AS (")
+                    .query(&stmt)
+                    .push("), ");
             }
             b.push("o AS (");
         }

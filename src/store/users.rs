@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::entities::{user, user_email};
 use super::sql::SqlBuilder;
 use super::{now, Reader, StoreError, Writer};
+use sea_orm::sea_query::InsertStatement;
 
 /// The indexed columns derived from a user document: the document is the truth, these
 /// columns exist so filters, sorting and uniqueness run on indexes.
@@ -42,20 +43,22 @@ pub struct SeatState {
     pub reason: &'static str,
 }
 
-/// Inserts a new user with its emails.
-pub async fn insert(
-    conn: &impl Writer,
+/// A new user with its e-mails: the row as it will be, and the inserts that write it, for the
+/// caller to run in the statement that also writes the create's audit entry and event
+/// (`events::emit_with_writes`): on PostgreSQL a create is then one round trip under the
+/// tenant's lock. A taken `userName` fails that statement with [`StoreError::UniqueViolation`].
+pub fn insert_statements(
     tenant_id: &str,
     id: &str,
     doc: &Value,
     seat: &SeatState,
-) -> Result<user::Model, StoreError> {
+) -> Result<(user::Model, Vec<InsertStatement>), StoreError> {
     let c = columns(doc);
     let t = now();
     let model = user::ActiveModel {
         id: Set(id.to_string()),
         tenant_id: Set(tenant_id.to_string()),
-        user_name_norm: Set(c.user_name.to_lowercase()),
+        user_name_norm: Set(user_name_norm(doc)),
         user_name: Set(c.user_name),
         external_id: Set(c.external_id),
         display_name_norm: Set(c.display_name.as_deref().map(str::to_lowercase)),
@@ -71,22 +74,56 @@ pub async fn insert(
         entitlement_updated: Set(Some(t)),
         seat_since: Set(Some(t)),
     };
+    let mut writes = vec![user::Entity::insert(model.clone()).into_query()];
     let emails = email_rows(tenant_id, id, doc);
-    if conn.backend() == DbBackend::Postgres && !emails.is_empty() {
-        // One round trip, under the tenant's lock: the user in a data-modifying `WITH`, its
-        // e-mails in the main statement. PostgreSQL checks the e-mails' foreign key at the
-        // statement's end, when the user is there.
-        let mut b = SqlBuilder::new(DbBackend::Postgres);
-        b.push("WITH new_user AS (")
-            .query(user::Entity::insert(model.clone()).as_query())
-            .push(") ")
-            .query(user_email::Entity::insert_many(emails).as_query());
-        conn.write(b.build()).await?;
-        return Ok(sea_orm::TryIntoModel::try_into_model(model)?);
+    if !emails.is_empty() {
+        writes.push(user_email::Entity::insert_many(emails).into_query());
     }
-    let model = super::insert_row(conn, model).await?;
-    write_emails(conn, emails).await?;
-    Ok(model)
+    Ok((sea_orm::TryIntoModel::try_into_model(model)?, writes))
+}
+
+/// Inserts a new user with its e-mails, statement after statement (the write path runs
+/// [`insert_statements`] with the rest of its create instead).
+pub async fn insert(
+    conn: &impl Writer,
+    tenant_id: &str,
+    id: &str,
+    doc: &Value,
+    seat: &SeatState,
+) -> Result<user::Model, StoreError> {
+    let (row, writes) = insert_statements(tenant_id, id, doc, seat)?;
+    for stmt in &writes {
+        let mut b = SqlBuilder::new(conn.backend());
+        b.query(stmt);
+        conn.write(b.build()).await?;
+    }
+    Ok(row)
+}
+
+/// A user document's `userName` as the uniqueness index compares it (lower-cased).
+pub fn user_name_norm(doc: &Value) -> String {
+    columns(doc).user_name.to_lowercase()
+}
+
+/// Which of `names` (lower-cased userNames) the tenant's users already hold.
+pub async fn taken_user_names(
+    conn: &impl Reader,
+    tenant_id: &str,
+    names: &[String],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    if names.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut b = SqlBuilder::new(conn.backend());
+    b.push("SELECT user_name_norm FROM users WHERE tenant_id = ")
+        .bind(tenant_id.to_string())
+        .push(" AND user_name_norm IN ")
+        .bind_list(names.iter().cloned());
+    conn.rows(b.build())
+        .await?
+        .iter()
+        .map(|r| Ok(r.get::<String>(0)?))
+        .collect()
 }
 
 /// Replaces a user's document and license state, bumping its version. `seat_since` moves when
