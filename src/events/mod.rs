@@ -55,6 +55,16 @@ pub async fn emit_with_writes(
     append(conn, tenant_id, &[(event_type, data)], writes).await
 }
 
+/// [`emit_with_writes`] for many events.
+pub async fn emit_many_with_writes(
+    conn: &impl Writer,
+    tenant_id: &str,
+    events: &[(&str, Value)],
+    writes: Vec<sea_orm::sea_query::InsertStatement>,
+) -> Result<u64, StoreError> {
+    append(conn, tenant_id, events, writes).await
+}
+
 /// Appends many events at once (same rules as [`emit`]).
 pub async fn emit_many(conn: &impl Writer, tenant_id: &str, events: &[(&str, Value)]) -> Result<u64, StoreError> {
     if events.is_empty() {

@@ -13,7 +13,10 @@ mod users;
 
 pub use batch::CreateBatcher;
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::InsertStatement;
 use sea_orm::{DatabaseConnection, DbBackend};
 use serde_json::{json, Map, Value};
 
@@ -160,10 +163,20 @@ pub(crate) struct WriteTx {
     /// The head of the tenant's audit chain, read under the lock and moved by each append of
     /// this transaction (see [`WriteTx::audit`]).
     audit_head: std::sync::Mutex<Option<(i64, String)>>,
-    /// Entitled users of one pool, read under the lock for the seat decisions of creates, and
-    /// counted up by each create that takes a seat of it. Any other seat decision forgets it
-    /// (updates move seats the hint would not see).
-    seat_hint: std::sync::Mutex<Option<(String, i64)>>,
+    /// Entitled users per pool, as the seat decisions of creates need them: read under the lock
+    /// (the first with the write's context), then counted up by each create that takes a seat.
+    /// Any other seat decision forgets them (updates move seats these would not see).
+    seat_counts: std::sync::Mutex<HashMap<String, i64>>,
+    /// Creates whose rows, audit entries and events are written together when the transaction
+    /// ends (a batch, see [`CreateBatcher`]); `None`: each write runs at once.
+    deferred: Option<std::sync::Mutex<Deferred>>,
+}
+
+/// Writes of a [`WriteTx`] held back to run as one statement.
+#[derive(Default)]
+struct Deferred {
+    writes: Vec<InsertStatement>,
+    events: Vec<(&'static str, Value)>,
 }
 
 impl WriteTx {
@@ -182,25 +195,62 @@ impl WriteTx {
     }
 
     /// The entitled count of `seat_type`, if this transaction knows it without a query.
-    fn seat_hint(&self, seat_type: &str) -> Option<i64> {
-        match &*lock(&self.seat_hint) {
-            Some((pool, n)) if pool == seat_type => Some(*n),
-            _ => None,
-        }
+    fn seat_count(&self, seat_type: &str) -> Option<i64> {
+        lock(&self.seat_counts).get(seat_type).copied()
+    }
+
+    /// A create's seat decision read the entitled count of `seat_type`.
+    fn know_seat_count(&self, seat_type: &str, n: i64) {
+        lock(&self.seat_counts).insert(seat_type.to_string(), n);
     }
 
     /// A create took a seat of `seat_type`.
     fn seat_taken(&self, seat_type: &str) {
-        if let Some((pool, n)) = &mut *lock(&self.seat_hint) {
-            if pool == seat_type {
-                *n += 1;
-            }
+        if let Some(n) = lock(&self.seat_counts).get_mut(seat_type) {
+            *n += 1;
         }
     }
 
-    /// A write other than a create decides seats: the count is no longer known.
-    fn forget_seat_hint(&self) {
-        lock(&self.seat_hint).take();
+    /// A write other than a create decides seats: the counts are no longer known.
+    fn forget_seat_counts(&self) {
+        lock(&self.seat_counts).clear();
+    }
+
+    /// Holds this transaction's create writes back until [`WriteTx::write_deferred`].
+    fn defer_writes(&mut self) {
+        self.deferred = Some(std::sync::Mutex::default());
+    }
+
+    /// Runs `writes` and appends the event now, or holds them back for
+    /// [`WriteTx::write_deferred`] when the transaction defers its writes.
+    async fn write_with_event(
+        &self,
+        tenant_id: &str,
+        event_type: &'static str,
+        data: Value,
+        writes: Vec<InsertStatement>,
+    ) -> Result<(), StoreError> {
+        match &self.deferred {
+            Some(deferred) => {
+                let mut d = lock(deferred);
+                d.writes.extend(writes);
+                d.events.push((event_type, data));
+            }
+            None => {
+                events::emit_with_writes(&self.tx, tenant_id, event_type, data, writes).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the writes held back, as one statement on PostgreSQL.
+    async fn write_deferred(&self, tenant_id: &str) -> Result<(), StoreError> {
+        let Some(deferred) = &self.deferred else {
+            return Ok(());
+        };
+        let Deferred { writes, events } = std::mem::take(&mut *lock(deferred));
+        events::emit_many_with_writes(&self.tx, tenant_id, &events, writes).await?;
+        Ok(())
     }
 }
 
@@ -299,7 +349,14 @@ impl<'a> Provisioning<'a> {
             status,
             writer,
             audit_head: std::sync::Mutex::new(audit_head),
-            seat_hint: std::sync::Mutex::new(seat_type.zip(in_pool).map(|(t, n)| (t.to_string(), n))),
+            seat_counts: std::sync::Mutex::new(
+                seat_type
+                    .zip(in_pool)
+                    .map(|(t, n)| (t.to_string(), n))
+                    .into_iter()
+                    .collect(),
+            ),
+            deferred: None,
         })
     }
 

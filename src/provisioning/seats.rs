@@ -85,7 +85,7 @@ impl Provisioning<'_> {
         doc: &Value,
     ) -> Result<SeatState, ScimError> {
         if existing.is_some() {
-            w.forget_seat_hint();
+            w.forget_seat_counts();
         }
         // The IdP's explicit choice, else the user's mapped groups, else the default pool.
         let seat_type = match (requested_seat_type(doc), existing) {
@@ -117,11 +117,18 @@ impl Provisioning<'_> {
             None => true,
             Some(e) => !e.active || e.entitled,
         };
-        let hint = existing.is_none().then(|| w.seat_hint(&seat_type)).flatten();
-        let in_use = match hint {
+        // A create counts on what the transaction knows: in a batch, earlier creates' rows may
+        // not be written yet.
+        let known = existing.is_none().then(|| w.seat_count(&seat_type)).flatten();
+        let in_use = match known {
             Some(n) => n,
             None => {
-                user_counts::entitled_in_pool(&w.tx, &tenant.id, &seat_type, existing.map(|e| e.id.as_str())).await?
+                let n = user_counts::entitled_in_pool(&w.tx, &tenant.id, &seat_type, existing.map(|e| e.id.as_str()))
+                    .await?;
+                if existing.is_none() {
+                    w.know_seat_count(&seat_type, n);
+                }
+                n
             }
         };
         let verdict = admit(
@@ -154,7 +161,7 @@ impl Provisioning<'_> {
     /// Gives free seats of `seat_type` to waiting users, oldest first (only while the license
     /// is active: in grace nobody new gets a seat).
     pub(super) async fn promote_waiting(&self, w: &WriteTx, tenant: &Tenant, seat_type: &str) -> Result<(), ScimError> {
-        w.forget_seat_hint();
+        w.forget_seat_counts();
         if w.status != LicenseStatus::Active {
             return Ok(());
         }

@@ -246,8 +246,7 @@ impl Provisioning<'_> {
             &tenant.id,
             self.event(action, &target, existing.map(summary), Some(summary(&row))),
         )));
-        events::emit_with_writes(
-            &w.tx,
+        w.write_with_event(
             &tenant.id,
             event_type(existing, &row),
             events::user_data(&row, access_reason(&row)),

@@ -168,6 +168,12 @@ async fn creates_arriving_together_get_the_answers_they_would_get_alone() {
             .unwrap();
         let transactions: i64 = row.try_get_by_index(0).unwrap();
         assert!(transactions < 20, "{transactions} transactions for 20 creates");
+        let metrics = app.metrics().await;
+        assert!(
+            metrics.contains("seatbridge_create_batches_total{outcome=\"committed\"}"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("seatbridge_batched_creates_total"), "{metrics}");
     }
 }
 
