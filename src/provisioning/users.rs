@@ -11,7 +11,7 @@ use crate::scim::resource::{check_immutable, check_schemas, normalize_resource};
 use crate::scim::schema::ResourceKind;
 use crate::store::entities::user;
 use crate::store::listing::{list_page, reads_at_most_one, ListQuery, Listed};
-use crate::store::{self, user_counts, users, Reader, StoreError};
+use crate::store::{user_counts, users, Reader, StoreError};
 
 /// The plan feature every `/Users` operation needs.
 const USERS_FEATURE: &str = "scim.users";
@@ -227,13 +227,16 @@ impl Provisioning<'_> {
         // A create's rows are written by the statement that writes its event and audit entry
         // (one round trip under the lock on PostgreSQL); an update's row first, as it is
         // checked to exist.
-        let (row, mut writes) = match existing {
-            None => users::insert_statements(&tenant.id, &uuid::Uuid::now_v7().to_string(), doc, &seat)?,
+        let (row, new) = match existing {
+            None => {
+                let new = users::NewUser::new(&tenant.id, &uuid::Uuid::now_v7().to_string(), doc, &seat)?;
+                (new.row.clone(), Some(new))
+            }
             Some(old) => (
                 users::update(&w.tx, old, doc, &seat)
                     .await
                     .map_err(|e| user_name_taken(e, doc))?,
-                Vec::new(),
+                None,
             ),
         };
         let action = if existing.is_some() {
@@ -242,18 +245,14 @@ impl Provisioning<'_> {
             CREATE_ACTION
         };
         let target = format!("User/{}", row.id);
-        writes.push(store::audit::insert_statement(w.next_audit_entry(
+        let entry = w.next_audit_entry(
             &tenant.id,
             self.event(action, &target, existing.map(summary), Some(summary(&row))),
-        )));
-        w.write_with_event(
-            &tenant.id,
-            event_type(existing, &row),
-            events::user_data(&row, access_reason(&row)),
-            writes,
-        )
-        .await
-        .map_err(|e| user_name_taken(e, doc))?;
+        );
+        let event = (event_type(existing, &row), events::user_data(&row, access_reason(&row)));
+        w.write_user_rows(&tenant.id, new, entry, event)
+            .await
+            .map_err(|e| user_name_taken(e, doc))?;
         if let Some(old) = existing.filter(|o| o.entitled && (!row.entitled || o.seat_type != row.seat_type)) {
             self.promote_waiting(w, tenant, &old.seat_type).await?;
         }

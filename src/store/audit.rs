@@ -32,6 +32,12 @@ pub fn insert_statement(entry: audit_entry::Model) -> sea_orm::sea_query::Insert
     audit_entry::Entity::insert(active(entry)).into_query()
 }
 
+/// The insert of many entries (of one chain, in order), for the caller to run.
+pub fn insert_many_statement(entries: Vec<audit_entry::Model>) -> sea_orm::sea_query::InsertStatement {
+    use sea_orm::QueryTrait;
+    audit_entry::Entity::insert_many(entries.into_iter().map(active)).into_query()
+}
+
 fn active(entry: audit_entry::Model) -> audit_entry::ActiveModel {
     audit_entry::ActiveModel {
         tenant_id: Set(entry.tenant_id),

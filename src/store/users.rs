@@ -43,47 +43,76 @@ pub struct SeatState {
     pub reason: &'static str,
 }
 
-/// A new user with its e-mails: the row as it will be, and the inserts that write it, for the
-/// caller to run in the statement that also writes the create's audit entry and event
-/// (`events::emit_with_writes`): on PostgreSQL a create is then one round trip under the
-/// tenant's lock. A taken `userName` fails that statement with [`StoreError::UniqueViolation`].
-pub fn insert_statements(
-    tenant_id: &str,
-    id: &str,
-    doc: &Value,
-    seat: &SeatState,
-) -> Result<(user::Model, Vec<InsertStatement>), StoreError> {
-    let c = columns(doc);
-    let t = now();
-    let model = user::ActiveModel {
-        id: Set(id.to_string()),
-        tenant_id: Set(tenant_id.to_string()),
-        user_name_norm: Set(user_name_norm(doc)),
-        user_name: Set(c.user_name),
-        external_id: Set(c.external_id),
-        display_name_norm: Set(c.display_name.as_deref().map(str::to_lowercase)),
-        display_name: Set(c.display_name),
-        active: Set(c.active),
-        doc: Set(super::doc_text(doc)),
-        version: Set(1),
-        created_at: Set(t),
-        updated_at: Set(t),
-        entitled: Set(seat.entitled),
-        seat_type: Set(seat.seat_type.clone()),
-        entitlement_reason: Set(seat.reason.to_string()),
-        entitlement_updated: Set(Some(t)),
-        seat_since: Set(Some(t)),
-    };
-    let mut writes = vec![user::Entity::insert(model.clone()).into_query()];
-    let emails = email_rows(tenant_id, id, doc);
-    if !emails.is_empty() {
-        writes.push(user_email::Entity::insert_many(emails).into_query());
+/// A new user with its e-mails, not yet written: the row as it will be, and what writes it.
+/// The write path runs its inserts in the statement that also writes the create's audit entry
+/// and event (`events::emit_with_writes`), or, in a batch, with the other creates' rows as
+/// multi-row inserts ([`NewUser::insert_many`]): on PostgreSQL a create is one round trip under
+/// the tenant's lock, or part of one. A taken `userName` fails that statement with
+/// [`StoreError::UniqueViolation`].
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub row: user::Model,
+    active: user::ActiveModel,
+    emails: Vec<user_email::ActiveModel>,
+}
+
+impl NewUser {
+    /// The user `doc` with id `id` and license state `seat`, created now.
+    pub fn new(tenant_id: &str, id: &str, doc: &Value, seat: &SeatState) -> Result<Self, StoreError> {
+        let c = columns(doc);
+        let t = now();
+        let active = user::ActiveModel {
+            id: Set(id.to_string()),
+            tenant_id: Set(tenant_id.to_string()),
+            user_name_norm: Set(user_name_norm(doc)),
+            user_name: Set(c.user_name),
+            external_id: Set(c.external_id),
+            display_name_norm: Set(c.display_name.as_deref().map(str::to_lowercase)),
+            display_name: Set(c.display_name),
+            active: Set(c.active),
+            doc: Set(super::doc_text(doc)),
+            version: Set(1),
+            created_at: Set(t),
+            updated_at: Set(t),
+            entitled: Set(seat.entitled),
+            seat_type: Set(seat.seat_type.clone()),
+            entitlement_reason: Set(seat.reason.to_string()),
+            entitlement_updated: Set(Some(t)),
+            seat_since: Set(Some(t)),
+        };
+        Ok(NewUser {
+            row: sea_orm::TryIntoModel::try_into_model(active.clone())?,
+            emails: email_rows(tenant_id, id, doc),
+            active,
+        })
     }
-    Ok((sea_orm::TryIntoModel::try_into_model(model)?, writes))
+
+    /// The inserts of this user and its e-mails.
+    pub fn statements(self) -> Vec<InsertStatement> {
+        Self::insert_many(vec![self])
+    }
+
+    /// The inserts of many new users: one multi-row insert per table (PostgreSQL plans a
+    /// statement of a few large inserts much faster than one of many small ones).
+    pub fn insert_many(users: Vec<NewUser>) -> Vec<InsertStatement> {
+        let (mut rows, mut emails) = (Vec::with_capacity(users.len()), Vec::new());
+        for u in users {
+            rows.push(u.active);
+            emails.extend(u.emails);
+        }
+        let mut writes = Vec::with_capacity(2);
+        if !rows.is_empty() {
+            writes.push(user::Entity::insert_many(rows).into_query());
+        }
+        if !emails.is_empty() {
+            writes.push(user_email::Entity::insert_many(emails).into_query());
+        }
+        writes
+    }
 }
 
 /// Inserts a new user with its e-mails, statement after statement (the write path runs
-/// [`insert_statements`] with the rest of its create instead).
+/// [`NewUser`]'s inserts with the rest of its create instead).
 pub async fn insert(
     conn: &impl Writer,
     tenant_id: &str,
@@ -91,8 +120,9 @@ pub async fn insert(
     doc: &Value,
     seat: &SeatState,
 ) -> Result<user::Model, StoreError> {
-    let (row, writes) = insert_statements(tenant_id, id, doc, seat)?;
-    for stmt in &writes {
+    let new = NewUser::new(tenant_id, id, doc, seat)?;
+    let row = new.row.clone();
+    for stmt in &new.statements() {
         let mut b = SqlBuilder::new(conn.backend());
         b.query(stmt);
         conn.write(b.build()).await?;
