@@ -101,8 +101,8 @@ fn describe() {
     );
     metrics::describe_counter!(
         CREATE_BATCHES,
-        "Transactions that wrote queued user creates on PostgreSQL, by outcome (committed, alone: \
-         rolled back and run one by one)"
+        "Batches of queued user creates on PostgreSQL, by outcome (committed; single: one create, \
+         written alone; rolled_back: its creates then written one by one)"
     );
     metrics::describe_counter!(
         BATCHED_CREATES,

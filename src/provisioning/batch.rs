@@ -5,8 +5,9 @@
 //! flush under that lock, which bounds a tenant's creates to about 1 / (4 × round trip)
 //! (`bench/RESULTS.md`). Creates queue here instead, and one task per tenant writes everything
 //! that queued while its previous batch ran in one transaction: the lock, the context read, a
-//! read of the taken `userName`s and the commit once for the batch, and one statement per
-//! create (its rows, audit entry and event).
+//! read of the taken `userName`s and the commit once for the batch, and the rows, audit entries
+//! and events of all its creates in multi-row inserts, a statement per 12 KiB of rows
+//! (`DEFERRED_STATEMENT_BYTES`).
 //!
 //! Every create gets the answer it would have got alone. Creates are decided in arrival order,
 //! each against the seats the batch's earlier creates took. A refusal by the license engine
@@ -163,8 +164,10 @@ fn run_writers(runtime: &tokio::runtime::Runtime, inner: Arc<Inner>, mut starts:
     runtime.block_on(writers);
 }
 
-/// Ends a tenant's writer task: its queue entry goes, so that the next create starts a new
-/// writer, even if this one panicked (its waiting creates then answer 503).
+/// Should a tenant's writer task panic, its queue entry goes (its waiting creates then answer
+/// 503), so that the next create starts a new writer. A writer that ends normally has removed
+/// the entry itself, under the lock it found the queue empty under: removing it again here
+/// could take the entry of a writer started since.
 struct WriterGuard<'a> {
     inner: &'a Inner,
     tenant_id: &'a str,
@@ -172,7 +175,9 @@ struct WriterGuard<'a> {
 
 impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
-        lock(&self.inner.queues).remove(self.tenant_id);
+        if std::thread::panicking() {
+            lock(&self.inner.queues).remove(self.tenant_id);
+        }
     }
 }
 
@@ -207,7 +212,7 @@ impl Inner {
     async fn write_batch(&self, batch: Vec<Job>) {
         metrics::counter!(crate::metrics::BATCHED_CREATES).increment(batch.len() as u64);
         if batch.len() == 1 {
-            metrics::counter!(crate::metrics::CREATE_BATCHES, "outcome" => "committed").increment(1);
+            metrics::counter!(crate::metrics::CREATE_BATCHES, "outcome" => "single").increment(1);
             return self.write_alone(batch).await;
         }
         match self.write_together(&batch).await {
@@ -229,7 +234,7 @@ impl Inner {
                 }
             }
             Err(Failure::RolledBack(why)) => {
-                metrics::counter!(crate::metrics::CREATE_BATCHES, "outcome" => "alone").increment(1);
+                metrics::counter!(crate::metrics::CREATE_BATCHES, "outcome" => "rolled_back").increment(1);
                 tracing::info!(tenant = %batch[0].tenant.slug, why, creates = batch.len(), "batch rolled back; its creates run alone");
                 self.write_alone(batch).await;
             }
@@ -276,8 +281,8 @@ impl Inner {
         }
     }
 
-    /// Each create's decision, in order, then every write of the batch in one statement; `Err`
-    /// says why the batch cannot commit.
+    /// Each create's decision, in order, then the writes of the batch; `Err` says why the batch
+    /// cannot commit.
     async fn decide_and_write(&self, w: &WriteTx, batch: &[Job]) -> Result<Vec<Outcome>, String> {
         // A usage-capped license counts each create before its seat decision, which can still
         // refuse it: alone, the refusal rolls the count back; in a batch it would stay.
