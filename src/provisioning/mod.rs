@@ -266,12 +266,10 @@ impl WriteTx {
         let Some(deferred) = &self.deferred else {
             return Ok(());
         };
-        let mut held = std::mem::take(&mut *lock(deferred)).into_iter().peekable();
-        while held.peek().is_some() {
-            let (mut users, mut audit, mut events, mut bytes) = (Vec::new(), Vec::new(), Vec::new(), 0);
-            while let Some(write) = held.next_if(|w| events.is_empty() || bytes + w.size() <= DEFERRED_STATEMENT_BYTES)
-            {
-                bytes += write.size();
+        let held = std::mem::take(&mut *lock(deferred));
+        for group in split_by_size(held, DeferredWrite::size, DEFERRED_STATEMENT_BYTES) {
+            let (mut users, mut audit, mut events) = (Vec::new(), Vec::new(), Vec::new());
+            for write in group {
                 users.extend(write.user);
                 audit.push(write.audit);
                 events.push(write.event);
@@ -282,6 +280,27 @@ impl WriteTx {
         }
         Ok(())
     }
+}
+
+/// `items` in order, in groups of at most `budget` by `size`; an item larger than the budget
+/// forms a group of its own.
+fn split_by_size<T>(items: Vec<T>, size: impl Fn(&T) -> usize, budget: usize) -> Vec<Vec<T>> {
+    let mut groups: Vec<Vec<T>> = Vec::new();
+    let mut used = 0;
+    for item in items {
+        let n = size(&item);
+        match groups.last_mut() {
+            Some(group) if used + n <= budget => {
+                used += n;
+                group.push(item);
+            }
+            _ => {
+                used = n;
+                groups.push(vec![item]);
+            }
+        }
+    }
+    groups
 }
 
 /// A mutex of a [`WriteTx`]: only its own request uses it, so a poisoned one still holds what
@@ -593,6 +612,13 @@ fn group_resource(row: &group::Model, doc: Value) -> StoredResource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_writes_split_in_order_within_the_budget() {
+        let groups = split_by_size(vec![4, 4, 4, 9, 1, 20, 2], |n| *n, 10);
+        assert_eq!(groups, vec![vec![4, 4], vec![4], vec![9, 1], vec![20], vec![2]]);
+        assert!(split_by_size(Vec::<usize>::new(), |n| *n, 10).is_empty());
+    }
 
     #[test]
     fn etags_compare_weakly_and_accept_star() {
