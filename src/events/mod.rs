@@ -42,21 +42,10 @@ pub async fn emit(conn: &impl Writer, tenant_id: &str, event_type: &str, data: V
     emit_many(conn, tenant_id, &[(event_type, data)]).await
 }
 
-/// [`emit`], with other inserts of the write (its rows, its audit entry) made by the same
-/// statement on PostgreSQL (round trips saved under the tenant's lock), in order before it on
-/// SQLite.
+/// [`emit_many`], with other inserts of the write (its rows, its audit entries) made by the
+/// same statement on PostgreSQL (round trips saved under the tenant's lock), in order before it
+/// on SQLite.
 pub async fn emit_with_writes(
-    conn: &impl Writer,
-    tenant_id: &str,
-    event_type: &str,
-    data: Value,
-    writes: Vec<sea_orm::sea_query::InsertStatement>,
-) -> Result<u64, StoreError> {
-    append(conn, tenant_id, &[(event_type, data)], writes).await
-}
-
-/// [`emit_with_writes`] for many events.
-pub async fn emit_many_with_writes(
     conn: &impl Writer,
     tenant_id: &str,
     events: &[(&str, Value)],

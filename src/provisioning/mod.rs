@@ -256,7 +256,7 @@ impl WriteTx {
         }
         let mut writes = new.map(store::users::NewUser::statements).unwrap_or_default();
         writes.push(store::audit::insert_statement(entry));
-        events::emit_with_writes(&self.tx, tenant_id, event.0, event.1, writes).await?;
+        events::emit_with_writes(&self.tx, tenant_id, &[event], writes).await?;
         Ok(())
     }
 
@@ -276,7 +276,7 @@ impl WriteTx {
             }
             let mut writes = store::users::NewUser::insert_many(users);
             writes.push(store::audit::insert_many_statement(audit));
-            events::emit_many_with_writes(&self.tx, tenant_id, &events, writes).await?;
+            events::emit_with_writes(&self.tx, tenant_id, &events, writes).await?;
         }
         Ok(())
     }
