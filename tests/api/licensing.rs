@@ -2,7 +2,7 @@
 //! audit chain — on the real server and database.
 
 use reqwest::Method;
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -174,6 +174,78 @@ async fn creates_arriving_together_get_the_answers_they_would_get_alone() {
             "{metrics}"
         );
         assert!(metrics.contains("seatbridge_batched_creates_total"), "{metrics}");
+    }
+}
+
+/// A create that fails in the database (here a trigger refuses one userName) fails alone: on
+/// PostgreSQL its batch is rolled back and every create of it runs again alone, so the others
+/// still land, once, with an intact audit chain, and nothing of the failed one stays.
+#[tokio::test]
+async fn a_create_failing_in_the_database_fails_alone() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("faulty", "team", 100).await;
+    let postgres = app.config.database_url.starts_with("postgres");
+    if postgres {
+        app.sql(
+            "CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.user_name = 'boom' THEN RAISE EXCEPTION 'boom refused'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER refuse_boom BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION refuse_boom()",
+        )
+        .await;
+    } else {
+        app.sql(
+            "CREATE TRIGGER refuse_boom BEFORE INSERT ON users WHEN NEW.user_name = 'boom' \
+             BEGIN SELECT RAISE(FAIL, 'boom refused'); END",
+        )
+        .await;
+    }
+    let names: Vec<String> = (0..30)
+        .map(|i| {
+            if i == 15 {
+                "boom".to_string()
+            } else {
+                format!("fine{i}")
+            }
+        })
+        .collect();
+    let creates = futures_util::future::join_all(names.iter().map(|n| t.create_user(n, true)));
+    let results = if postgres {
+        // Hold the tenant's lock until every create has queued: the first waits for it alone,
+        // the other 29 then form one batch with `boom` in it.
+        let lock = app.db.begin().await.unwrap();
+        lock.execute_unprepared(&format!(
+            "SELECT id FROM tenants WHERE id = '{}' FOR UPDATE",
+            t.tenant_id
+        ))
+        .await
+        .unwrap();
+        let release = async {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            lock.rollback().await.unwrap();
+        };
+        tokio::join!(creates, release).0
+    } else {
+        creates.await
+    };
+    for (name, (status, body)) in names.iter().zip(&results) {
+        if name == "boom" {
+            assert!(*status >= 400 && body["schemas"][0] == ERROR, "{status} {body}");
+        } else {
+            assert_eq!(*status, 201, "{name}: {body}");
+        }
+    }
+    let (_, list) = t.get("/Users?count=100").await;
+    assert_eq!(list["totalResults"], json!(29));
+    let (_, boom) = t.get("/Users?filter=userName%20eq%20%22boom%22").await;
+    assert_eq!(boom["totalResults"], json!(0));
+    let check = seatbridge::audit::verify(&app.db, &t.tenant_id).await.unwrap();
+    assert_eq!((check.entries, check.broken_at.clone()), (29, None), "{check:?}");
+    if postgres {
+        let metrics = app.metrics().await;
+        assert!(
+            metrics.contains("seatbridge_create_batches_total{outcome=\"rolled_back\"}"),
+            "{metrics}"
+        );
     }
 }
 
