@@ -111,6 +111,24 @@ async fn concurrent_creates_never_exceed_the_seat_count() {
     assert_eq!(t.entitled().await, 10);
 }
 
+/// Runs `requests` while, on PostgreSQL, the test holds the tenant's row lock for 2 s: creates
+/// sent meanwhile all queue behind the first, so they are written in batches whatever the
+/// machine's speed. (SQLite: `requests` alone.)
+async fn while_tenant_locked<F: std::future::Future>(app: &TestApp, tenant_id: &str, requests: F) -> F::Output {
+    if !app.config.database_url.starts_with("postgres") {
+        return requests.await;
+    }
+    let lock = app.db.begin().await.unwrap();
+    lock.execute_unprepared(&format!("SELECT id FROM tenants WHERE id = '{tenant_id}' FOR UPDATE"))
+        .await
+        .unwrap();
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        lock.rollback().await.unwrap();
+    };
+    tokio::join!(requests, release).0
+}
+
 /// Creates that arrive together (on PostgreSQL written in shared transactions, see
 /// `provisioning::batch`) each get the answer they would get alone: a seat while one is free,
 /// 403 after, 409 for a `userName` taken in any case; every refusal is audited in an intact chain,
@@ -121,7 +139,8 @@ async fn creates_arriving_together_get_the_answers_they_would_get_alone() {
     let t = app.tenant("crowd", "team", 20).await;
     let mut names: Vec<String> = (0..40).map(|i| format!("crowd{i}")).collect();
     names.extend((0..8).map(|i| format!("CROWD{i}")));
-    let results = futures_util::future::join_all(names.iter().map(|n| t.create_user(n, true))).await;
+    let creates = futures_util::future::join_all(names.iter().map(|n| t.create_user(n, true)));
+    let results = while_tenant_locked(&app, &t.tenant_id, creates).await;
     let with = |status: u16| results.iter().filter(|(s, _)| *s == status).count();
     let (created, refused, taken) = (with(201), with(403), with(409));
     assert_eq!((created, created + refused + taken), (20, 48), "{results:?}");
@@ -208,25 +227,9 @@ async fn a_create_failing_in_the_database_fails_alone() {
             }
         })
         .collect();
+    // The first create waits for the lock alone, the other 29 then form one batch with `boom`.
     let creates = futures_util::future::join_all(names.iter().map(|n| t.create_user(n, true)));
-    let results = if postgres {
-        // Hold the tenant's lock until every create has queued: the first waits for it alone,
-        // the other 29 then form one batch with `boom` in it.
-        let lock = app.db.begin().await.unwrap();
-        lock.execute_unprepared(&format!(
-            "SELECT id FROM tenants WHERE id = '{}' FOR UPDATE",
-            t.tenant_id
-        ))
-        .await
-        .unwrap();
-        let release = async {
-            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-            lock.rollback().await.unwrap();
-        };
-        tokio::join!(creates, release).0
-    } else {
-        creates.await
-    };
+    let results = while_tenant_locked(&app, &t.tenant_id, creates).await;
     for (name, (status, body)) in names.iter().zip(&results) {
         if name == "boom" {
             assert!(*status >= 400 && body["schemas"][0] == ERROR, "{status} {body}");
