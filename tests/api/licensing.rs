@@ -218,18 +218,26 @@ async fn a_create_failing_in_the_database_fails_alone() {
         )
         .await;
     }
-    let names: Vec<String> = (0..30)
+    // `lead` is written first, alone, waiting for the lock; the 29 sent after it queue behind
+    // it and form one batch with `boom` in it.
+    let names: Vec<String> = (0..29)
         .map(|i| {
-            if i == 15 {
+            if i == 14 {
                 "boom".to_string()
             } else {
                 format!("fine{i}")
             }
         })
         .collect();
-    // The first create waits for the lock alone, the other 29 then form one batch with `boom`.
-    let creates = futures_util::future::join_all(names.iter().map(|n| t.create_user(n, true)));
-    let results = while_tenant_locked(&app, &t.tenant_id, creates).await;
+    let rest = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        futures_util::future::join_all(names.iter().map(|n| t.create_user(n, true))).await
+    };
+    let ((lead, _), results) = while_tenant_locked(&app, &t.tenant_id, async {
+        tokio::join!(t.create_user("lead", true), rest)
+    })
+    .await;
+    assert_eq!(lead, 201);
     for (name, (status, body)) in names.iter().zip(&results) {
         if name == "boom" {
             assert!(*status >= 400 && body["schemas"][0] == ERROR, "{status} {body}");
