@@ -64,7 +64,7 @@ impl NewUser {
         let active = user::ActiveModel {
             id: Set(id.to_string()),
             tenant_id: Set(tenant_id.to_string()),
-            user_name_norm: Set(user_name_norm(doc)),
+            user_name_norm: Set(c.user_name.to_lowercase()),
             user_name: Set(c.user_name),
             external_id: Set(c.external_id),
             display_name_norm: Set(c.display_name.as_deref().map(str::to_lowercase)),
