@@ -37,7 +37,10 @@ pub fn generate_token() -> String {
 
 /// The stored form of a token.
 pub fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    // Into a buffer: `hex::encode` collects the digits one `char` at a time, on every request.
+    let mut digits = [0u8; 64];
+    let _ = hex::encode_to_slice(Sha256::digest(token.as_bytes()), &mut digits);
+    String::from_utf8_lossy(&digits).into_owned()
 }
 
 fn bearer_token(req: &HttpRequest) -> Result<&str, ScimError> {

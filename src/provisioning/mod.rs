@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DbBackend};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::audit;
 use crate::auth::Tenant;
@@ -47,8 +47,12 @@ pub struct StoredResource {
 #[derive(Debug, Clone)]
 pub enum Document {
     Parsed(Value),
-    Stored { text: String, added: Map<String, Value> },
+    Stored { text: String, added: Added },
 }
+
+/// What the server adds to a stored document, by attribute name, in order. A handful of
+/// entries with fixed names: a list, where a map's hashing showed in the profile of a GET.
+pub type Added = Vec<(&'static str, Value)>;
 
 impl Document {
     /// The document as a tree, the added attributes merged in by [`merge_attribute`].
@@ -74,13 +78,13 @@ pub fn merge_attribute(stored: &mut Value, added: Value) {
     }
 }
 
-fn merge_added(doc: &mut Value, added: Map<String, Value>) {
+fn merge_added(doc: &mut Value, added: Added) {
     let Value::Object(obj) = doc else { return };
     for (key, value) in added {
-        match obj.get_mut(&key) {
+        match obj.get_mut(key) {
             Some(stored) => merge_attribute(stored, value),
             None => {
-                obj.insert(key, value);
+                obj.insert(key.to_string(), value);
             }
         }
     }
@@ -582,10 +586,10 @@ fn stored_user(row: user::Model, groups: Option<Vec<Value>>) -> StoredResource {
 /// it). The verdict merges into the stored block, which keeps `seatType`, what the IdP asked
 /// for; `seatPool` is the pool the user is actually in (asked for, from a mapped group, or the
 /// default).
-fn user_added(row: &user::Model, groups: Option<Vec<Value>>) -> Map<String, Value> {
-    let mut added = Map::new();
+fn user_added(row: &user::Model, groups: Option<Vec<Value>>) -> Added {
+    let mut added = Added::with_capacity(2);
     if let Some(g) = groups.filter(|g| !g.is_empty()) {
-        added.insert("groups".into(), Value::Array(g));
+        added.push(("groups", Value::Array(g)));
     }
     let mut verdict = json!({
         "seatPool": row.seat_type,
@@ -595,7 +599,7 @@ fn user_added(row: &user::Model, groups: Option<Vec<Value>>) -> Map<String, Valu
     if let Some(t) = &row.entitlement_updated {
         verdict["entitlementUpdated"] = json!(format_datetime(t));
     }
-    added.insert(SEATBRIDGE_USER_SCHEMA.into(), verdict);
+    added.push((SEATBRIDGE_USER_SCHEMA, verdict));
     added
 }
 

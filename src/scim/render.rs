@@ -13,12 +13,12 @@ use std::io::Write as _;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::projection::Projection;
 use super::resource::{etag, format_datetime, render, ResourceMeta};
 use super::schema::{AttributeDef, ResourceTypeDef, Returned, LIST_RESPONSE_SCHEMA};
-use crate::provisioning::{merge_attribute, Document, StoredResource};
+use crate::provisioning::{merge_attribute, Added, Document, StoredResource};
 
 /// Renders a stored resource as a tree: `$ref`s, `meta`, then the projection.
 pub fn render_stored(rt: &ResourceTypeDef, stored: StoredResource, base: &str, projection: &Projection) -> Value {
@@ -112,17 +112,18 @@ fn write_from_text(
     out: &mut Vec<u8>,
     rt: &ResourceTypeDef,
     text: &str,
-    added: &Map<String, Value>,
+    added: &Added,
     meta: &ResourceMeta,
     base: &str,
 ) -> Option<()> {
     let Members(members) = serde_json::from_str(text).ok()?;
+    let added_to = |key: &str| added.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
     for (i, (key, raw)) in members.iter().enumerate() {
-        if members[..i].iter().any(|(k, _)| k == key) || !copies_as_stored(rt, key, raw, added.contains_key(*key)) {
+        if members[..i].iter().any(|(k, _)| k == key) || !copies_as_stored(rt, key, raw, added_to(key).is_some()) {
             return None;
         }
     }
-    let present = |id: &str| added.contains_key(id) || members.iter().any(|(k, _)| *k == id);
+    let present = |id: &str| added_to(id).is_some() || members.iter().any(|(k, _)| *k == id);
     out.extend_from_slice(b"{\"schemas\":[");
     write_json(out, &rt.core.id);
     for ext in rt.extensions.iter().filter(|e| present(&e.id)) {
@@ -135,7 +136,7 @@ fn write_from_text(
         out.push(b',');
         write_json(out, key);
         out.push(b':');
-        match added.get(*key) {
+        match added_to(key) {
             Some(over) => {
                 let mut value = serde_json::from_str(raw.get()).ok()?;
                 merge_attribute(&mut value, over.clone());
@@ -321,7 +322,12 @@ mod tests {
     const BASE: &str = "https://sb.example/scim/v2/t";
 
     fn stored(text: &str, added: Value) -> StoredResource {
-        let added = added.as_object().cloned().unwrap();
+        let added = added
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (&*k.clone().leak(), v.clone()))
+            .collect();
         StoredResource {
             id: "0193-id".into(),
             doc: Document::Stored {

@@ -21,6 +21,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -344,27 +345,21 @@ where
     E::ActiveModel: TryIntoModel<E::Model>,
 {
     let mut prepared = conn.prepare_cached(&stmt.sql)?;
-    // The names are read once: `Statement::column_index` asks SQLite for every column's name
-    // on each call, which for a user row was 3 % of a `GET /Users/{id}` (perf).
-    let names = prepared.column_names();
-    let index = |name: &str| {
-        names
-            .iter()
-            .position(|n| n.eq_ignore_ascii_case(name))
-            .ok_or_else(|| rusqlite::Error::InvalidColumnName(name.to_string()))
+    let plan = column_plan::<E>(&prepared, &stmt.sql)?;
+    let columns = E::Column::iter().zip(plan.columns.iter());
+    let extra = match (extra, plan.extra) {
+        (false, _) => None,
+        (true, Some(i)) => Some(i),
+        (true, None) => return Err(rusqlite::Error::InvalidColumnName("extra".into())),
     };
-    let columns = E::Column::iter()
-        .map(|c| Ok((c, index(c.as_str())?, c.def().get_column_type().clone())))
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let extra = if extra { Some(index("extra")?) } else { None };
     let mut rows = prepared.query(rusqlite::params_from_iter(params(stmt)?))?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         let mut model = E::ActiveModel::default();
-        for (column, index, ty) in &columns {
+        for (column, (index, ty)) in columns.clone() {
             let value = decode(ty, row.get_ref(*index)?).map_err(|e| conversion(*index, e))?;
             model
-                .try_set(*column, value)
+                .try_set(column, value)
                 .map_err(|e| conversion(*index, e.to_string()))?;
         }
         let model = model.try_into_model().map_err(|e| conversion(0, e.to_string()))?;
@@ -375,6 +370,54 @@ where
         out.push((model, extra));
     }
     Ok(out)
+}
+
+/// Where a statement's columns are, for decoding its rows as an entity's models: for each of the
+/// entity's columns (in `Column::iter` order) its index and declared type, and the index of
+/// `extra`, if the statement reads one.
+#[derive(Debug)]
+struct ColumnPlan {
+    columns: Vec<(usize, ColumnType)>,
+    extra: Option<usize>,
+}
+
+/// Statements whose column plans a thread keeps before it starts over (list pages write their
+/// bounds as literals, so the statements a process sees are not a fixed set).
+const MAX_COLUMN_PLANS: usize = 256;
+
+thread_local! {
+    /// Column plans by entity (its type name) and SQL text. Working one out asks SQLite for
+    /// every column's name and builds each column's definition: for a user row that was 9 % of
+    /// the instructions of a `GET /Users/{id}` (callgrind, `bench/RESULTS.md`).
+    static COLUMN_PLANS: RefCell<HashMap<&'static str, HashMap<String, Rc<ColumnPlan>>>> = RefCell::new(HashMap::new());
+}
+
+/// `E`'s column plan for the prepared statement `sql`, worked out on its first use on a thread.
+fn column_plan<E: EntityTrait>(prepared: &rusqlite::Statement<'_>, sql: &str) -> rusqlite::Result<Rc<ColumnPlan>> {
+    let entity = std::any::type_name::<E>();
+    if let Some(plan) = COLUMN_PLANS.with(|c| c.borrow().get(entity).and_then(|m| m.get(sql)).cloned()) {
+        return Ok(plan);
+    }
+    let names = prepared.column_names();
+    let index = |name: &str| names.iter().position(|n| n.eq_ignore_ascii_case(name));
+    let columns = E::Column::iter()
+        .map(|c| {
+            let i = index(c.as_str()).ok_or_else(|| rusqlite::Error::InvalidColumnName(c.as_str().to_string()))?;
+            Ok((i, c.def().get_column_type().clone()))
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let plan = Rc::new(ColumnPlan {
+        columns,
+        extra: index("extra"),
+    });
+    COLUMN_PLANS.with(|c| {
+        let mut plans = c.borrow_mut();
+        if plans.values().map(HashMap::len).sum::<usize>() >= MAX_COLUMN_PLANS {
+            plans.clear();
+        }
+        plans.entry(entity).or_default().insert(sql.to_string(), plan.clone());
+    });
+    Ok(plan)
 }
 
 /// The integer column `n` of `stmt`'s first row (0 without a row).
