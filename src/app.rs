@@ -299,12 +299,33 @@ pub struct RequestId(pub String);
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// A request in flight for the point reads (`store::read_snapshots`): they may hold a read
+/// snapshot while it lasts, and once it has ended (answered, failed or dropped) a timer on this
+/// worker gives that snapshot up if no later request does.
+struct ReadScope(crate::store::read_snapshots::RequestScope);
+
+impl ReadScope {
+    fn enter() -> Self {
+        ReadScope(crate::store::read_snapshots::RequestScope::enter())
+    }
+}
+
+impl Drop for ReadScope {
+    fn drop(&mut self) {
+        // Only ever made in the middleware below, on an actix worker: spawning is possible.
+        if let Some(release) = crate::store::read_snapshots::releaser() {
+            actix_web::rt::spawn(release);
+        }
+    }
+}
+
 /// Gives every request an id (the client's `X-Request-Id` when it is sane, else a new UUID),
 /// a tracing span carrying it and the tenant, and one log line with status and latency.
 async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let _reads = ReadScope::enter();
     let request_id = req
         .headers()
         .get(&REQUEST_ID)

@@ -14,6 +14,7 @@ pub mod groups;
 pub mod listing;
 pub mod page_cursors;
 pub mod point_reads;
+pub mod read_snapshots;
 pub mod seat_mappings;
 pub mod sql;
 pub mod tenants;

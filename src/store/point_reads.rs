@@ -15,8 +15,9 @@
 //! stays on the pool. On PostgreSQL, and on an in-memory SQLite database (which a second
 //! connection could not see), point reads use the pool.
 //!
-//! The connection is `query_only`. It sees every write committed through the pool, since each
-//! statement runs in a read transaction of its own (WAL).
+//! The connection is `query_only`. It sees every write committed before the read began: in a
+//! request it reads through a snapshot held as long as nothing commits (`store::read_snapshots`),
+//! elsewhere each statement runs in a read transaction of its own (WAL).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -33,6 +34,7 @@ use sea_orm::{
     IdenStatic, Iterable, Statement, TryIntoModel,
 };
 
+use super::read_snapshots::ReadConnection;
 use super::DbSettings;
 
 /// One row read as an entity's model, with the text of its `extra` column when asked for (an
@@ -281,7 +283,26 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 thread_local! {
     /// This thread's connections, by [`DirectSqlite::id`] (a process can serve several
     /// databases: the integration tests run many servers in one process).
-    static CONNECTIONS: RefCell<HashMap<u64, rusqlite::Connection>> = RefCell::new(HashMap::new());
+    static CONNECTIONS: RefCell<HashMap<u64, ReadConnection>> = RefCell::new(HashMap::new());
+}
+
+/// Whether any of this thread's point-read connections holds a read snapshot.
+pub(super) fn holds_snapshots() -> bool {
+    CONNECTIONS.with(|cell| {
+        cell.try_borrow()
+            .map_or(true, |c| c.values().any(ReadConnection::holds_snapshot))
+    })
+}
+
+/// Gives up this thread's held read snapshots that are `age` old or older (see
+/// [`super::read_snapshots`]).
+pub(super) fn release_snapshots(age: Duration) {
+    CONNECTIONS.with(|cell| {
+        // Never borrowed across an await: a timer cannot fire in the middle of a read.
+        if let Ok(mut conns) = cell.try_borrow_mut() {
+            conns.values_mut().for_each(|c| c.release_if_older(age));
+        }
+    });
 }
 
 /// The longest a point read waits for a locked database. In WAL mode readers are not blocked by
@@ -311,9 +332,11 @@ impl DirectSqlite {
             let mut conns = cell.borrow_mut();
             let conn = match conns.entry(self.id) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => e.insert(self.open().map_err(db_err)?),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(ReadConnection::new(self.open().map_err(db_err)?, &self.path))
+                }
             };
-            f(conn).map_err(db_err)
+            f(conn.for_read(|| self.writer.wake_checkpointer())).map_err(db_err)
         })
     }
 

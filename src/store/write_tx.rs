@@ -166,6 +166,8 @@ pub struct DirectWriter {
     /// Writes, commits and background checkpoints so far (writes per commit show how well
     /// batching works).
     counts: Arc<[AtomicU64; 3]>,
+    /// Wakes the background checkpointer (see [`spawn_checkpointer`]); started on first use.
+    checkpointer: Arc<OnceLock<Option<SyncSender<()>>>>,
 }
 
 /// Counts of a [`DirectWriter`]'s work.
@@ -183,8 +185,6 @@ pub struct WriteCounts {
 #[derive(Debug, Default)]
 struct WriterState {
     conn: Option<rusqlite::Connection>,
-    /// Wakes the background checkpointer after a commit (see [`spawn_checkpointer`]).
-    checkpoints: Option<SyncSender<()>>,
     /// The open transaction, if any, and how many finished writes it carries.
     batch: Option<Arc<Batch>>,
     members: usize,
@@ -224,6 +224,21 @@ impl DirectWriter {
             state: Arc::default(),
             waiting: Arc::default(),
             counts: Arc::default(),
+            checkpointer: Arc::default(),
+        }
+    }
+
+    /// Asks the background checkpointer to copy the WAL's committed frames into the database
+    /// (after a commit; and from readers that found frames left to copy, such as the pool's
+    /// commits leave). Never waits: a wake-up already pending covers this one too.
+    pub(super) fn wake_checkpointer(&self) {
+        let wake = self.checkpointer.get_or_init(|| {
+            spawn_checkpointer(self.path.clone(), self.counts.clone())
+                .map_err(|e| tracing::warn!(error = %e, "no background checkpointer; the writer checkpoints"))
+                .ok()
+        });
+        if let Some(wake) = wake {
+            let _ = wake.try_send(());
         }
     }
 
@@ -258,9 +273,6 @@ impl DirectWriter {
         let mut state = self.lock().await;
         if state.conn.is_none() {
             state.conn = Some(self.open().map_err(store_err)?);
-            state.checkpoints = spawn_checkpointer(self.path.clone(), self.counts.clone())
-                .map_err(|e| tracing::warn!(error = %e, "no background checkpointer; the writer checkpoints"))
-                .ok();
         }
         if state.batch.is_none() {
             self.begin_immediate(&state).await?;
@@ -309,7 +321,7 @@ impl DirectWriter {
                 () = &mut done => {}
                 mut state = self.lock() => {
                     if state.batch.as_ref().is_some_and(|open| Arc::ptr_eq(open, batch)) {
-                        return commit_batch(&mut state, &self.counts).map_err(StoreError::from);
+                        return commit_batch(&mut state, self).map_err(StoreError::from);
                     }
                 }
             }
@@ -397,17 +409,15 @@ fn execute(state: &WriterState, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// Commits the open batch and records the outcome for every write it carries.
-fn commit_batch(state: &mut WriterState, counts: &[AtomicU64; 3]) -> Result<(), Failure> {
+fn commit_batch(state: &mut WriterState, writer: &DirectWriter) -> Result<(), Failure> {
+    let counts = &writer.counts;
     let writes = state.members as u64;
     let outcome = execute(state, "COMMIT").map_err(|e| Failure {
         unavailable: is_busy(&e),
         message: format!("sqlite commit: {e}"),
     });
     if outcome.is_ok() {
-        if let Some(wake) = &state.checkpoints {
-            // Full means a wake-up is already pending, which covers this commit too.
-            let _ = wake.try_send(());
-        }
+        writer.wake_checkpointer();
         counts[0].fetch_add(writes, Ordering::Relaxed);
         counts[1].fetch_add(1, Ordering::Relaxed);
         metrics::counter!(crate::metrics::SQLITE_WRITES).increment(writes);
@@ -476,7 +486,7 @@ impl DirectTx {
         }
         state.members += 1;
         if self.writer.waiting.load(Ordering::SeqCst) == 0 || state.members >= MAX_BATCH {
-            return commit_batch(&mut state, &self.writer.counts).map_err(StoreError::from);
+            return commit_batch(&mut state, &self.writer).map_err(StoreError::from);
         }
         let Some(batch) = state.batch.clone() else {
             return Err(StoreError::Db(DbErr::Custom("no open write batch".into())));
