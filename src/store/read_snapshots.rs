@@ -10,16 +10,17 @@
 //! So while requests are in flight on a thread, its point-read connection keeps one read
 //! transaction open and reads through it, for as long as nothing has committed since it began,
 //! when every frame of the WAL was already copied into the database at its beginning (see
-//! [`WalIndex::header_if_copied`]; under writes, reads run as before).
+//! [`WalIndex::state`]; while writes go on, reads mostly run as before).
 //! "Nothing has committed" is read from the WAL index header, which every commit rewrites (by any
 //! connection, in this process or another: the `seatbridge` CLI included) before it returns:
 //! the header is read with one `pread` before the snapshot begins and before each reuse, and
 //! any difference (or a failed read) starts a new snapshot. A request that follows a write's
 //! response therefore always reads what the write committed.
 //!
-//! A held snapshot keeps the WAL from being checkpointed past it and from restarting, so it is
-//! also given up when it is [`MAX_SNAPSHOT_AGE`] old: at the next read, or by a timer
-//! ([`releaser`]) when the worker has gone idle. Only reads inside a request ([`RequestScope`])
+//! A held snapshot keeps the checkpointer from copying frames committed after it began, so it
+//! is also given up when it is [`MAX_SNAPSHOT_AGE`] old: at the next read, or by a timer
+//! ([`releaser`]) when the worker has gone idle. The age limit also bounds what a header that
+//! stops changing could hide (a `-shm` file replaced under a running server): 5 ms. Only reads inside a request ([`RequestScope`])
 //! hold one; elsewhere (background tasks, tests) reads run in autocommit as before. Without a
 //! readable `-shm` file (another journal mode) nothing is held.
 
