@@ -211,3 +211,20 @@ pub async fn render(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(handle.render())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        assert_eq!(method_label("PATCH"), "PATCH");
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("BREW"), "other");
+        assert_eq!(
+            method_label("get"),
+            "other",
+            "methods are case-sensitive (RFC 9110 §9.1)"
+        );
+    }
+}
