@@ -77,6 +77,24 @@ def http(method, url, token=None, body=None):
         return e.code, e.read().decode(errors="replace")
 
 
+def wait_for_check_index(base, users, timeout=120.0):
+    """Asks one check, which starts indexing the tenant's users, and waits until the index holds
+    them all (the `seatbridge_check_index_users` gauge): what a server does once, at its first
+    check of a tenant. Returns the seconds it took, or None if the index never filled."""
+    started = time.monotonic()
+    http("GET", f"{base}/api/v1/entitlements/check?tenant=bench&user=u1", SERVICE_TOKEN)
+    want = f'seatbridge_check_index_users{{tenant="bench"}} {users}'
+    while time.monotonic() - started < timeout:
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as resp:
+            if want in resp.read().decode().splitlines():
+                took = round(time.monotonic() - started, 2)
+                log(f"check index of {users:,} users built in {took} s")
+                return took
+        time.sleep(0.05)
+    log(f"check index of {users:,} users not built within {timeout} s")
+    return None
+
+
 def wait_http(url, timeout=30.0, any_status=False):
     """Polls until url answers 200 (any HTTP answer with any_status); returns seconds waited."""
     start = time.perf_counter()
@@ -398,7 +416,10 @@ def bench_seatbridge(binary, backend, size, args, results):
             if mode == "walk":
                 r = run_walk(sb.base, sb.token, size, args.walk_seconds)
             else:
+                index_s = wait_for_check_index(sb.base, size + 1) if mode == "check" else None
                 r = run_wrk(sb.base, sb.wrk_env(mode), args)
+                if index_s is not None:
+                    r["index_build_s"] = index_s
             r["rss_mb"], r["peak_rss_mb"] = rss_mb(pid)
             row["scenarios"][mode] = r
             log(f"{backend} {size:,} {label}: {r}")

@@ -110,7 +110,7 @@ impl Application {
                 source,
             })?;
         let sweep_interval = config.sweep_interval;
-        let entitlements = Arc::new(EntitlementCache::new(config.entitlement_ttl));
+        let entitlements = Arc::new(EntitlementCache::new(config.entitlement_ttl, config.check_index_users));
         let signals = Signals::new(entitlements.clone());
         let relay = config.relay.clone();
         let keys = Arc::new(match &config.signing_key {

@@ -323,6 +323,10 @@ pub struct ServeArgs {
     /// whose query runs longer gets a 503; migrations are not limited.
     #[arg(long, env = "SEATBRIDGE_DB_STATEMENT_TIMEOUT_SECS", default_value_t = crate::config::DEFAULT_DB_STATEMENT_TIMEOUT_SECS)]
     pub db_statement_timeout_secs: u64,
+    /// Users the entitlement check keeps in memory, over all tenants (about 70 bytes each);
+    /// a tenant that does not fit is checked by reading the user. 0 turns the index off.
+    #[arg(long, env = "SEATBRIDGE_CHECK_INDEX_USERS", default_value_t = crate::entitlements::DEFAULT_INDEX_USERS)]
+    pub check_index_users: usize,
 }
 
 /// `plan …`.
@@ -570,6 +574,7 @@ async fn serve(database_url: String, args: ServeArgs) -> Result<(), CliError> {
     });
     config.db_max_connections = args.db_max_connections.max(1);
     config.sqlite_cache_kib = args.sqlite_cache_kib;
+    config.check_index_users = args.check_index_users;
     config.db_statement_timeout = std::time::Duration::from_secs(args.db_statement_timeout_secs);
     tracing::info!(config = ?config, "starting seatbridge");
     let db = open_with(&config.db_settings()).await?;

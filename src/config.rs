@@ -138,6 +138,8 @@ pub struct Config {
     pub service_token: Option<String>,
     /// How long an entitlement cache entry may be served before it is re-read.
     pub entitlement_ttl: Duration,
+    /// Users the entitlement check indexes in memory, over all tenants (0: none).
+    pub check_index_users: usize,
     /// Directory of the license-signing key file (`license-keys.json`, mode 0600).
     pub key_dir: std::path::PathBuf,
     /// A signing key given directly (base64url Ed25519 secret); overrides `key_dir`.
@@ -182,6 +184,7 @@ impl Default for Config {
             operator_token: None,
             service_token: None,
             entitlement_ttl: Duration::from_secs(5),
+            check_index_users: crate::entitlements::DEFAULT_INDEX_USERS,
             key_dir: "seatbridge-keys".into(),
             signing_key: None,
             sweep_interval: Duration::from_secs(60),
@@ -221,6 +224,7 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("db_max_connections", &self.db_max_connections)
             .field("sqlite_cache_kib", &self.sqlite_cache_kib)
+            .field("check_index_users", &self.check_index_users)
             .field("db_statement_timeout", &self.db_statement_timeout)
             .field("operator_token", &self.operator_token.as_ref().map(|_| "***"))
             .field("service_token", &self.service_token.as_ref().map(|_| "***"))

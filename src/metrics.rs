@@ -29,6 +29,7 @@ pub const SQLITE_COMMITS: &str = "seatbridge_sqlite_commits_total";
 pub const SQLITE_CHECKPOINTS: &str = "seatbridge_sqlite_checkpoints_total";
 pub const CREATE_BATCHES: &str = "seatbridge_create_batches_total";
 pub const BATCHED_CREATES: &str = "seatbridge_batched_creates_total";
+pub const INDEXED_USERS: &str = "seatbridge_check_index_users";
 
 /// Latency buckets, in seconds: SCIM calls are expected in the low milliseconds.
 const BUCKETS: [f64; 12] = [
@@ -84,6 +85,10 @@ fn describe() {
     metrics::describe_gauge!(SEATS_LIMIT, "Seat limit by tenant and pool (absent: unlimited)");
     metrics::describe_gauge!(SEATS_WAITING, "Active users waiting for a seat, by tenant and pool");
     metrics::describe_counter!(REFUSALS, "Provisioning requests refused by the license, by code");
+    metrics::describe_gauge!(
+        INDEXED_USERS,
+        "Users the entitlement check holds in memory, by tenant (0: checked by reads)"
+    );
     metrics::describe_gauge!(OUTBOX_PENDING, "Deliveries not yet delivered or dead");
     metrics::describe_gauge!(OUTBOX_LAG, "Age of the oldest pending delivery");
     metrics::describe_counter!(SWEEPS, "License sweeper runs, by outcome");

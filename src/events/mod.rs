@@ -146,19 +146,26 @@ impl Signals {
         }
     }
 
-    /// A SCIM write of `tenant_id`'s users has committed: its cached users are forgotten, its
-    /// plan, license and tokens are kept.
-    pub fn users_committed(&self, tenant_id: &str) {
-        self.after_commit(crate::entitlements::Change::Users, tenant_id);
+    /// A SCIM write of `tenant_id`'s users `ids` has committed: the entitlement check's users
+    /// are brought up to date (read through `reads`) before this returns, even if the caller
+    /// is dropped meanwhile; its plan, license and tokens are kept.
+    pub async fn users_committed(&self, reads: &crate::store::PointReads, tenant_id: &str, ids: Vec<String>) {
+        self.after_commit(tenant_id);
+        let (cache, reads, tenant) = (self.entitlements.clone(), reads.clone(), tenant_id.to_string());
+        let applied = tokio::spawn(async move { cache.users_written(&reads, &tenant, ids).await });
+        if let Err(e) = applied.await {
+            tracing::error!(error = %e, "updating the entitlement check's users failed");
+        }
     }
 
     /// A change of `tenant_id` (or `*`) has committed.
     pub fn committed(&self, tenant_id: &str) {
-        self.after_commit(crate::entitlements::Change::Tenant, tenant_id);
+        self.entitlements
+            .forget(crate::entitlements::Change::Tenant, tenant_id, None);
+        self.after_commit(tenant_id);
     }
 
-    fn after_commit(&self, change: crate::entitlements::Change, tenant_id: &str) {
-        self.entitlements.forget(change, tenant_id);
+    fn after_commit(&self, tenant_id: &str) {
         self.outbox.notify_one();
         if let Ok(mut changed) = self.changed.lock() {
             changed.insert(tenant_id.to_string());

@@ -216,10 +216,10 @@ impl Inner {
             return self.write_alone(batch).await;
         }
         match self.write_together(&batch).await {
-            Ok(outcomes) => {
+            Ok((outcomes, touched)) => {
                 metrics::counter!(crate::metrics::CREATE_BATCHES, "outcome" => "committed").increment(1);
                 let svc = self.service(batch[0].actor.clone());
-                svc.users_committed(&batch[0].tenant);
+                svc.users_committed(&batch[0].tenant, touched).await;
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
                     let answer = match outcome {
                         Outcome::Created(stored) => Ok(stored),
@@ -258,8 +258,8 @@ impl Inner {
         }
     }
 
-    /// All creates of `batch` in one transaction, committed.
-    async fn write_together(&self, batch: &[Job]) -> Result<Vec<Outcome>, Failure> {
+    /// All creates of `batch` in one transaction, committed; with the users it wrote.
+    async fn write_together(&self, batch: &[Job]) -> Result<(Vec<Outcome>, Vec<String>), Failure> {
         let first = &batch[0];
         let svc = self.service(first.actor.clone());
         let mut w = svc
@@ -269,8 +269,9 @@ impl Inner {
         w.defer_writes();
         match self.decide_and_write(&w, batch).await {
             Ok(outcomes) => {
+                let touched = w.tx.touched_users();
                 w.tx.commit().await.map_err(|e| Failure::Commit(e.into()))?;
-                Ok(outcomes)
+                Ok((outcomes, touched))
             }
             Err(why) => {
                 if let Err(e) = w.tx.rollback().await {

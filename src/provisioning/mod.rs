@@ -425,8 +425,9 @@ impl<'a> Provisioning<'a> {
     ) -> Result<T, ScimError> {
         match outcome {
             Ok(value) => {
+                let touched = w.tx.touched_users();
                 w.tx.commit().await?;
-                self.users_committed(tenant);
+                self.users_committed(tenant, touched).await;
                 Ok(value)
             }
             Err(err) => {
@@ -441,10 +442,10 @@ impl<'a> Provisioning<'a> {
         }
     }
 
-    /// Tells this process that a write of the tenant's users committed.
-    fn users_committed(&self, tenant: &Tenant) {
+    /// Tells this process that a write of the tenant's users `touched` committed.
+    async fn users_committed(&self, tenant: &Tenant, touched: Vec<String>) {
         if let Some(signals) = self.signals {
-            signals.users_committed(&tenant.id);
+            signals.users_committed(self.reads, &tenant.id, touched).await;
         }
     }
 

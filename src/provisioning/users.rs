@@ -11,6 +11,7 @@ use crate::scim::resource::{check_immutable, check_schemas, normalize_resource};
 use crate::scim::schema::ResourceKind;
 use crate::store::entities::user;
 use crate::store::listing::{list_page, reads_at_most_one, ListQuery, Listed};
+use crate::store::Writer as _;
 use crate::store::{user_counts, users, Reader, StoreError};
 
 /// The plan feature every `/Users` operation needs.
@@ -230,6 +231,7 @@ impl Provisioning<'_> {
         let (row, new) = match existing {
             None => {
                 let new = users::NewUser::new(&tenant.id, &uuid::Uuid::now_v7().to_string(), doc, &seat)?;
+                w.tx.touched(&new.row.id);
                 (new.row.clone(), Some(new))
             }
             Some(old) => (

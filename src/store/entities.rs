@@ -12,6 +12,9 @@ pub mod tenant {
         pub slug: String,
         pub name: String,
         pub created_at: DateTimeUtc,
+        /// Bumped by every change of the tenant's entitlements that is not a SCIM write (see
+        /// `entitlements::notify_change`).
+        pub entitlement_epoch: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

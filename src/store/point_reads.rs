@@ -60,6 +60,12 @@ pub trait Reader: Sync {
 
     /// The rows of `stmt`, read by column index with [`RawRow::get`].
     async fn rows(&self, stmt: Statement) -> Result<Vec<RawRow>, DbErr>;
+
+    /// Whether another process has the database open, which could write it unheard (an SQLite
+    /// file; PostgreSQL's writers notify).
+    fn other_process_attached(&self) -> bool {
+        false
+    }
 }
 
 /// One row of a statement that is not an entity's (a count, an id list, a join).
@@ -248,6 +254,13 @@ impl Reader for PointReads {
         match self {
             PointReads::Pool(db) => db.get_database_backend(),
             PointReads::Direct(_) => DbBackend::Sqlite,
+        }
+    }
+
+    fn other_process_attached(&self) -> bool {
+        match self {
+            PointReads::Pool(_) => false,
+            PointReads::Direct(d) => super::read_snapshots::other_process_attached(&d.path),
         }
     }
 

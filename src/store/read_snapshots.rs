@@ -25,10 +25,12 @@
 //! readable `-shm` file (another journal mode) nothing is held.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::fs::File;
 use std::marker::PhantomData;
-use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The longest a point-read connection keeps one read snapshot. Long enough to serve dozens of
@@ -45,15 +47,66 @@ const MX_FRAME: usize = 16;
 const N_BACKFILL: usize = 96;
 const WAL_INDEX_READ: usize = N_BACKFILL + 4;
 
-/// The WAL index of a database file, opened read-only beside SQLite's own mapping of it.
+/// The WAL index (`<db>-shm`) of a database file, opened read-only beside SQLite's own mapping
+/// of it, once per process and never closed: closing any descriptor of a file drops every POSIX
+/// lock the process holds on it, SQLite's included (its own files' closes it defers likewise).
+fn wal_index_file(db: &Path) -> Option<Arc<File>> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Arc<File>>>> = OnceLock::new();
+    let mut name = db.as_os_str().to_owned();
+    name.push("-shm");
+    let name = PathBuf::from(name);
+    let mut open = OPEN
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let current = std::fs::metadata(&name).ok()?;
+    if let Some(file) = open.get(&name) {
+        // The same file, not one made anew at its path after the database was closed by all.
+        if file
+            .metadata()
+            .is_ok_and(|m| (m.dev(), m.ino()) == (current.dev(), current.ino()))
+        {
+            return Some(file.clone());
+        }
+    }
+    let file = Arc::new(File::open(&name).ok()?);
+    // A replaced entry's descriptor stays open (in the `Arc`s of its connections, or leaked).
+    if let Some(old) = open.insert(name, file.clone()) {
+        std::mem::forget(old);
+    }
+    Some(file)
+}
+
+/// Whether another process has the database open (SQLite's connections each hold a shared
+/// lock on the WAL index's "DMS" byte while open; a lock of this process never conflicts
+/// with the test). `false` when it cannot tell (no WAL index).
+pub fn other_process_attached(db: &Path) -> bool {
+    /// `UNIX_SHM_DMS` of SQLite's unix VFS: `(22 + SQLITE_SHM_NLOCK) * 4 + SQLITE_SHM_NLOCK`.
+    const DMS_BYTE: libc::off_t = 128;
+    let Some(file) = wal_index_file(db) else {
+        return false;
+    };
+    let mut probe = libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: DMS_BYTE,
+        l_len: 1,
+        l_pid: 0,
+    };
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_GETLK only reads and fills `probe`, a valid `flock` that outlives the call, on
+    // a descriptor `file` keeps open.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut probe) };
+    rc == 0 && probe.l_type != libc::F_UNLCK as libc::c_short
+}
+
+/// The WAL index of a database file.
 #[derive(Debug)]
-struct WalIndex(File);
+struct WalIndex(Arc<File>);
 
 impl WalIndex {
     fn open(db: &Path) -> Option<Self> {
-        let mut name = db.as_os_str().to_owned();
-        name.push("-shm");
-        File::open(name).ok().map(WalIndex)
+        wal_index_file(db).map(WalIndex)
     }
 
     /// The header as it is now, and whether every frame of the WAL has been copied into the

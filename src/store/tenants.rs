@@ -25,6 +25,7 @@ pub async fn insert_tenant(conn: &impl ConnectionTrait, slug: &str, name: &str) 
         slug: Set(slug.to_string()),
         name: Set(name.to_string()),
         created_at: Set(now()),
+        entitlement_epoch: Set(0),
     }
     .insert(conn)
     .await?)
@@ -482,4 +483,16 @@ pub async fn licenses_past_expiry(
         .filter(license::Column::Status.is_in(["active", "grace"]))
         .all(conn)
         .await?)
+}
+
+/// Moves the tenant's `entitlement_epoch` (`*`: every tenant's): its entitlements changed
+/// other than by a SCIM write.
+pub async fn bump_entitlement_epoch(conn: &impl Writer, tenant_id: &str) -> Result<(), StoreError> {
+    let mut b = super::sql::SqlBuilder::new(conn.backend());
+    b.push("UPDATE tenants SET entitlement_epoch = entitlement_epoch + 1");
+    if tenant_id != "*" {
+        b.push(" WHERE id = ").bind(tenant_id.to_string());
+    }
+    conn.write(b.build()).await?;
+    Ok(())
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::entities::{user, user_email};
 use super::sql::SqlBuilder;
 use super::{now, Reader, StoreError, Writer};
+use crate::entitlements::CheckRow;
 use sea_orm::sea_query::InsertStatement;
 
 /// The indexed columns derived from a user document: the document is the truth, these
@@ -122,6 +123,7 @@ pub async fn insert(
 ) -> Result<user::Model, StoreError> {
     let new = NewUser::new(tenant_id, id, doc, seat)?;
     let row = new.row.clone();
+    conn.touched(id);
     for stmt in &new.statements() {
         let mut b = SqlBuilder::new(conn.backend());
         b.query(stmt);
@@ -166,6 +168,7 @@ pub async fn update(
 ) -> Result<user::Model, StoreError> {
     let c = columns(doc);
     let t = now();
+    conn.touched(&row.id);
     let mut active: user::ActiveModel = row.clone().into();
     if row.entitled != seat.entitled || row.seat_type != seat.seat_type || row.entitlement_reason != seat.reason {
         active.entitled = Set(seat.entitled);
@@ -259,6 +262,7 @@ pub async fn find_with_groups(
 
 /// Deletes a user and its memberships. Returns false when no such user exists in the tenant.
 pub async fn delete(conn: &impl Writer, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
+    conn.touched(id);
     let backend = conn.backend();
     let mut b = SqlBuilder::new(backend);
     b.push("DELETE FROM group_members WHERE tenant_id = ")
@@ -360,6 +364,7 @@ pub async fn set_entitlement(
     reason: &str,
 ) -> Result<(), StoreError> {
     let t = now();
+    ids.iter().for_each(|id| conn.touched(id));
     for chunk in ids.chunks(500) {
         let mut b = SqlBuilder::new(conn.backend());
         b.push("UPDATE users SET entitled = ")
@@ -439,10 +444,60 @@ pub async fn find_for_check(conn: &impl Reader, tenant_id: &str, key: &str) -> R
     Ok(rows.into_iter().map(|(row, _)| row).max_by_key(|row| row.id == key))
 }
 
+/// The columns an entitlement check reads, in [`CheckRow`]'s order.
+const CHECK_COLUMNS: &str =
+    "SELECT id, user_name_norm, active, entitled, seat_type, entitlement_reason FROM users WHERE tenant_id = ";
+
+fn check_row(row: &super::RawRow) -> Result<CheckRow, StoreError> {
+    Ok(CheckRow {
+        id: row.get(0)?,
+        name_norm: row.get(1)?,
+        active: row.get(2)?,
+        entitled: row.get(3)?,
+        seat_type: row.get(4)?,
+        reason: row.get(5)?,
+    })
+}
+
+/// Up to `limit` of the tenant's users as entitlement checks need them, in id order, after the
+/// id `after` (`""`: from the first).
+pub async fn check_rows_page(
+    conn: &impl Reader,
+    tenant_id: &str,
+    after: &str,
+    limit: u64,
+) -> Result<Vec<CheckRow>, StoreError> {
+    let mut b = SqlBuilder::new(conn.backend());
+    b.push(CHECK_COLUMNS)
+        .bind(tenant_id.to_string())
+        .push(" AND id > ")
+        .bind(after.to_string())
+        .push(" ORDER BY id LIMIT ")
+        .push(&limit.to_string());
+    conn.rows(b.build()).await?.iter().map(check_row).collect()
+}
+
+/// The users among `ids` as entitlement checks need them (a missing id was deleted).
+pub async fn check_rows(conn: &impl Reader, tenant_id: &str, ids: &[String]) -> Result<Vec<CheckRow>, StoreError> {
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut b = SqlBuilder::new(conn.backend());
+        b.push(CHECK_COLUMNS)
+            .bind(tenant_id.to_string())
+            .push(" AND id IN ")
+            .bind_list(chunk.iter().cloned());
+        for row in conn.rows(b.build()).await? {
+            found.push(check_row(&row)?);
+        }
+    }
+    Ok(found)
+}
+
 /// Moves users to another seat pool without a seat (they wait there, in their old order). The
 /// ids must come from one tenant's rows read in the caller's transaction.
 pub async fn move_to_pool_waiting(conn: &impl Writer, ids: &[String], seat_type: &str) -> Result<(), StoreError> {
     let t = now();
+    ids.iter().for_each(|id| conn.touched(id));
     for chunk in ids.chunks(500) {
         let mut b = SqlBuilder::new(conn.backend());
         b.push("UPDATE users SET seat_type = ")

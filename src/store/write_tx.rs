@@ -30,6 +30,9 @@ use super::{PointReads, Reader, StoreError};
 pub trait Writer: Reader {
     /// Runs `stmt` (a write); returns the number of rows it changed.
     async fn write(&self, stmt: Statement) -> Result<u64, StoreError>;
+
+    /// Notes that this write changes the user with this id (see [`Tx::touched_users`]).
+    fn touched(&self, _user_id: &str) {}
 }
 
 #[async_trait::async_trait]
@@ -40,7 +43,13 @@ impl<C: sea_orm::ConnectionTrait> Writer for C {
 }
 
 /// A write transaction. Dropped without [`Tx::commit`], it rolls back.
-pub enum Tx {
+pub struct Tx {
+    kind: TxKind,
+    /// The users this transaction wrote, for the entitlement index to re-read once it commits.
+    touched: Mutex<Vec<String>>,
+}
+
+enum TxKind {
     /// PostgreSQL, or SQLite in memory: a transaction of the pool.
     Pool(DatabaseTransaction),
     /// SQLite on a file: one write, in its own savepoint of the writer connection's
@@ -52,27 +61,45 @@ pub enum Tx {
 /// so a read-then-write such as a seat check and its insert cannot be overtaken). On an SQLite
 /// file it runs on the process's writer connection (see the module comment).
 pub async fn begin(db: &DatabaseConnection, reads: &PointReads) -> Result<Tx, StoreError> {
-    match reads {
-        PointReads::Direct(direct) => Ok(Tx::Direct(direct.writer.begin().await?)),
-        PointReads::Pool(_) => Ok(Tx::Pool(super::begin_write(db).await?)),
-    }
+    let kind = match reads {
+        PointReads::Direct(direct) => TxKind::Direct(direct.writer.begin().await?),
+        PointReads::Pool(_) => TxKind::Pool(super::begin_write(db).await?),
+    };
+    Ok(Tx {
+        kind,
+        touched: Mutex::default(),
+    })
 }
 
 impl Tx {
     /// Commits the transaction.
     pub async fn commit(self) -> Result<(), StoreError> {
-        match self {
-            Tx::Pool(tx) => Ok(tx.commit().await?),
-            Tx::Direct(tx) => tx.commit().await,
+        match self.kind {
+            TxKind::Pool(tx) => Ok(tx.commit().await?),
+            TxKind::Direct(tx) => tx.commit().await,
         }
+    }
+
+    /// Whether this write runs on the SQLite writer connection (not a pool's transaction).
+    pub fn is_direct(&self) -> bool {
+        matches!(self.kind, TxKind::Direct(_))
+    }
+
+    /// The ids of the users written so far (each once), taken: what the entitlement index must
+    /// re-read after the commit.
+    pub fn touched_users(&self) -> Vec<String> {
+        let mut ids = std::mem::take(&mut *self.touched.lock().unwrap_or_else(PoisonError::into_inner));
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     /// Rolls the transaction back.
     pub async fn rollback(self) -> Result<(), StoreError> {
-        match self {
-            Tx::Pool(tx) => Ok(tx.rollback().await?),
+        match self.kind {
+            TxKind::Pool(tx) => Ok(tx.rollback().await?),
             // Dropping a direct write rolls it back to its savepoint (see `DirectTx`).
-            Tx::Direct(tx) => {
+            TxKind::Direct(tx) => {
                 drop(tx);
                 Ok(())
             }
@@ -83,9 +110,9 @@ impl Tx {
 #[async_trait::async_trait]
 impl Reader for Tx {
     fn backend(&self) -> DbBackend {
-        match self {
-            Tx::Pool(tx) => tx.backend(),
-            Tx::Direct(_) => DbBackend::Sqlite,
+        match &self.kind {
+            TxKind::Pool(tx) => tx.backend(),
+            TxKind::Direct(_) => DbBackend::Sqlite,
         }
     }
 
@@ -95,23 +122,23 @@ impl Reader for Tx {
         E::Model: sea_orm::FromQueryResult + Send + Sync,
         E::ActiveModel: sea_orm::TryIntoModel<E::Model> + Send,
     {
-        match self {
-            Tx::Pool(tx) => tx.models::<E>(stmt, extra).await,
-            Tx::Direct(tx) => tx.run(|c| point_reads::models::<E>(c, &stmt, extra)).map_err(db_err),
+        match &self.kind {
+            TxKind::Pool(tx) => tx.models::<E>(stmt, extra).await,
+            TxKind::Direct(tx) => tx.run(|c| point_reads::models::<E>(c, &stmt, extra)).map_err(db_err),
         }
     }
 
     async fn count(&self, stmt: Statement) -> Result<i64, DbErr> {
-        match self {
-            Tx::Pool(tx) => tx.count(stmt).await,
-            Tx::Direct(tx) => tx.run(|c| point_reads::count(c, &stmt)).map_err(db_err),
+        match &self.kind {
+            TxKind::Pool(tx) => tx.count(stmt).await,
+            TxKind::Direct(tx) => tx.run(|c| point_reads::count(c, &stmt)).map_err(db_err),
         }
     }
 
     async fn rows(&self, stmt: Statement) -> Result<Vec<RawRow>, DbErr> {
-        match self {
-            Tx::Pool(tx) => tx.rows(stmt).await,
-            Tx::Direct(tx) => tx.run(|c| point_reads::raw_rows(c, &stmt)).map_err(db_err),
+        match &self.kind {
+            TxKind::Pool(tx) => tx.rows(stmt).await,
+            TxKind::Direct(tx) => tx.run(|c| point_reads::raw_rows(c, &stmt)).map_err(db_err),
         }
     }
 }
@@ -119,9 +146,9 @@ impl Reader for Tx {
 #[async_trait::async_trait]
 impl Writer for Tx {
     async fn write(&self, stmt: Statement) -> Result<u64, StoreError> {
-        match self {
-            Tx::Pool(tx) => tx.write(stmt).await,
-            Tx::Direct(tx) => tx
+        match &self.kind {
+            TxKind::Pool(tx) => tx.write(stmt).await,
+            TxKind::Direct(tx) => tx
                 .run(|c| {
                     let mut prepared = c.prepare_cached(&stmt.sql)?;
                     prepared.execute(rusqlite::params_from_iter(point_reads::params(&stmt)?))
@@ -129,6 +156,13 @@ impl Writer for Tx {
                 .map(|n| n as u64)
                 .map_err(store_err),
         }
+    }
+
+    fn touched(&self, user_id: &str) {
+        self.touched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(user_id.to_string());
     }
 }
 

@@ -264,3 +264,103 @@ async fn token_names_are_counted_in_characters() {
         assert_eq!(status, want, "{} characters: {body}", name.chars().count());
     }
 }
+
+/// This process's index gauge for a tenant, once it reads `want`.
+async fn wait_for_index(app: &TestApp, slug: &str, want: usize) {
+    let line = format!("seatbridge_check_index_users{{tenant=\"{slug}\"}} {want}");
+    for _ in 0..200 {
+        if app.metrics().await.lines().any(|l| l == line) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("never saw `{line}`");
+}
+
+async fn set_seats(app: &TestApp, slug: &str, seats: i64) -> Value {
+    let (status, report) = api(
+        app,
+        reqwest::Method::PUT,
+        &format!("/tenants/{slug}/license"),
+        OPERATOR,
+        Some(json!({ "seats": seats, "policy": "deactivate_newest" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    report
+}
+
+#[tokio::test]
+async fn an_indexed_tenant_follows_every_scim_write_without_starting_over() {
+    let app = app().await;
+    let t = app.tenant("indexed", "team", 3).await;
+    let mut ids = std::collections::HashMap::new();
+    for (name, active) in [("alice", true), ("bob", true), ("carol", true), ("dave", false)] {
+        let (status, user) = t.create_user(name, active).await;
+        assert_eq!(status, 201, "{user}");
+        ids.insert(name, user["id"].as_str().unwrap().to_string());
+    }
+    // Down to two seats: one of the three waits for a seat.
+    let report = set_seats(&app, "indexed", 2).await;
+    let waiting = report["deentitled"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{report}"))
+        .to_string();
+    assert_eq!(check(&app, "indexed", &waiting, "").await["reason"], "seat_reduction");
+    wait_for_index(&app, "indexed", 4).await;
+
+    // A deactivation frees a seat, which goes to the waiting user in the same write.
+    let leaving = ["alice", "bob", "carol"]
+        .into_iter()
+        .find(|n| ids[n] != waiting && *n != "bob")
+        .unwrap();
+    t.patch(
+        &format!("/Users/{}", ids[leaving]),
+        TestApp::patch_body(json!([{"op":"replace","value":{"active":false}}])),
+    )
+    .await;
+    assert_eq!(check(&app, "indexed", leaving, "").await["reason"], "inactive");
+    let promoted = check(&app, "indexed", &waiting, "").await;
+    assert_eq!(
+        (promoted["allowed"].clone(), promoted["user"].clone()),
+        (json!(true), json!(waiting))
+    );
+
+    // A rename: the new name finds the user, the old one no longer does.
+    let (status, body) = t
+        .patch(
+            &format!("/Users/{}", ids["bob"]),
+            TestApp::patch_body(json!([{"op":"replace","path":"userName","value":"robert"}])),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(check(&app, "indexed", "robert", "").await["user"], ids["bob"].as_str());
+    assert_eq!(check(&app, "indexed", "bob", "").await["reason"], "unknown_user");
+
+    // A delete and a create.
+    assert_eq!(check(&app, "indexed", "dave", "").await["reason"], "inactive");
+    assert_eq!(t.delete(&format!("/Users/{}", ids["dave"])).await, 204);
+    assert_eq!(check(&app, "indexed", "dave", "").await["reason"], "unknown_user");
+    assert_eq!(check(&app, "indexed", &ids["dave"], "").await["reason"], "unknown_user");
+    let (status, erin) = t.create_user("erin", false).await;
+    assert_eq!(status, 201, "{erin}");
+    let erin_check = check(&app, "indexed", "erin", "").await;
+    assert_eq!(
+        (erin_check["reason"].clone(), erin_check["user"].clone()),
+        (json!("inactive"), erin["id"].clone())
+    );
+
+    // All of it applied to the index, which was never dropped: on PostgreSQL this process
+    // hears its own writes' NOTIFY too, and must not start over for them.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    wait_for_index(&app, "indexed", 4).await;
+
+    // A license change starts over, with the new entitlements.
+    let report = set_seats(&app, "indexed", 1).await;
+    let lost = report["deentitled"][0]["id"]
+        .as_str()
+        .expect("one user lost a seat")
+        .to_string();
+    assert_eq!(check(&app, "indexed", &lost, "").await["reason"], "seat_reduction");
+    wait_for_index(&app, "indexed", 4).await;
+}

@@ -2,7 +2,7 @@
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use seatbridge::store::entities::tenant;
-use seatbridge::store::{self, tenants, users, DbSettings, PointReads, Reader, StoreError, Tx};
+use seatbridge::store::{self, tenants, users, DbSettings, PointReads, Reader, StoreError};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -203,7 +203,7 @@ async fn a_direct_write_waits_for_the_lock_without_holding_its_thread() {
         started.elapsed()
     });
     let tx = tx.unwrap();
-    assert!(matches!(tx, Tx::Direct(_)));
+    assert!(tx.is_direct());
     assert!(
         released_at < std::time::Duration::from_secs(2),
         "the thread was held: {released_at:?}"

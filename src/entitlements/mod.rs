@@ -1,27 +1,39 @@
 //! Entitlement checks for product services ("may this user use that feature?"), answered from
 //! memory.
 //!
-//! The cache holds one view per tenant (plan, license status, and the users asked about so
-//! far), and the SCIM tokens seen recently with the tenant each acts for, so that neither SCIM
-//! authentication nor a read's plan gate costs a query on the hot path. Every committed change
-//! invalidates what it can have changed: a SCIM write only the tenant's users, any other change
-//! (license, plan, tokens, tenant) the tenant's whole view and its tokens. In this process
-//! directly, and on PostgreSQL in every process through `NOTIFY seatbridge_entitlements` (sent
-//! inside the changing transaction, so it is delivered exactly when the change commits). A short TTL bounds staleness from writers that
-//! cannot notify (another process on the same SQLite file, such as `seatbridge token revoke`).
+//! The cache holds one view per tenant (plan, license status), every user of the tenants
+//! checked ([`tenant_users`]: the whole tenant in memory, kept current by this process's SCIM
+//! writes), and the SCIM tokens seen recently with the tenant each acts for, so that neither
+//! SCIM authentication nor a read's plan gate costs a query on the hot path.
+//!
+//! Every committed change invalidates what it can have changed: a SCIM write updates the users
+//! it wrote; any other change (license, plan, seat mapping, hold, tokens, tenant) drops the
+//! tenant's view, users and tokens. In this process directly, and on PostgreSQL in every
+//! process through `NOTIFY seatbridge_entitlements` (sent inside the changing transaction, so
+//! it is delivered exactly when the change commits). Views are re-read every TTL, which bounds
+//! staleness from writers that cannot notify (another process on the same SQLite file, such as
+//! `seatbridge license set`); such changes also bump the tenant's `entitlement_epoch`, which
+//! the re-read compares to drop the users it knew.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+mod index;
+mod tenant_users;
+
+pub use index::{CheckRow, UserIndex};
+pub use tenant_users::{Budget, TenantUsers};
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use sea_orm::{DatabaseConnection, DbBackend};
 use serde::Serialize;
 
 use crate::license::{effective_status, LicenseStatus, Plan};
-use crate::store::{self, tenants, users, Reader, StoreError, Writer};
+use crate::store::{self, tenants, Reader, StoreError, Writer};
 
 /// The PostgreSQL channel that carries "tenant X changed" (payload: tenant id, or `*`), and
-/// "users of tenant X changed" (payload: `users:` and the tenant id).
+/// "users of tenant X changed" (payload: `users:`, the tenant id, `@` and the writing
+/// process's [`instance`] id).
 pub const CHANNEL: &str = "seatbridge_entitlements";
 
 /// What a committed change can have changed, and so what caches must forget.
@@ -37,30 +49,40 @@ impl Change {
     /// The NOTIFY payload for a change of `tenant_id`.
     fn payload(self, tenant_id: &str) -> String {
         match self {
-            Change::Users => format!("users:{tenant_id}"),
+            Change::Users => format!("users:{tenant_id}@{}", instance()),
             Change::Tenant => tenant_id.to_string(),
         }
     }
 
-    /// The change and tenant a NOTIFY payload stands for.
-    fn parse(payload: &str) -> (Change, &str) {
+    /// The change, tenant and writing instance (for a users' change) a NOTIFY payload stands for.
+    fn parse(payload: &str) -> (Change, &str, Option<&str>) {
         match payload.strip_prefix("users:") {
-            Some(tenant_id) => (Change::Users, tenant_id),
-            None => (Change::Tenant, payload),
+            Some(rest) => match rest.split_once('@') {
+                Some((tenant_id, origin)) => (Change::Users, tenant_id, Some(origin)),
+                None => (Change::Users, rest, None),
+            },
+            None => (Change::Tenant, payload, None),
         }
     }
+}
+
+/// This process's id in notifications: its own SCIM writes it follows exactly, and ignores
+/// when PostgreSQL echoes them.
+pub fn instance() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| uuid::Uuid::now_v7().simple().to_string())
 }
 
 /// Tokens kept before expired entries are swept (a bound, not an eviction policy: live
 /// tokens number in the tens per tenant).
 const MAX_CACHED_TOKENS: usize = 10_000;
 
-/// Users (and unknown names) remembered per tenant view before it starts over.
-const MAX_CACHED_USERS: usize = 20_000;
+/// Users indexed for checks by default, over all tenants (about 70 bytes each; see
+/// `bench/RESULTS.md`).
+pub const DEFAULT_INDEX_USERS: usize = 2_000_000;
 
-/// One user as the check needs it. A tenant has few seat types and reasons, so the cache shares
-/// them between its users ([`UserCache::name`]): an entry takes about half the memory of one
-/// with owned strings, which matters at 20,000 entries per tenant.
+/// One user as the check needs it. A tenant has few seat types and reasons: they are shared
+/// between its users.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserView {
     pub id: Box<str>,
@@ -112,36 +134,12 @@ pub fn decide(plan: &Plan, status: LicenseStatus, user: &UserView, feature: Opti
 
 struct TenantView {
     id: String,
+    slug: String,
     plan: Plan,
     status: LicenseStatus,
+    /// The tenant's `entitlement_epoch` when read.
+    epoch: i64,
     loaded: Instant,
-    users: RwLock<UserCache>,
-}
-
-/// The users of one tenant view that checks asked about.
-#[derive(Debug, Default)]
-struct UserCache {
-    /// Keyed by user id and by lower-cased userName; `None` remembers "no such user".
-    by_key: HashMap<Box<str>, Option<UserView>>,
-    /// The seat types and reasons the entries share.
-    names: HashSet<Arc<str>>,
-}
-
-impl UserCache {
-    /// `text` shared with the entries that hold it already.
-    fn name(&mut self, text: String) -> Arc<str> {
-        if let Some(shared) = self.names.get(text.as_str()) {
-            return shared.clone();
-        }
-        let shared: Arc<str> = text.into();
-        self.names.insert(shared.clone());
-        shared
-    }
-
-    fn clear(&mut self) {
-        self.by_key.clear();
-        self.names.clear();
-    }
 }
 
 /// A SCIM token as authentication needs it: which token, for which tenant.
@@ -152,19 +150,24 @@ pub struct TokenView {
     pub slug: String,
 }
 
-/// The in-memory cache of tenant views and of SCIM tokens (keyed by token hash).
+/// The in-memory cache of tenant views (by slug), their users (by tenant id) and SCIM tokens
+/// (by token hash).
 pub struct EntitlementCache {
     tenants: RwLock<HashMap<String, Arc<TenantView>>>,
+    users: RwLock<HashMap<String, Arc<TenantUsers>>>,
     tokens: RwLock<HashMap<String, (TokenView, Instant)>>,
+    budget: Arc<Budget>,
     ttl: Duration,
 }
 
 impl EntitlementCache {
-    /// A cache whose views live at most `ttl`.
-    pub fn new(ttl: Duration) -> Self {
+    /// A cache whose views live at most `ttl`, indexing at most `index_users` users.
+    pub fn new(ttl: Duration, index_users: usize) -> Self {
         EntitlementCache {
             tenants: RwLock::new(HashMap::new()),
+            users: RwLock::new(HashMap::new()),
             tokens: RwLock::new(HashMap::new()),
+            budget: Arc::new(Budget::new(index_users)),
             ttl,
         }
     }
@@ -194,9 +197,9 @@ impl EntitlementCache {
         }
     }
 
-    /// Answers a check; `user` is a user id or a userName (case-insensitive). A user the cache
-    /// misses is read through `reads` (one indexed row: a point read); the tenant's view through
-    /// `db`.
+    /// Answers a check; `user` is a user id or a userName (case-insensitive). A user of a
+    /// tenant not (yet) indexed is read through `reads` (one indexed row: a point read); the
+    /// tenant's view, and its index, through `db`.
     pub async fn check(
         &self,
         db: &DatabaseConnection,
@@ -220,7 +223,13 @@ impl EntitlementCache {
         };
         result.plan = Some(view.plan.name.clone());
         result.license_status = Some(view.status.as_str().to_string());
-        let Some(u) = self.user_view(reads, &view, user).await? else {
+        let users = self.users_of(&view);
+        // Another process on the same SQLite file writes unheard: while one is there, checks
+        // read users, as remembered for at most a TTL.
+        if users.probe_due(self.ttl) && reads.other_process_attached() {
+            users.distrust(self.ttl * 2);
+        }
+        let Some(u) = users.lookup(db, reads, user).await? else {
             result.reason = "unknown_user".into();
             return Ok(result);
         };
@@ -245,10 +254,11 @@ impl EntitlementCache {
         let status = effective_status(&license, &plan, store::now());
         let view = Arc::new(TenantView {
             id: t.id,
+            slug: t.slug,
             plan,
             status,
+            epoch: t.entitlement_epoch,
             loaded: Instant::now(),
-            users: RwLock::default(),
         });
         if let Ok(mut map) = self.tenants.write() {
             map.insert(slug.to_string(), view.clone());
@@ -256,63 +266,67 @@ impl EntitlementCache {
         Ok(Some(view))
     }
 
-    async fn user_view(&self, db: &impl Reader, view: &TenantView, key: &str) -> Result<Option<UserView>, StoreError> {
-        let cache_key = key.to_lowercase();
-        if let Some(hit) = view
-            .users
-            .read()
-            .ok()
-            .and_then(|c| c.by_key.get(cache_key.as_str()).cloned())
-        {
-            return Ok(hit);
+    /// What checks know of the view's tenant's users, started over when the tenant's epoch
+    /// moved (a change this process was not told of).
+    fn users_of(&self, view: &TenantView) -> Arc<TenantUsers> {
+        if let Some(users) = read(&self.users).get(&view.id).filter(|u| u.epoch == view.epoch) {
+            return users.clone();
         }
-        let row = users::find_for_check(db, &view.id, key).await?;
-        let mut cache = match view.users.write() {
-            Ok(cache) => cache,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        // A bound, so that a caller asking about arbitrary names cannot grow memory without
-        // limit; the view is rebuilt within the TTL anyway.
-        if cache.by_key.len() >= MAX_CACHED_USERS {
-            cache.clear();
+        let mut map = write(&self.users);
+        let users = map
+            .entry(view.id.clone())
+            .or_insert_with(|| Arc::new(TenantUsers::new(&view.id, &view.slug, view.epoch, self.budget.clone())));
+        if users.epoch != view.epoch {
+            *users = Arc::new(TenantUsers::new(&view.id, &view.slug, view.epoch, self.budget.clone()));
         }
-        let found = row.map(|row| UserView {
-            id: row.id.into(),
-            active: row.active,
-            entitled: row.entitled,
-            seat_type: cache.name(row.seat_type),
-            reason: cache.name(row.entitlement_reason),
-        });
-        cache.by_key.insert(cache_key.into(), found.clone());
-        Ok(found)
+        users.clone()
+    }
+
+    /// Brings the tenant's users up to date after this process committed a SCIM write of
+    /// `ids`; a no-op when no check asked about the tenant.
+    pub async fn users_written(&self, reads: &impl Reader, tenant_id: &str, ids: Vec<String>) {
+        let users = read(&self.users).get(tenant_id).cloned();
+        if let Some(users) = users {
+            users.apply(reads, ids).await;
+        }
+    }
+
+    /// Whether the tenant's users are indexed (tests and diagnostics).
+    pub fn is_indexed(&self, tenant_id: &str) -> bool {
+        read(&self.users).get(tenant_id).is_some_and(|u| u.is_indexed())
     }
 
     fn read_tenants(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<TenantView>>> {
-        match self.tenants.read() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        read(&self.tenants)
     }
 
-    /// Forgets what `change` of a tenant (by id; `*`: every tenant) can have changed.
-    pub fn forget(&self, change: Change, tenant_id: &str) {
+    /// Forgets what `change` of a tenant (by id; `*`: every tenant) can have changed, as heard
+    /// from `origin` (the instance that wrote, for a users' change). This process's own users'
+    /// changes are already applied ([`EntitlementCache::users_written`]).
+    pub fn forget(&self, change: Change, tenant_id: &str, origin: Option<&str>) {
         match change {
             Change::Tenant => self.invalidate(tenant_id),
+            Change::Users if origin == Some(instance()) => {}
             Change::Users => {
-                for view in self.read_tenants().values() {
-                    if tenant_id == "*" || view.id == tenant_id {
-                        match view.users.write() {
-                            Ok(mut users) => users.clear(),
-                            Err(poisoned) => poisoned.into_inner().clear(),
-                        }
+                for users in read(&self.users).values() {
+                    if tenant_id == "*" || users.tenant_id() == tenant_id {
+                        users.distrust(tenant_users::QUIET);
                     }
                 }
             }
         }
     }
 
-    /// Forgets one tenant's view and tokens (by tenant id); `*` forgets all.
+    /// Forgets one tenant's view, users and tokens (by tenant id); `*` forgets all.
     pub fn invalidate(&self, tenant_id: &str) {
+        {
+            let mut map = write(&self.users);
+            if tenant_id == "*" {
+                map.clear();
+            } else {
+                map.remove(tenant_id);
+            }
+        }
         if let Ok(mut map) = self.tenants.write() {
             if tenant_id == "*" {
                 map.clear();
@@ -330,10 +344,21 @@ impl EntitlementCache {
     }
 }
 
-/// Tells every instance that a tenant's entitlements changed. Call inside the changing
-/// transaction: PostgreSQL delivers the notification when (and only if) it commits.
+/// Tells every instance that a tenant's entitlements changed (`*`: every tenant's). Call inside
+/// the changing transaction: PostgreSQL delivers the notification when (and only if) it
+/// commits, and the tenant's `entitlement_epoch` moves with it, for processes that cannot hear
+/// it (on SQLite).
 pub async fn notify_change(conn: &impl Writer, tenant_id: &str) -> Result<(), StoreError> {
+    tenants::bump_entitlement_epoch(conn, tenant_id).await?;
     notify(conn, Change::Tenant, tenant_id).await
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The channel and payload of the notification [`notify`] sends, for a statement that sends it
@@ -374,8 +399,8 @@ pub async fn listen_for_changes(db: DatabaseConnection, cache: Arc<EntitlementCa
                     loop {
                         match listener.recv().await {
                             Ok(n) => {
-                                let (change, tenant_id) = Change::parse(n.payload());
-                                cache.forget(change, tenant_id);
+                                let (change, tenant_id, origin) = Change::parse(n.payload());
+                                cache.forget(change, tenant_id, origin);
                             }
                             Err(e) => {
                                 tracing::warn!(error = %e, "entitlement listener lost its connection");
@@ -406,7 +431,7 @@ mod tests {
 
     #[test]
     fn cached_tokens_go_with_their_tenant_and_with_the_ttl() {
-        let cache = EntitlementCache::new(Duration::from_secs(60));
+        let cache = EntitlementCache::new(Duration::from_secs(60), 0);
         cache.remember_token("h1", token("t1"));
         cache.remember_token("h2", token("t2"));
         assert_eq!(cache.token("h1"), Some(token("t1")));
@@ -415,46 +440,80 @@ mod tests {
         cache.invalidate("*");
         assert_eq!(cache.token("h2"), None);
 
-        let expired = EntitlementCache::new(Duration::ZERO);
+        let expired = EntitlementCache::new(Duration::ZERO, 0);
         expired.remember_token("h1", token("t1"));
         assert_eq!(expired.token("h1"), None);
     }
 
     #[test]
-    fn a_users_change_forgets_the_users_and_keeps_plan_and_tokens() {
-        let cache = EntitlementCache::new(Duration::from_secs(60));
+    fn another_instances_users_change_distrusts_the_index_and_keeps_plan_and_tokens() {
+        let cache = EntitlementCache::new(Duration::from_secs(60), 100);
         cache.remember_token("h1", token("t1"));
         let view = Arc::new(TenantView {
             id: "t1".into(),
+            slug: "slug1".into(),
             plan: plan(),
             status: LicenseStatus::Active,
+            epoch: 0,
             loaded: Instant::now(),
-            users: RwLock::new(UserCache {
-                by_key: HashMap::from([("u".into(), Some(user(true, true)))]),
-                names: HashSet::new(),
-            }),
         });
         cache.tenants.write().unwrap().insert("slug1".into(), view.clone());
+        let users = cache.users_of(&view);
+        users.install_for_test(UserIndex::default());
+        assert!(cache.is_indexed("t1"));
 
-        cache.forget(Change::Users, "t2");
-        assert_eq!(view.users.read().unwrap().by_key.len(), 1, "another tenant's change");
-        cache.forget(Change::Users, "t1");
-        assert!(view.users.read().unwrap().by_key.is_empty());
+        cache.forget(Change::Users, "t2", Some("elsewhere"));
+        cache.forget(Change::Users, "t1", Some(instance()));
+        assert!(cache.is_indexed("t1"), "another tenant's change, or this process's own");
+        cache.forget(Change::Users, "t1", Some("elsewhere"));
+        assert!(!cache.is_indexed("t1"));
+        assert!(
+            Arc::ptr_eq(&cache.users_of(&view), &users),
+            "the same tenant, the same epoch"
+        );
         assert!(cache.read_tenants().contains_key("slug1"));
         assert_eq!(cache.token("h1"), Some(token("t1")));
 
-        cache.forget(Change::Tenant, "t1");
+        let moved = TenantView {
+            epoch: 1,
+            ..clone_view(&view)
+        };
+        assert!(!Arc::ptr_eq(&cache.users_of(&moved), &users), "a new epoch starts over");
+
+        cache.forget(Change::Tenant, "t1", None);
         assert!(!cache.read_tenants().contains_key("slug1"));
+        assert!(read(&cache.users).is_empty());
         assert_eq!(cache.token("h1"), None);
+    }
+
+    fn clone_view(v: &TenantView) -> TenantView {
+        TenantView {
+            id: v.id.clone(),
+            slug: v.slug.clone(),
+            plan: v.plan.clone(),
+            status: v.status,
+            epoch: v.epoch,
+            loaded: v.loaded,
+        }
     }
 
     #[test]
     fn notification_payloads_round_trip() {
-        for change in [Change::Users, Change::Tenant] {
-            for tenant in ["t1", "*", "0193a7c2-users"] {
-                assert_eq!(Change::parse(&change.payload(tenant)), (change, tenant));
-            }
+        for tenant in ["t1", "*", "0193a7c2-users"] {
+            assert_eq!(
+                Change::parse(&Change::Tenant.payload(tenant)),
+                (Change::Tenant, tenant, None)
+            );
+            assert_eq!(
+                Change::parse(&Change::Users.payload(tenant)),
+                (Change::Users, tenant, Some(instance()))
+            );
         }
+        assert_eq!(
+            Change::parse("users:t1"),
+            (Change::Users, "t1", None),
+            "an older instance's"
+        );
     }
 
     fn plan() -> Plan {
@@ -476,18 +535,6 @@ mod tests {
             seat_type: "default".into(),
             reason: if entitled { "seat_assigned" } else { "seat_limit" }.into(),
         }
-    }
-
-    #[test]
-    fn cached_users_share_seat_types_and_reasons() {
-        let mut cache = UserCache::default();
-        let a = cache.name("default".into());
-        let b = cache.name("default".into());
-        assert!(Arc::ptr_eq(&a, &b));
-        cache.name("seat_limit".into());
-        assert_eq!(cache.names.len(), 2);
-        cache.clear();
-        assert!(cache.names.is_empty());
     }
 
     #[test]

@@ -1,0 +1,446 @@
+//! What checks know of one tenant's users: the whole tenant in a [`UserIndex`], kept current
+//! by this process's SCIM writes, or, until the index is built (or when it cannot be trusted),
+//! the users asked about so far, each read once.
+//!
+//! **Building.** The first check of a tenant starts a task that reads every user in pages of
+//! [`PAGE`] by id; checks meanwhile read the user they ask about. The index then replaces the
+//! old one (if any) only after re-reading the users written while it was read, so a write is
+//! never lost between the pages and the swap. It is rebuilt every [`REBUILD_EVERY`] as a bound
+//! on anything missed.
+//!
+//! **Following writes.** A SCIM write's transaction notes every user it changes (including the
+//! users a freed seat went to); once it commits, [`TenantUsers::apply`] re-reads those rows and
+//! updates the index, one write after another (so an earlier read never overwrites a later
+//! one), before the write is answered. Changes whose extent this process cannot see (another
+//! instance's SCIM write, heard through PostgreSQL `NOTIFY`) drop the index; it is rebuilt
+//! once such changes stop for [`QUIET`]. Everything else (license, plan, seat mapping, holds)
+//! drops the tenant's entry altogether (see `EntitlementCache::forget`).
+//!
+//! **Memory.** The process indexes at most a configured number of users over all tenants
+//! ([`Budget`]); a tenant that does not fit is checked by reads.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use sea_orm::DatabaseConnection;
+
+use super::index::{CheckRow, UserIndex};
+use super::UserView;
+use crate::store::{users, Reader, StoreError};
+
+/// Users read per statement while building.
+const PAGE: u64 = 5_000;
+
+/// Users (and unknown names) remembered per tenant without an index before starting over.
+const MAX_MISSES: usize = 20_000;
+
+/// How long after another instance's write of the tenant a build may start.
+pub const QUIET: Duration = Duration::from_secs(2);
+
+/// The shortest wait before trying again after a build failed or did not fit.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// An index older than this is rebuilt (it keeps answering meanwhile).
+const REBUILD_EVERY: Duration = Duration::from_secs(600);
+
+/// Users indexed by this process, over all tenants, against the configured limit.
+pub struct Budget {
+    max: usize,
+    used: AtomicUsize,
+}
+
+impl Budget {
+    /// A budget of `max` users (0: no index, every check reads).
+    pub fn new(max: usize) -> Self {
+        Budget {
+            max,
+            used: AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether `more` users fit besides those indexed now.
+    fn fits(&self, more: usize) -> bool {
+        self.used.load(Ordering::Relaxed).saturating_add(more) <= self.max
+    }
+
+    /// Records that an index went from `before` to `after` users.
+    fn account(&self, before: usize, after: usize) {
+        if after >= before {
+            self.used.fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.used.fetch_sub(before - after, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Users asked about while the tenant has no index; `None` remembers "no such user".
+#[derive(Debug, Default)]
+struct Misses {
+    by_key: HashMap<Box<str>, Option<UserView>>,
+    /// The seat types and reasons the entries share.
+    names: HashSet<Arc<str>>,
+}
+
+impl Misses {
+    /// `text` shared with the entries that hold it already.
+    fn name(&mut self, text: String) -> Arc<str> {
+        if let Some(shared) = self.names.get(text.as_str()) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = text.into();
+        self.names.insert(shared.clone());
+        shared
+    }
+
+    fn clear(&mut self) {
+        self.by_key.clear();
+        self.names.clear();
+    }
+}
+
+#[derive(Default)]
+struct State {
+    index: Option<UserIndex>,
+    built_at: Option<Instant>,
+    misses: Misses,
+    /// Bumped by every change: a read begun before it is not remembered.
+    generation: u64,
+    /// While a build runs: the users written since it began, to re-read before it is used.
+    building: Option<Vec<String>>,
+    /// The last change this process could not follow.
+    foreign_at: Option<Instant>,
+    /// No build starts before this (changes this process cannot follow may still come).
+    quiet_until: Option<Instant>,
+    retry_at: Option<Instant>,
+}
+
+impl State {
+    fn may_build(&self, now: Instant) -> bool {
+        let due = match self.built_at {
+            Some(at) => self.index.is_none() || now.duration_since(at) >= REBUILD_EVERY,
+            None => true,
+        };
+        due && self.building.is_none()
+            && self.retry_at.is_none_or(|at| now >= at)
+            && self.quiet_until.is_none_or(|at| now >= at)
+    }
+}
+
+/// One tenant's users, for checks.
+pub struct TenantUsers {
+    tenant_id: String,
+    /// The tenant's slug, for the index gauge.
+    slug: String,
+    /// The tenant's `entitlement_epoch` when this was made: a different one means changes
+    /// this process did not see.
+    pub(super) epoch: i64,
+    budget: Arc<Budget>,
+    state: RwLock<State>,
+    /// Held while a write's users are re-read and applied, and while a build swaps in.
+    apply: tokio::sync::Mutex<()>,
+    created: Instant,
+    /// When [`TenantUsers::probe_due`] last said yes, in milliseconds after `created`.
+    probed_ms: AtomicU64,
+}
+
+impl Drop for TenantUsers {
+    fn drop(&mut self) {
+        let indexed = self.read().index.as_ref().map_or(0, UserIndex::len);
+        self.account(indexed, 0);
+    }
+}
+
+impl TenantUsers {
+    pub fn new(tenant_id: &str, slug: &str, epoch: i64, budget: Arc<Budget>) -> Self {
+        TenantUsers {
+            tenant_id: tenant_id.to_string(),
+            slug: slug.to_string(),
+            epoch,
+            budget,
+            state: RwLock::default(),
+            apply: tokio::sync::Mutex::new(()),
+            created: Instant::now(),
+            probed_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether `every` has passed since this last said yes (the first call says yes).
+    pub fn probe_due(&self, every: Duration) -> bool {
+        let now = self.created.elapsed().as_millis() as u64 + 1;
+        let last = self.probed_ms.load(Ordering::Relaxed);
+        (last == 0 || now.saturating_sub(last) >= every.as_millis() as u64)
+            && self
+                .probed_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant_id
+    }
+
+    /// Whether the whole tenant is indexed.
+    pub fn is_indexed(&self) -> bool {
+        self.read().index.is_some()
+    }
+
+    /// The user with id or userName `key`: from the index, else remembered, else read through
+    /// `reads` (and an index build started through `db`).
+    pub async fn lookup(
+        self: &Arc<Self>,
+        db: &DatabaseConnection,
+        reads: &impl Reader,
+        key: &str,
+    ) -> Result<Option<UserView>, StoreError> {
+        let now = Instant::now();
+        let (generation, cache_key) = {
+            let st = self.read();
+            if let Some(index) = &st.index {
+                let found = index.get(key);
+                if st.may_build(now) {
+                    drop(st);
+                    self.start_build(db);
+                }
+                return Ok(found);
+            }
+            let cache_key = key.to_lowercase();
+            if let Some(hit) = st.misses.by_key.get(cache_key.as_str()) {
+                return Ok(hit.clone());
+            }
+            (st.generation, cache_key)
+        };
+        self.start_build(db);
+        let row = users::find_for_check(reads, &self.tenant_id, key).await?;
+        let mut st = self.write();
+        let found = row.map(|row| UserView {
+            id: row.id.into(),
+            active: row.active,
+            entitled: row.entitled,
+            seat_type: st.misses.name(row.seat_type),
+            reason: st.misses.name(row.entitlement_reason),
+        });
+        if st.generation == generation && st.index.is_none() {
+            // A bound, so that a caller asking about arbitrary names cannot grow memory.
+            if st.misses.by_key.len() >= MAX_MISSES {
+                st.misses.clear();
+            }
+            st.misses.by_key.insert(cache_key.into(), found.clone());
+        }
+        Ok(found)
+    }
+
+    /// Brings what checks know of `ids` up to date after a committed write of them: re-reads
+    /// their rows through `reads` (absent: deleted). On failure the index is dropped, as it
+    /// can no longer be trusted.
+    pub async fn apply(&self, reads: &impl Reader, ids: Vec<String>) {
+        let _turn = self.apply.lock().await;
+        {
+            let st = self.read();
+            if st.index.is_none() && st.building.is_none() {
+                // Nothing to update: a build begun after this point reads the write anyway.
+                drop(st);
+                let mut st = self.write();
+                st.generation += 1;
+                st.misses.clear();
+                return;
+            }
+        }
+        let rows = users::check_rows(reads, &self.tenant_id, &ids).await;
+        let mut st = self.write();
+        st.generation += 1;
+        st.misses.clear();
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, tenant = %self.tenant_id, "could not re-read written users; the check index is dropped");
+                self.drop_index(&mut st);
+                return;
+            }
+        };
+        if let Some(index) = st.index.as_mut() {
+            let before = index.len();
+            let fits = apply_rows(index, &ids, &rows).is_ok();
+            let after = index.len();
+            self.account(before, after);
+            if !fits {
+                self.drop_index(&mut st);
+            }
+        }
+        if let Some(pending) = st.building.as_mut() {
+            pending.extend(ids);
+        }
+    }
+
+    /// A change this process cannot see the extent of (another instance's write) may have
+    /// happened, and more may follow for `quiet`: the index is dropped, and not rebuilt before
+    /// that.
+    pub fn distrust(&self, quiet: Duration) {
+        let mut st = self.write();
+        let now = Instant::now();
+        st.generation += 1;
+        st.misses.clear();
+        st.foreign_at = Some(now);
+        st.quiet_until = Some(now + quiet);
+        self.drop_index(&mut st);
+    }
+
+    /// Records that the index went from `before` to `after` users, in the budget and the
+    /// tenant's gauge.
+    fn account(&self, before: usize, after: usize) {
+        self.budget.account(before, after);
+        metrics::gauge!(crate::metrics::INDEXED_USERS, "tenant" => self.slug.clone()).set(after as f64);
+    }
+
+    fn drop_index(&self, st: &mut State) {
+        if let Some(index) = st.index.take() {
+            self.account(index.len(), 0);
+        }
+    }
+
+    fn start_build(self: &Arc<Self>, db: &DatabaseConnection) {
+        if self.budget.max == 0 {
+            return;
+        }
+        {
+            let mut st = self.write();
+            if !st.may_build(Instant::now()) {
+                return;
+            }
+            st.building = Some(Vec::new());
+        }
+        let (me, db) = (self.clone(), db.clone());
+        tokio::spawn(async move { me.build(&db).await });
+    }
+
+    async fn build(&self, db: &DatabaseConnection) {
+        let started = Instant::now();
+        let outcome = match self.read_all(db).await {
+            Ok(Some(index)) => self.swap_in(db, index, started).await,
+            Ok(None) => {
+                Err("the tenant has more users than the check index may hold (SEATBRIDGE_CHECK_INDEX_USERS)".into())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        let mut st = self.write();
+        st.building = None;
+        match outcome {
+            Ok(()) => {
+                tracing::debug!(tenant = %self.tenant_id, users = st.index.as_ref().map_or(0, UserIndex::len), ms = started.elapsed().as_millis() as u64, "check index built");
+            }
+            Err(why) => {
+                st.retry_at = Some(Instant::now() + RETRY_AFTER.max(started.elapsed() * 4));
+                tracing::info!(tenant = %self.tenant_id, %why, "check index not built; checks read users meanwhile");
+            }
+        }
+    }
+
+    /// Every user of the tenant, or `None` when they do not fit the budget.
+    async fn read_all(&self, db: &DatabaseConnection) -> Result<Option<UserIndex>, StoreError> {
+        let mut index = UserIndex::default();
+        let mut after = String::new();
+        loop {
+            let page = users::check_rows_page(db, &self.tenant_id, &after, PAGE).await?;
+            if !self.budget.fits(index.len() + page.len()) {
+                return Ok(None);
+            }
+            for row in &page {
+                if index.upsert(row).is_err() {
+                    return Ok(None);
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() as u64 == PAGE => after.clone_from(&last.id),
+                _ => return Ok(Some(index)),
+            }
+        }
+    }
+
+    /// Re-reads the users written while `index` was read, and makes it the one checks use.
+    async fn swap_in(&self, db: &DatabaseConnection, mut index: UserIndex, started: Instant) -> Result<(), String> {
+        let _turn = self.apply.lock().await;
+        let pending = self.write().building.replace(Vec::new()).unwrap_or_default();
+        let rows = users::check_rows(db, &self.tenant_id, &pending)
+            .await
+            .map_err(|e| e.to_string())?;
+        apply_rows(&mut index, &pending, &rows).map_err(|e| e.to_string())?;
+        let mut st = self.write();
+        if st.foreign_at.is_some_and(|at| at >= started) {
+            return Err("another instance wrote the tenant's users meanwhile".into());
+        }
+        self.account(st.index.as_ref().map_or(0, UserIndex::len), index.len());
+        st.index = Some(index);
+        st.built_at = Some(Instant::now());
+        st.misses.clear();
+        st.generation += 1;
+        Ok(())
+    }
+
+    /// Makes `index` the one checks use, as a build would.
+    #[cfg(test)]
+    pub(super) fn install_for_test(&self, index: UserIndex) {
+        let mut st = self.write();
+        self.account(0, index.len());
+        st.index = Some(index);
+        st.built_at = Some(Instant::now());
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Updates `index` from the rows read for `ids` (an id without a row was deleted).
+fn apply_rows(index: &mut UserIndex, ids: &[String], rows: &[CheckRow]) -> Result<(), super::index::Unindexable> {
+    let found: HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    for id in ids.iter().filter(|id| !found.contains(id.as_str())) {
+        index.remove(id);
+    }
+    rows.iter().try_for_each(|row| index.upsert(row))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_follows_indexes_and_their_owners() {
+        let budget = Arc::new(Budget::new(10));
+        assert!(budget.fits(10) && !budget.fits(11));
+        let users = TenantUsers::new("t", "t", 0, budget.clone());
+        let mut index = UserIndex::default();
+        for n in 0..4 {
+            index
+                .upsert(&CheckRow {
+                    id: format!("id-{n}"),
+                    name_norm: format!("u{n}"),
+                    active: true,
+                    entitled: true,
+                    seat_type: "standard".into(),
+                    reason: "seat_assigned".into(),
+                })
+                .unwrap();
+        }
+        budget.account(0, index.len());
+        users.write().index = Some(index);
+        assert!(budget.fits(6) && !budget.fits(7));
+        users.distrust(QUIET);
+        assert!(budget.fits(10), "a dropped index gives its users back");
+        assert!(
+            !users.read().may_build(Instant::now()),
+            "not right after another instance's write"
+        );
+        assert!(users.read().may_build(Instant::now() + QUIET));
+        budget.account(0, 3);
+        let other = TenantUsers::new("t2", "t2", 0, budget.clone());
+        other.write().index = Some(UserIndex::default());
+        drop(other);
+        assert!(budget.fits(7) && !budget.fits(8));
+    }
+}
