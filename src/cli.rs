@@ -323,7 +323,7 @@ pub struct ServeArgs {
     /// whose query runs longer gets a 503; migrations are not limited.
     #[arg(long, env = "SEATBRIDGE_DB_STATEMENT_TIMEOUT_SECS", default_value_t = crate::config::DEFAULT_DB_STATEMENT_TIMEOUT_SECS)]
     pub db_statement_timeout_secs: u64,
-    /// Users the entitlement check keeps in memory, over all tenants (about 70 bytes each);
+    /// Users the entitlement check keeps in memory, over all tenants (about 80 bytes each);
     /// a tenant that does not fit is checked by reading the user. 0 turns the index off.
     #[arg(long, env = "SEATBRIDGE_CHECK_INDEX_USERS", default_value_t = crate::entitlements::DEFAULT_INDEX_USERS)]
     pub check_index_users: usize,

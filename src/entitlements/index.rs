@@ -68,6 +68,21 @@ pub struct UserIndex {
 }
 
 impl UserIndex {
+    /// An index with room for `users` users whose ids and names take `text` bytes in all.
+    ///
+    /// A build sizes the index once: grown by doubling, its buffers left their smaller
+    /// predecessors to glibc, which kept them (the RSS stayed 40 MiB above the index's 8 MiB
+    /// after indexing 100,000 users).
+    pub fn with_capacity(users: usize, text: usize) -> Self {
+        UserIndex {
+            text: String::with_capacity(text),
+            entries: Vec::with_capacity(users),
+            by_id: HashTable::with_capacity(users),
+            by_name: HashTable::with_capacity(users),
+            ..UserIndex::default()
+        }
+    }
+
     /// The users in the index.
     pub fn len(&self) -> usize {
         self.entries.len() - self.free.len()

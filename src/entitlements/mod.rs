@@ -77,7 +77,7 @@ pub fn instance() -> &'static str {
 /// tokens number in the tens per tenant).
 const MAX_CACHED_TOKENS: usize = 10_000;
 
-/// Users indexed for checks by default, over all tenants (about 70 bytes each; see
+/// Users indexed for checks by default, over all tenants (about 80 bytes each; see
 /// `bench/RESULTS.md`).
 pub const DEFAULT_INDEX_USERS: usize = 2_000_000;
 

@@ -28,10 +28,10 @@ use sea_orm::DatabaseConnection;
 
 use super::index::{CheckRow, UserIndex};
 use super::UserView;
-use crate::store::{users, Reader, StoreError};
+use crate::store::{user_counts, users, Reader, StoreError};
 
 /// Users read per statement while building.
-const PAGE: u64 = 5_000;
+const PAGE: u64 = 1_000;
 
 /// Users (and unknown names) remembered per tenant without an index before starting over.
 const MAX_MISSES: usize = 20_000;
@@ -153,7 +153,9 @@ impl Drop for TenantUsers {
 }
 
 impl TenantUsers {
+    /// Nothing known yet of the tenant's users (its gauge reads 0).
     pub fn new(tenant_id: &str, slug: &str, epoch: i64, budget: Arc<Budget>) -> Self {
+        metrics::gauge!(crate::metrics::INDEXED_USERS, "tenant" => slug.to_string()).set(0.0);
         TenantUsers {
             tenant_id: tenant_id.to_string(),
             slug: slug.to_string(),
@@ -177,6 +179,7 @@ impl TenantUsers {
                 .is_ok()
     }
 
+    /// The tenant's id.
     pub fn tenant_id(&self) -> &str {
         &self.tenant_id
     }
@@ -338,12 +341,24 @@ impl TenantUsers {
 
     /// Every user of the tenant, or `None` when they do not fit the budget.
     async fn read_all(&self, db: &DatabaseConnection) -> Result<Option<UserIndex>, StoreError> {
+        let (counted, _, _) = user_counts::totals(db, &self.tenant_id).await?;
+        let expected = usize::try_from(counted).unwrap_or(0);
+        if !self.budget.fits(expected) {
+            return Ok(None);
+        }
         let mut index = UserIndex::default();
         let mut after = String::new();
         loop {
             let page = users::check_rows_page(db, &self.tenant_id, &after, PAGE).await?;
             if !self.budget.fits(index.len() + page.len()) {
                 return Ok(None);
+            }
+            if after.is_empty() && !page.is_empty() {
+                // Sized once, from the count and the first page's texts, with a margin for
+                // users created meanwhile.
+                let text: usize = page.iter().map(|r| r.id.len() + r.name_norm.len()).sum();
+                let room = expected + expected / 16 + PAGE as usize;
+                index = UserIndex::with_capacity(room, text / page.len() * room);
             }
             for row in &page {
                 if index.upsert(row).is_err() {
