@@ -43,7 +43,7 @@ SEATBRIDGE_SCENARIOS = [
     ("walk", "full import walk, one client"),
     ("check", "entitlement check"),
     ("post", "POST /Users (seat check)"),
-    ("patch_deactivate", "PATCH Okta deactivate"),
+    ("patch_deactivate", "PATCH Okta (de)activate"),
     ("member_add", "group member add (50k group)"),
     ("list_deep", "list count=100, last page"),
 ]
