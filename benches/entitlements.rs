@@ -143,25 +143,29 @@ async fn main() {
 }
 
 /// What the check index takes per user, for `n` users with UUIDv7 ids and names like the
-/// harness's (`u123456`).
+/// harness's (`u123456`): grown one user at a time, and sized once for them as a build does.
 fn index_memory(n: usize) {
-    let mut index = UserIndex::default();
-    for i in 0..n {
-        index
-            .upsert(&CheckRow {
-                id: uuid::Uuid::now_v7().to_string(),
-                name_norm: format!("u{i}"),
-                active: true,
-                entitled: true,
-                seat_type: "default".into(),
-                reason: "seat_assigned".into(),
-            })
-            .unwrap();
+    let rows: Vec<CheckRow> = (0..n)
+        .map(|i| CheckRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            name_norm: format!("u{i}"),
+            active: true,
+            entitled: true,
+            seat_type: "default".into(),
+            reason: "seat_assigned".into(),
+        })
+        .collect();
+    let text: usize = rows.iter().map(|r| r.id.len() + r.name_norm.len()).sum();
+    for (how, mut index) in [
+        ("grown", UserIndex::default()),
+        ("sized", UserIndex::with_capacity(n, text)),
+    ] {
+        rows.iter().for_each(|r| index.upsert(r).unwrap());
+        println!(
+            "check index, {how}: {} users in {:.1} MiB, {:.0} bytes a user",
+            index.len(),
+            index.memory() as f64 / (1 << 20) as f64,
+            index.memory() as f64 / n as f64
+        );
     }
-    println!(
-        "check index: {} users in {:.1} MiB, {:.0} bytes a user",
-        index.len(),
-        index.memory() as f64 / (1 << 20) as f64,
-        index.memory() as f64 / n as f64
-    );
 }

@@ -291,6 +291,16 @@ impl EntitlementCache {
         }
     }
 
+    /// A guard to hold across a SCIM write's commit until [`EntitlementCache::users_written`]
+    /// has run: dropped before it is [disarmed](WriteGuard::disarm) (the request was cancelled
+    /// between the two), it drops the tenant's index, which then no longer knows what committed.
+    pub fn write_guard(self: &Arc<Self>, tenant_id: &str) -> WriteGuard {
+        WriteGuard {
+            cache: Some(self.clone()),
+            tenant_id: tenant_id.to_string(),
+        }
+    }
+
     /// Whether the tenant's users are indexed (tests and diagnostics).
     pub fn is_indexed(&self, tenant_id: &str) -> bool {
         read(&self.users).get(tenant_id).is_some_and(|u| u.is_indexed())
@@ -340,6 +350,27 @@ impl EntitlementCache {
             } else {
                 map.retain(|_, (t, _)| t.tenant_id != tenant_id);
             }
+        }
+    }
+}
+
+/// See [`EntitlementCache::write_guard`].
+pub struct WriteGuard {
+    cache: Option<Arc<EntitlementCache>>,
+    tenant_id: String,
+}
+
+impl WriteGuard {
+    /// The write's users were applied: nothing to drop.
+    pub fn disarm(mut self) {
+        self.cache = None;
+    }
+}
+
+impl Drop for WriteGuard {
+    fn drop(&mut self) {
+        if let Some(cache) = self.cache.take() {
+            cache.forget(Change::Users, &self.tenant_id, None);
         }
     }
 }
@@ -484,6 +515,24 @@ mod tests {
         assert!(!cache.read_tenants().contains_key("slug1"));
         assert!(read(&cache.users).is_empty());
         assert_eq!(cache.token("h1"), None);
+    }
+
+    #[test]
+    fn a_write_cancelled_before_its_users_were_applied_drops_the_index() {
+        let cache = Arc::new(EntitlementCache::new(Duration::from_secs(60), 100));
+        let view = TenantView {
+            id: "t1".into(),
+            slug: "slug1".into(),
+            plan: plan(),
+            status: LicenseStatus::Active,
+            epoch: 0,
+            loaded: Instant::now(),
+        };
+        cache.users_of(&view).install_for_test(UserIndex::default());
+        cache.write_guard("t1").disarm();
+        assert!(cache.is_indexed("t1"), "applied: kept");
+        drop(cache.write_guard("t1"));
+        assert!(!cache.is_indexed("t1"), "cancelled: dropped");
     }
 
     fn clone_view(v: &TenantView) -> TenantView {

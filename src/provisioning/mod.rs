@@ -426,8 +426,10 @@ impl<'a> Provisioning<'a> {
         match outcome {
             Ok(value) => {
                 let touched = w.tx.touched_users();
+                let guard = self.signals.map(|s| s.entitlements.write_guard(&tenant.id));
                 w.tx.commit().await?;
                 self.users_committed(tenant, touched).await;
+                guard.map(crate::entitlements::WriteGuard::disarm);
                 Ok(value)
             }
             Err(err) => {
