@@ -429,7 +429,9 @@ impl<'a> Provisioning<'a> {
                 let guard = self.signals.map(|s| s.entitlements.write_guard(&tenant.id));
                 w.tx.commit().await?;
                 self.users_committed(tenant, touched).await;
-                guard.map(crate::entitlements::WriteGuard::disarm);
+                if let Some(guard) = guard {
+                    guard.disarm();
+                }
                 Ok(value)
             }
             Err(err) => {
