@@ -115,6 +115,11 @@ struct State {
     /// No build starts before this (changes this process cannot follow may still come).
     quiet_until: Option<Instant>,
     retry_at: Option<Instant>,
+    /// Users of committed writes waiting to be applied, and how many writes queued them.
+    queued_ids: Vec<String>,
+    /// Writes queued so far, and the last of them applied.
+    queued: u64,
+    applied: u64,
 }
 
 impl State {
@@ -238,19 +243,36 @@ impl TenantUsers {
     /// Brings what checks know of `ids` up to date after a committed write of them: re-reads
     /// their rows through `reads` (absent: deleted). On failure the index is dropped, as it
     /// can no longer be trusted.
+    ///
+    /// Writes that queue while another's rows are being read are applied together, with one
+    /// read (on PostgreSQL one round trip per write, one after another, had cut PATCH from 607
+    /// to 513 req/s at 1,000,000 users). Each is queued after its commit, so the read that
+    /// applies it sees it.
     pub async fn apply(&self, reads: &impl Reader, ids: Vec<String>) {
+        let mine = {
+            let mut st = self.write();
+            st.queued_ids.extend(ids);
+            st.queued += 1;
+            st.queued
+        };
         let _turn = self.apply.lock().await;
-        {
-            let st = self.read();
+        let ids = {
+            let mut st = self.write();
+            if st.applied >= mine {
+                return;
+            }
+            st.applied = st.queued;
+            let mut ids = std::mem::take(&mut st.queued_ids);
+            ids.sort_unstable();
+            ids.dedup();
             if st.index.is_none() && st.building.is_none() {
-                // Nothing to update: a build begun after this point reads the write anyway.
-                drop(st);
-                let mut st = self.write();
+                // Nothing to update: a build begun after this point reads the writes anyway.
                 st.generation += 1;
                 st.misses.clear();
                 return;
             }
-        }
+            ids
+        };
         let rows = users::check_rows(reads, &self.tenant_id, &ids).await;
         let mut st = self.write();
         st.generation += 1;

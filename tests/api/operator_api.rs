@@ -350,10 +350,18 @@ async fn an_indexed_tenant_follows_every_scim_write_without_starting_over() {
         (json!("inactive"), erin["id"].clone())
     );
 
+    // Concurrent writes, whose users are applied together.
+    let names: Vec<String> = (0..12).map(|i| format!("burst{i}")).collect();
+    let created = futures_util::future::join_all(names.iter().map(|n| t.create_user(n, false))).await;
+    assert!(created.iter().all(|(status, _)| *status == 201), "{created:?}");
+    for (name, (_, user)) in names.iter().zip(&created) {
+        assert_eq!(check(&app, "indexed", name, "").await["user"], user["id"], "{name}");
+    }
+
     // All of it applied to the index, which was never dropped: on PostgreSQL this process
     // hears its own writes' NOTIFY too, and must not start over for them.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    wait_for_index(&app, "indexed", 4).await;
+    wait_for_index(&app, "indexed", 16).await;
 
     // A license change starts over, with the new entitlements.
     let report = set_seats(&app, "indexed", 1).await;
@@ -362,5 +370,5 @@ async fn an_indexed_tenant_follows_every_scim_write_without_starting_over() {
         .expect("one user lost a seat")
         .to_string();
     assert_eq!(check(&app, "indexed", &lost, "").await["reason"], "seat_reduction");
-    wait_for_index(&app, "indexed", 4).await;
+    wait_for_index(&app, "indexed", 16).await;
 }
