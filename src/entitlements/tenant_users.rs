@@ -9,10 +9,11 @@
 //! on anything missed.
 //!
 //! **Following writes.** A SCIM write's transaction notes every user it changes (including the
-//! users a freed seat went to); once it commits, [`TenantUsers::apply`] re-reads those rows and
-//! updates the index, one write after another (so an earlier read never overwrites a later
-//! one), before the write is answered; a request cancelled between the commit and that drops the
-//! index instead (`EntitlementCache::write_guard`). Changes whose extent this process cannot see (another
+//! users a freed seat went to); once it commits, [`TenantUsers::apply`] re-reads those rows,
+//! with those of the writes that queued meanwhile, and updates the index, one read after
+//! another (so an earlier read never overwrites a later one), before the write is answered. A
+//! request cancelled between the commit and that drops the index instead
+//! (`EntitlementCache::write_guard`). Changes whose extent this process cannot see (another
 //! instance's SCIM write, heard through PostgreSQL `NOTIFY`) drop the index; it is rebuilt
 //! once such changes stop for [`QUIET`]. Everything else (license, plan, seat mapping, holds)
 //! drops the tenant's entry altogether (see `EntitlementCache::forget`).
