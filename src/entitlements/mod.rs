@@ -132,6 +132,7 @@ pub fn decide(plan: &Plan, status: LicenseStatus, user: &UserView, feature: Opti
     (true, "ok".into())
 }
 
+#[derive(Clone)]
 struct TenantView {
     id: String,
     slug: String,
@@ -480,14 +481,7 @@ mod tests {
     fn another_instances_users_change_distrusts_the_index_and_keeps_plan_and_tokens() {
         let cache = EntitlementCache::new(Duration::from_secs(60), 100);
         cache.remember_token("h1", token("t1"));
-        let view = Arc::new(TenantView {
-            id: "t1".into(),
-            slug: "slug1".into(),
-            plan: plan(),
-            status: LicenseStatus::Active,
-            epoch: 0,
-            loaded: Instant::now(),
-        });
+        let view = Arc::new(view_of_t1());
         cache.tenants.write().unwrap().insert("slug1".into(), view.clone());
         let users = cache.users_of(&view);
         users.install_for_test(UserIndex::default());
@@ -507,7 +501,7 @@ mod tests {
 
         let moved = TenantView {
             epoch: 1,
-            ..clone_view(&view)
+            ..(*view).clone()
         };
         assert!(!Arc::ptr_eq(&cache.users_of(&moved), &users), "a new epoch starts over");
 
@@ -520,29 +514,22 @@ mod tests {
     #[test]
     fn a_write_cancelled_before_its_users_were_applied_drops_the_index() {
         let cache = Arc::new(EntitlementCache::new(Duration::from_secs(60), 100));
-        let view = TenantView {
-            id: "t1".into(),
-            slug: "slug1".into(),
-            plan: plan(),
-            status: LicenseStatus::Active,
-            epoch: 0,
-            loaded: Instant::now(),
-        };
-        cache.users_of(&view).install_for_test(UserIndex::default());
+        cache.users_of(&view_of_t1()).install_for_test(UserIndex::default());
         cache.write_guard("t1").disarm();
         assert!(cache.is_indexed("t1"), "applied: kept");
         drop(cache.write_guard("t1"));
         assert!(!cache.is_indexed("t1"), "cancelled: dropped");
     }
 
-    fn clone_view(v: &TenantView) -> TenantView {
+    /// Tenant `t1` (slug `slug1`), active, at epoch 0.
+    fn view_of_t1() -> TenantView {
         TenantView {
-            id: v.id.clone(),
-            slug: v.slug.clone(),
-            plan: v.plan.clone(),
-            status: v.status,
-            epoch: v.epoch,
-            loaded: v.loaded,
+            id: "t1".into(),
+            slug: "slug1".into(),
+            plan: plan(),
+            status: LicenseStatus::Active,
+            epoch: 0,
+            loaded: Instant::now(),
         }
     }
 
