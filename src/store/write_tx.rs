@@ -267,7 +267,7 @@ impl DirectWriter {
     /// commits leave). Never waits: a wake-up already pending covers this one too.
     pub(super) fn wake_checkpointer(&self) {
         let wake = self.checkpointer.get_or_init(|| {
-            spawn_checkpointer(self.path.clone(), self.counts.clone())
+            spawn_checkpointer(self.path.clone(), self.counts.clone(), Arc::downgrade(&self.state))
                 .map_err(|e| tracing::warn!(error = %e, "no background checkpointer; the writer checkpoints"))
                 .ok()
         });
@@ -394,6 +394,11 @@ impl DirectWriter {
 /// checkpointer fall behind (SQLite's default, used by the pool's connections, is 1,000).
 const WRITER_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
+/// WAL pages after which the background checkpointer makes the WAL restart (see
+/// [`spawn_checkpointer`]): about 16 MiB. Each restart holds writes for two `fsync`s, 22–58 ms
+/// here at 2,000–8,000 pages; PATCH p99 at 100,000 users was lowest at 4,000 (`bench/RESULTS.md`).
+const RESTART_WAL_PAGES: i64 = 4_000;
+
 /// The least time between two background checkpoints.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -401,10 +406,21 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(50);
 /// commits. By default SQLite does it in the connection whose commit passes 1,000 WAL pages,
 /// and that commit, with every write queued behind it, waits for the copy and its `fsync`
 /// (POST p99 21.9 / 20.5 -> 14.2 / 13.7 ms with this thread, bench/RESULTS.md). A passive
-/// checkpoint never blocks the writer. The WAL restarts from its beginning when a write begins
-/// with all of it copied; under sustained writes that is rare, so the writer's in-line
-/// checkpoint at 10,000 pages bounds the file (about 40 MiB). The thread ends with the writer.
-fn spawn_checkpointer(path: std::path::PathBuf, counts: Arc<[AtomicU64; 3]>) -> std::io::Result<SyncSender<()>> {
+/// checkpoint never blocks the writer.
+///
+/// The WAL restarts from its beginning only when a write begins with all of it copied, which
+/// under sustained writes a passive checkpoint never sees: frames commit while it copies. Left
+/// alone, the WAL grew to the writer's in-line checkpoint at 10,000 pages every few seconds,
+/// and that checkpoint's copy and `fsync`s (30–45 ms, strace) held a worker thread and every
+/// request on it. So once the WAL passes [`RESTART_WAL_PAGES`], the thread takes the writer's
+/// turn (writers wait for it without holding a thread), commits a batch left open, and copies
+/// the frames committed since its passive pass on the writer's own connection: the next write
+/// begins on a fully copied WAL and restarts it. The thread ends with the writer.
+fn spawn_checkpointer(
+    path: std::path::PathBuf,
+    counts: Arc<[AtomicU64; 3]>,
+    writer: std::sync::Weak<tokio::sync::Mutex<WriterState>>,
+) -> std::io::Result<SyncSender<()>> {
     let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
@@ -421,10 +437,15 @@ fn spawn_checkpointer(path: std::path::PathBuf, counts: Arc<[AtomicU64; 3]>) -> 
                     .ok();
                 }
                 if let Some(conn) = &conn {
-                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(2)) {
-                        Ok(_) => {
+                    match checkpoint(conn) {
+                        Ok(wal_pages) => {
                             counts[2].fetch_add(1, Ordering::Relaxed);
                             metrics::counter!(crate::metrics::SQLITE_CHECKPOINTS).increment(1);
+                            if wal_pages > RESTART_WAL_PAGES {
+                                if let Some(writer) = writer.upgrade() {
+                                    checkpoint_between_writes(&writer, &counts);
+                                }
+                            }
                         }
                         Err(e) => tracing::warn!(error = %e, "background WAL checkpoint failed"),
                     }
@@ -433,6 +454,28 @@ fn spawn_checkpointer(path: std::path::PathBuf, counts: Arc<[AtomicU64; 3]>) -> 
             }
         })?;
     Ok(wake)
+}
+
+/// A passive checkpoint; returns the WAL's size in pages.
+fn checkpoint(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1))
+}
+
+/// Copies every committed frame while no write is under way, on the writer's connection (see
+/// [`spawn_checkpointer`]). Called from the checkpointer's own thread, never from the runtime.
+fn checkpoint_between_writes(writer: &tokio::sync::Mutex<WriterState>, counts: &[AtomicU64; 3]) {
+    let mut state = writer.blocking_lock();
+    if state.batch.is_some() {
+        // Left open for writers queued behind the checkpointer: they begin the next one.
+        if commit_open_batch(&mut state, counts).is_err() {
+            return;
+        }
+    }
+    if let Some(conn) = &state.conn {
+        if let Err(e) = checkpoint(conn) {
+            tracing::warn!(error = %e, "WAL checkpoint between writes failed");
+        }
+    }
 }
 
 fn execute(state: &WriterState, sql: &str) -> rusqlite::Result<()> {
@@ -444,14 +487,21 @@ fn execute(state: &WriterState, sql: &str) -> rusqlite::Result<()> {
 
 /// Commits the open batch and records the outcome for every write it carries.
 fn commit_batch(state: &mut WriterState, writer: &DirectWriter) -> Result<(), Failure> {
-    let counts = &writer.counts;
+    let outcome = commit_open_batch(state, &writer.counts);
+    if outcome.is_ok() {
+        writer.wake_checkpointer();
+    }
+    outcome
+}
+
+/// [`commit_batch`], counted in `counts`, without waking the checkpointer.
+fn commit_open_batch(state: &mut WriterState, counts: &[AtomicU64; 3]) -> Result<(), Failure> {
     let writes = state.members as u64;
     let outcome = execute(state, "COMMIT").map_err(|e| Failure {
         unavailable: is_busy(&e),
         message: format!("sqlite commit: {e}"),
     });
     if outcome.is_ok() {
-        writer.wake_checkpointer();
         counts[0].fetch_add(writes, Ordering::Relaxed);
         counts[1].fetch_add(1, Ordering::Relaxed);
         metrics::counter!(crate::metrics::SQLITE_WRITES).increment(writes);

@@ -334,6 +334,34 @@ async fn commits_are_checkpointed_in_the_background() {
     }
 }
 
+/// Under sustained writes the WAL still restarts from its beginning, so it stays near the
+/// checkpointer's restart size: it does not grow until a commit of the writer checkpoints in
+/// line (at 10,000 pages, about 40 MiB), holding its thread for the copy and its `fsync`.
+#[tokio::test]
+async fn the_wal_restarts_under_sustained_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, reads, tenant) = sqlite_file(&dir, std::time::Duration::from_secs(5)).await;
+    let seat = seat();
+    // About 16 KiB a user, four overflow pages: 3,000 users put over 12,000 pages in the WAL.
+    let padding = "x".repeat(16_000);
+    let wal = dir.path().join("writes.db-wal");
+    let mut largest = 0;
+    for i in 0..3_000 {
+        let tx = store::write_tx::begin(&db, &reads).await.unwrap();
+        let doc = json!({"userName": format!("user{i}"), "title": padding});
+        users::insert(&tx, &tenant.id, &format!("u{i}"), &doc, &seat)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        // The file keeps its size when the WAL restarts: its length is the WAL's high mark.
+        largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+    }
+    // The checkpointer restarts it past 4,000 pages; it grows a little more meanwhile.
+    assert!(largest < 8_000 * 4_096, "the WAL grew to {} MiB", largest / (1 << 20));
+    let (total, _, _) = store::user_counts::totals(&db, &tenant.id).await.unwrap();
+    assert_eq!(total, 3_000);
+}
+
 /// A write whose wait for its group commit is abandoned (the client went away) does not leave
 /// the transaction open, holding SQLite's write lock with nobody to commit it, even when the
 /// writer it left the transaction to goes away too.
