@@ -111,7 +111,7 @@ impl Application {
             })?;
         let sweep_interval = config.sweep_interval;
         let entitlements = Arc::new(EntitlementCache::new(config.entitlement_ttl, config.check_index_users));
-        let signals = Signals::new(entitlements.clone());
+        let signals = Signals::new(entitlements.clone()).with_peers(&db);
         let relay = config.relay.clone();
         let keys = Arc::new(match &config.signing_key {
             Some(secret) => KeyRing::from_env_secret(secret)?,

@@ -10,7 +10,10 @@
 //! it wrote; any other change (license, plan, seat mapping, hold, tokens, tenant) drops the
 //! tenant's view, users and tokens. In this process directly, and on PostgreSQL in every
 //! process through `NOTIFY seatbridge_entitlements` (sent inside the changing transaction, so
-//! it is delivered exactly when the change commits). Views are re-read every TTL, which bounds
+//! it is delivered exactly when the change commits). Other instances learn which users a SCIM
+//! write changed from a second notification the writer sends after its commit
+//! ([`RowsNotice`]), and re-read them; one that does not follow within a second makes them
+//! drop the tenant's users and rebuild. Views are re-read every TTL, which bounds
 //! staleness from writers that cannot notify (another process on the same SQLite file, such as
 //! `seatbridge license set`); such changes also bump the tenant's `entitlement_epoch`, which
 //! the re-read compares to drop the users it knew.
@@ -64,6 +67,69 @@ impl Change {
             None => (Change::Tenant, payload, None),
         }
     }
+}
+
+/// A SCIM write's users as told to other instances after its commit (payload `rows:`, the
+/// tenant id, `@`, the writing [`instance`], `:`, then the user ids joined by `,`, or `*` when
+/// they do not fit a notification). Every users' change of a tenant ([`Change::Users`], heard
+/// when the write commits) is followed by one such notice from the same instance: the other
+/// instances re-read those users instead of dropping what they know of the tenant.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RowsNotice {
+    pub tenant_id: String,
+    pub origin: String,
+    /// `None`: too many to list.
+    pub ids: Option<Vec<String>>,
+}
+
+/// PostgreSQL refuses payloads of 8,000 bytes and more.
+const MAX_PAYLOAD: usize = 7_900;
+
+impl RowsNotice {
+    /// The payload telling other instances that this process wrote `ids` of `tenant_id`.
+    pub fn payload(tenant_id: &str, ids: &[String]) -> String {
+        let mut payload = format!("rows:{tenant_id}@{}:", instance());
+        let listed: usize = ids.iter().map(|id| id.len() + 1).sum();
+        if payload.len() + listed > MAX_PAYLOAD {
+            payload.push('*');
+        } else {
+            payload.push_str(&ids.join(","));
+        }
+        payload
+    }
+
+    /// The notice a payload stands for, if it is one.
+    pub fn parse(payload: &str) -> Option<RowsNotice> {
+        let (tenant_id, rest) = payload.strip_prefix("rows:")?.split_once('@')?;
+        let (origin, list) = rest.split_once(':')?;
+        let ids = match list {
+            "*" => None,
+            list => Some(
+                list.split(',')
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            ),
+        };
+        Some(RowsNotice {
+            tenant_id: tenant_id.to_string(),
+            origin: origin.to_string(),
+            ids,
+        })
+    }
+}
+
+/// Tells the other instances which users of `tenant_id` a committed SCIM write of this process
+/// changed (see [`RowsNotice`]); PostgreSQL only.
+pub async fn notify_rows(db: &DatabaseConnection, tenant_id: &str, ids: &[String]) -> Result<(), StoreError> {
+    let mut b = store::sql::SqlBuilder::new(DbBackend::Postgres);
+    b.push("SELECT pg_notify('")
+        .push(CHANNEL)
+        .push("', ")
+        .bind(RowsNotice::payload(tenant_id, ids))
+        .push(")");
+    db.rows(b.build()).await?;
+    Ok(())
 }
 
 /// This process's id in notifications: its own SCIM writes it follows exactly, and ignores
@@ -318,13 +384,41 @@ impl EntitlementCache {
         match change {
             Change::Tenant => self.invalidate(tenant_id),
             Change::Users if origin == Some(instance()) => {}
+            Change::Users if tenant_id == "*" => self.distrust_users("*"),
             Change::Users => {
-                for users in read(&self.users).values() {
-                    if tenant_id == "*" || users.tenant_id() == tenant_id {
-                        users.distrust(tenant_users::QUIET);
-                    }
+                if let Some(users) = read(&self.users).get(tenant_id) {
+                    users.expect_rows(origin.unwrap_or_default());
                 }
             }
+        }
+    }
+
+    /// Drops what checks know of a tenant's users (`*`: of every tenant), which are read
+    /// until an index is built again.
+    fn distrust_users(&self, tenant_id: &str) {
+        for users in read(&self.users).values() {
+            if tenant_id == "*" || users.tenant_id() == tenant_id {
+                users.distrust(tenant_users::QUIET);
+            }
+        }
+    }
+
+    /// Another instance's [`RowsNotice`] arrived: the tenant's users it names, to re-read and
+    /// apply with [`TenantUsers::apply`] (`None`: nothing to re-read here, or the tenant's
+    /// users were dropped because the notice could not name them all).
+    pub fn rows_written_elsewhere(&self, notice: RowsNotice) -> Option<(Arc<TenantUsers>, Vec<String>)> {
+        if notice.origin == instance() {
+            return None;
+        }
+        let users = read(&self.users).get(&notice.tenant_id).cloned()?;
+        users.rows_arrived(&notice.origin);
+        match notice.ids {
+            None => {
+                users.distrust(tenant_users::QUIET);
+                None
+            }
+            Some(ids) if ids.is_empty() => None,
+            Some(ids) => Some((users, ids)),
         }
     }
 
@@ -371,7 +465,7 @@ impl WriteGuard {
 impl Drop for WriteGuard {
     fn drop(&mut self) {
         if let Some(cache) = self.cache.take() {
-            cache.forget(Change::Users, &self.tenant_id, None);
+            cache.distrust_users(&self.tenant_id);
         }
     }
 }
@@ -430,10 +524,19 @@ pub async fn listen_for_changes(db: DatabaseConnection, cache: Arc<EntitlementCa
                     cache.invalidate("*");
                     loop {
                         match listener.recv().await {
-                            Ok(n) => {
-                                let (change, tenant_id, origin) = Change::parse(n.payload());
-                                cache.forget(change, tenant_id, origin);
-                            }
+                            Ok(n) => match RowsNotice::parse(n.payload()) {
+                                Some(notice) => {
+                                    if let Some((users, ids)) = cache.rows_written_elsewhere(notice) {
+                                        // Off the listener: the next notices need not wait for the read.
+                                        let db = db.clone();
+                                        tokio::spawn(async move { users.apply(&db, ids).await });
+                                    }
+                                }
+                                None => {
+                                    let (change, tenant_id, origin) = Change::parse(n.payload());
+                                    cache.forget(change, tenant_id, origin);
+                                }
+                            },
                             Err(e) => {
                                 tracing::warn!(error = %e, "entitlement listener lost its connection");
                                 break;
@@ -477,8 +580,16 @@ mod tests {
         assert_eq!(expired.token("h1"), None);
     }
 
+    fn notice(origin: &str, ids: Option<&[&str]>) -> RowsNotice {
+        RowsNotice {
+            tenant_id: "t1".into(),
+            origin: origin.into(),
+            ids: ids.map(|ids| ids.iter().map(|id| id.to_string()).collect()),
+        }
+    }
+
     #[test]
-    fn another_instances_users_change_distrusts_the_index_and_keeps_plan_and_tokens() {
+    fn another_instances_users_change_is_applied_by_id_and_keeps_plan_and_tokens() {
         let cache = EntitlementCache::new(Duration::from_secs(60), 100);
         cache.remember_token("h1", token("t1"));
         let view = Arc::new(view_of_t1());
@@ -489,8 +600,22 @@ mod tests {
 
         cache.forget(Change::Users, "t2", Some("elsewhere"));
         cache.forget(Change::Users, "t1", Some(instance()));
-        assert!(cache.is_indexed("t1"), "another tenant's change, or this process's own");
         cache.forget(Change::Users, "t1", Some("elsewhere"));
+        assert!(cache.is_indexed("t1"), "kept while the written users' ids come");
+        assert!(cache
+            .rows_written_elsewhere(notice(instance(), Some(&["u1"])))
+            .is_none());
+        let (to_apply, ids) = cache
+            .rows_written_elsewhere(notice("elsewhere", Some(&["u1", "u2"])))
+            .unwrap();
+        assert!(Arc::ptr_eq(&to_apply, &users));
+        assert_eq!(ids, ["u1", "u2"]);
+        assert!(cache.rows_written_elsewhere(notice("elsewhere", Some(&[]))).is_none());
+        assert!(cache.is_indexed("t1"));
+        assert!(
+            cache.rows_written_elsewhere(notice("elsewhere", None)).is_none(),
+            "too many to name"
+        );
         assert!(!cache.is_indexed("t1"));
         assert!(
             Arc::ptr_eq(&cache.users_of(&view), &users),
@@ -550,6 +675,24 @@ mod tests {
             (Change::Users, "t1", None),
             "an older instance's"
         );
+        assert_eq!(RowsNotice::parse("users:t1@x"), None);
+        let ids: Vec<String> = (0..3)
+            .map(|n| format!("0193a7c2-0000-7000-8000-00000000000{n}"))
+            .collect();
+        let told = RowsNotice::parse(&RowsNotice::payload("t1", &ids)).unwrap();
+        assert_eq!(
+            (told.tenant_id.as_str(), told.origin.as_str(), told.ids),
+            ("t1", instance(), Some(ids))
+        );
+        assert_eq!(
+            RowsNotice::parse(&RowsNotice::payload("t1", &[])).unwrap().ids,
+            Some(vec![])
+        );
+        // PostgreSQL refuses a payload of 8,000 bytes: more ids than fit are "all of them".
+        let many: Vec<String> = (0..250).map(|n| format!("0193a7c2-0000-7000-8000-{n:012}")).collect();
+        let payload = RowsNotice::payload("t1", &many);
+        assert!(payload.len() < 8_000);
+        assert_eq!(RowsNotice::parse(&payload).unwrap().ids, None);
     }
 
     fn plan() -> Plan {

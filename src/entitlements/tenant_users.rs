@@ -13,10 +13,15 @@
 //! with those of the writes that queued meanwhile, and updates the index, one read after
 //! another (so an earlier read never overwrites a later one), before the write is answered. A
 //! request cancelled between the commit and that drops the index instead
-//! (`EntitlementCache::write_guard`). Changes whose extent this process cannot see (another
-//! instance's SCIM write, heard through PostgreSQL `NOTIFY`) drop the index; it is rebuilt
-//! once such changes stop for [`QUIET`]. Everything else (license, plan, seat mapping, holds)
-//! drops the tenant's entry altogether (see `EntitlementCache::forget`).
+//! (`EntitlementCache::write_guard`). Another instance's SCIM write is heard twice through
+//! PostgreSQL `NOTIFY`: when it commits ([`TenantUsers::expect_rows`]), and then with the ids
+//! of the users it changed, which are re-read and applied the same way
+//! ([`TenantUsers::rows_arrived`]). Meanwhile (milliseconds) checks answer from the index as it
+//! was, as they did before the commit was heard. Changes whose extent this process cannot see
+//! (a write whose ids did not follow within [`ROWS_WAIT`], or did not fit a notification) drop
+//! the index; it is rebuilt once such changes stop for [`QUIET`]. Everything else (license,
+//! plan, seat mapping, holds) drops the tenant's entry altogether (see
+//! `EntitlementCache::forget`).
 //!
 //! **Memory.** The process indexes at most a configured number of users over all tenants
 //! ([`Budget`]); a tenant that does not fit is checked by reads.
@@ -40,6 +45,13 @@ const MAX_MISSES: usize = 20_000;
 
 /// How long after another instance's write of the tenant a build may start.
 pub const QUIET: Duration = Duration::from_secs(2);
+
+/// How long after another instance's write commits the ids of its users may take to arrive
+/// before the index is dropped (the writer may have died in between).
+const ROWS_WAIT: Duration = Duration::from_secs(1);
+
+/// Other instances' writes awaiting their ids, per tenant, before the index is dropped instead.
+const MAX_AWAITED: usize = 10_000;
 
 /// The shortest wait before trying again after a build failed or did not fit.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -121,9 +133,20 @@ struct State {
     /// Writes queued so far, and the last of them applied.
     queued: u64,
     applied: u64,
+    /// Other instances' committed writes whose users' ids have not arrived yet: the writing
+    /// instance and when the commit was heard, oldest first.
+    awaiting: Vec<(Box<str>, Instant)>,
 }
 
 impl State {
+    /// Whether another instance's write was heard committing [`ROWS_WAIT`] ago or more and the
+    /// ids of its users have not arrived.
+    fn rows_overdue(&self, now: Instant) -> bool {
+        self.awaiting
+            .first()
+            .is_some_and(|(_, heard)| now.duration_since(*heard) >= ROWS_WAIT)
+    }
+
     fn may_build(&self, now: Instant) -> bool {
         let due = match self.built_at {
             Some(at) => self.index.is_none() || now.duration_since(at) >= REBUILD_EVERY,
@@ -205,9 +228,16 @@ impl TenantUsers {
         key: &str,
     ) -> Result<Option<UserView>, StoreError> {
         let now = Instant::now();
-        let (generation, cache_key) = {
+        let (generation, cache_key) = loop {
             let st = self.read();
             if let Some(index) = &st.index {
+                if st.rows_overdue(now) {
+                    drop(st);
+                    tracing::warn!(tenant = %self.tenant_id, "another instance's written users were not named in time; the check index is dropped");
+                    // Clears what was awaited: the next turn finds no index.
+                    self.distrust(QUIET);
+                    continue;
+                }
                 let found = index.get(key);
                 if st.may_build(now) {
                     drop(st);
@@ -219,7 +249,7 @@ impl TenantUsers {
             if let Some(hit) = st.misses.by_key.get(cache_key.as_str()) {
                 return Ok(hit.clone());
             }
-            (st.generation, cache_key)
+            break (st.generation, cache_key);
         };
         self.start_build(db);
         let row = users::find_for_check(reads, &self.tenant_id, key).await?;
@@ -300,14 +330,40 @@ impl TenantUsers {
         }
     }
 
-    /// A change this process cannot see the extent of (another instance's write) may have
-    /// happened, and more may follow for `quiet`: the index is dropped, and not rebuilt before
-    /// that.
+    /// Another instance (`origin`) committed a write of the tenant's users; their ids follow
+    /// ([`TenantUsers::rows_arrived`]). Users remembered without an index are forgotten.
+    pub fn expect_rows(&self, origin: &str) {
+        let mut st = self.write();
+        st.generation += 1;
+        st.misses.clear();
+        if st.index.is_none() && st.building.is_none() {
+            return;
+        }
+        if st.awaiting.len() >= MAX_AWAITED {
+            drop(st);
+            self.distrust(QUIET);
+            return;
+        }
+        st.awaiting.push((origin.into(), Instant::now()));
+    }
+
+    /// The ids of the users of `origin`'s oldest write heard committing have arrived (to be
+    /// applied with [`TenantUsers::apply`]).
+    pub fn rows_arrived(&self, origin: &str) {
+        let mut st = self.write();
+        if let Some(at) = st.awaiting.iter().position(|(o, _)| &**o == origin) {
+            st.awaiting.remove(at);
+        }
+    }
+
+    /// A change this process cannot see the extent of may have happened, and more may follow
+    /// for `quiet`: the index is dropped, and not rebuilt before that.
     pub fn distrust(&self, quiet: Duration) {
         let mut st = self.write();
         let now = Instant::now();
         st.generation += 1;
         st.misses.clear();
+        st.awaiting.clear();
         st.foreign_at = Some(now);
         st.quiet_until = Some(now + quiet);
         self.drop_index(&mut st);
@@ -481,5 +537,29 @@ mod tests {
         other.write().index = Some(UserIndex::default());
         drop(other);
         assert!(budget.fits(7) && !budget.fits(8));
+    }
+
+    #[test]
+    fn another_instances_write_whose_ids_never_come_is_overdue() {
+        let users = TenantUsers::new("t", "t", 0, Arc::new(Budget::new(10)));
+        users.expect_rows("a");
+        assert!(users.read().awaiting.is_empty(), "nothing indexed: nothing to await");
+        users.write().index = Some(UserIndex::default());
+        users.expect_rows("a");
+        users.expect_rows("b");
+        let later = Instant::now() + ROWS_WAIT;
+        assert!(!users.read().rows_overdue(Instant::now()));
+        assert!(users.read().rows_overdue(later));
+        users.rows_arrived("a");
+        users.rows_arrived("c");
+        assert!(users.read().rows_overdue(later), "b's ids are still awaited");
+        users.rows_arrived("b");
+        assert!(!users.read().rows_overdue(later + ROWS_WAIT));
+        users.expect_rows("a");
+        users.distrust(QUIET);
+        assert!(
+            !users.read().rows_overdue(later) && !users.is_indexed(),
+            "dropped: nothing left to await"
+        );
     }
 }

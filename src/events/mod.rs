@@ -133,6 +133,8 @@ pub struct Signals {
     /// retrying `BEGIN IMMEDIATE` in SQLite's busy handler, which sleeps up to 100 ms between
     /// tries and gave POST a p99 above one second under 32 concurrent writers.
     pub sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+    /// On PostgreSQL, where the users each SCIM write changed are told to other instances.
+    peers: Option<sea_orm::DatabaseConnection>,
 }
 
 impl Signals {
@@ -143,16 +145,37 @@ impl Signals {
             outbox: Arc::new(Notify::new()),
             changed: Arc::default(),
             sqlite_writer: Arc::default(),
+            peers: None,
         }
     }
 
+    /// Tells other instances, through `db` (PostgreSQL), which users each SCIM write changed.
+    pub fn with_peers(mut self, db: &sea_orm::DatabaseConnection) -> Self {
+        if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            self.peers = Some(db.clone());
+        }
+        self
+    }
+
     /// A SCIM write of `tenant_id`'s users `ids` has committed: the entitlement check's users
-    /// are brought up to date (read through `reads`) before this returns, even if the caller
-    /// is dropped meanwhile; its plan, license and tokens are kept.
+    /// are brought up to date (read through `reads`), and other instances told which they are,
+    /// before this returns, even if the caller is dropped meanwhile; its plan, license and
+    /// tokens are kept.
     pub async fn users_committed(&self, reads: &crate::store::PointReads, tenant_id: &str, ids: Vec<String>) {
         self.after_commit(tenant_id);
         let (cache, reads, tenant) = (self.entitlements.clone(), reads.clone(), tenant_id.to_string());
-        let applied = tokio::spawn(async move { cache.users_written(&reads, &tenant, ids).await });
+        let peers = self.peers.clone();
+        let applied = tokio::spawn(async move {
+            let tell = async {
+                if let Some(db) = &peers {
+                    if let Err(e) = crate::entitlements::notify_rows(db, &tenant, &ids).await {
+                        // The other instances drop the tenant's users when the ids do not come.
+                        tracing::warn!(error = %e, tenant = %tenant, "could not tell other instances which users a write changed");
+                    }
+                }
+            };
+            tokio::join!(cache.users_written(&reads, &tenant, ids.clone()), tell);
+        });
         if let Err(e) = applied.await {
             tracing::error!(error = %e, "updating the entitlement check's users failed");
         }

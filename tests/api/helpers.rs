@@ -230,9 +230,31 @@ impl TestApp {
 
     /// The Prometheus text of `/metrics` (no metrics token configured).
     pub async fn metrics(&self) -> String {
-        let resp = self.client.get(format!("{}/metrics", self.base)).send().await.unwrap();
+        self.metrics_of(&self.base).await
+    }
+
+    /// The Prometheus text of `/metrics` of the server at `base` (this one or another process).
+    pub async fn metrics_of(&self, base: &str) -> String {
+        let resp = self.client.get(format!("{base}/metrics")).send().await.unwrap();
         assert_eq!(resp.status(), 200, "/metrics");
         resp.text().await.unwrap()
+    }
+
+    /// The line of the check index gauge of the server at `base` for a tenant holding `users`.
+    pub fn index_gauge(slug: &str, users: usize) -> String {
+        format!("seatbridge_check_index_users{{tenant=\"{slug}\"}} {users}")
+    }
+
+    /// Waits until the server at `base` has indexed `want` users of a tenant for checks.
+    pub async fn wait_for_index(&self, base: &str, slug: &str, want: usize) {
+        let line = Self::index_gauge(slug, want);
+        for _ in 0..200 {
+            if self.metrics_of(base).await.lines().any(|l| l == line) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("never saw `{line}`");
     }
 
     pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Response {

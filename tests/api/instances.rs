@@ -56,13 +56,17 @@ async fn a_change_in_one_process_reaches_the_other_process_cache() {
         json!(true),
         "warms the second instance's cache"
     );
+    let postgres = app.config.database_url.starts_with("postgres");
+    if postgres {
+        app.wait_for_index(&other.base, "synced", 1).await;
+    }
     t.patch(
         &format!("/Users/{id}"),
         TestApp::patch_body(json!([{"op":"replace","value":{"active":false}}])),
     )
     .await;
     // SQLite has no cross-process notification; there the TTL bounds staleness instead.
-    if app.config.database_url.starts_with("postgres") {
+    if postgres {
         let mut seen = false;
         for _ in 0..100 {
             if check(other.base.clone()).await["allowed"] == json!(false) {
@@ -72,6 +76,12 @@ async fn a_change_in_one_process_reaches_the_other_process_cache() {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         assert!(seen, "the second instance never saw the deactivation");
+        // It re-read the user the write named, and kept its index of the tenant.
+        let gauge = TestApp::index_gauge("synced", 1);
+        assert!(
+            app.metrics_of(&other.base).await.lines().any(|l| l == gauge),
+            "the second instance dropped its index"
+        );
     }
     assert_eq!(
         check(app.base.clone()).await["allowed"],

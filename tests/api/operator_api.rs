@@ -265,18 +265,6 @@ async fn token_names_are_counted_in_characters() {
     }
 }
 
-/// This process's index gauge for a tenant, once it reads `want`.
-async fn wait_for_index(app: &TestApp, slug: &str, want: usize) {
-    let line = format!("seatbridge_check_index_users{{tenant=\"{slug}\"}} {want}");
-    for _ in 0..200 {
-        if app.metrics().await.lines().any(|l| l == line) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("never saw `{line}`");
-}
-
 async fn set_seats(app: &TestApp, slug: &str, seats: i64) -> Value {
     let (status, report) = api(
         app,
@@ -307,7 +295,7 @@ async fn an_indexed_tenant_follows_every_scim_write_without_starting_over() {
         .unwrap_or_else(|| panic!("{report}"))
         .to_string();
     assert_eq!(check(&app, "indexed", &waiting, "").await["reason"], "seat_reduction");
-    wait_for_index(&app, "indexed", 4).await;
+    app.wait_for_index(&app.base, "indexed", 4).await;
 
     // A deactivation frees a seat, which goes to the waiting user in the same write.
     let leaving = ["alice", "bob", "carol"]
@@ -361,7 +349,7 @@ async fn an_indexed_tenant_follows_every_scim_write_without_starting_over() {
     // All of it applied to the index, which was never dropped: on PostgreSQL this process
     // hears its own writes' NOTIFY too, and must not start over for them.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    wait_for_index(&app, "indexed", 16).await;
+    app.wait_for_index(&app.base, "indexed", 16).await;
 
     // A license change starts over, with the new entitlements.
     let report = set_seats(&app, "indexed", 1).await;
@@ -370,5 +358,5 @@ async fn an_indexed_tenant_follows_every_scim_write_without_starting_over() {
         .expect("one user lost a seat")
         .to_string();
     assert_eq!(check(&app, "indexed", &lost, "").await["reason"], "seat_reduction");
-    wait_for_index(&app, "indexed", 16).await;
+    app.wait_for_index(&app.base, "indexed", 16).await;
 }
