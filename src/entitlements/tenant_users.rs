@@ -228,7 +228,7 @@ impl TenantUsers {
         key: &str,
     ) -> Result<Option<UserView>, StoreError> {
         let now = Instant::now();
-        let (generation, cache_key) = loop {
+        let (generation, cache_key, may_build) = loop {
             let st = self.read();
             if let Some(index) = &st.index {
                 if st.rows_overdue(now) {
@@ -249,9 +249,13 @@ impl TenantUsers {
             if let Some(hit) = st.misses.by_key.get(cache_key.as_str()) {
                 return Ok(hit.clone());
             }
-            break (st.generation, cache_key);
+            break (st.generation, cache_key, st.may_build(now));
         };
-        self.start_build(db);
+        // Asked under the read lock first: start_build takes the write lock, which every miss
+        // would otherwise take while a build runs.
+        if may_build {
+            self.start_build(db);
+        }
         let row = users::find_for_check(reads, &self.tenant_id, key).await?;
         let mut st = self.write();
         let found = row.map(|row| UserView {
