@@ -30,6 +30,7 @@ pub const SQLITE_CHECKPOINTS: &str = "seatbridge_sqlite_checkpoints_total";
 pub const CREATE_BATCHES: &str = "seatbridge_create_batches_total";
 pub const BATCHED_CREATES: &str = "seatbridge_batched_creates_total";
 pub const INDEXED_USERS: &str = "seatbridge_check_index_users";
+pub const INDEX_DROPS: &str = "seatbridge_check_index_drops_total";
 
 /// Latency buckets, in seconds: SCIM calls are expected in the low milliseconds.
 const BUCKETS: [f64; 12] = [
@@ -88,6 +89,10 @@ fn describe() {
     metrics::describe_gauge!(
         INDEXED_USERS,
         "Users the entitlement check holds in memory, by tenant (0: checked by reads)"
+    );
+    metrics::describe_counter!(
+        INDEX_DROPS,
+        "Check indexes dropped (their tenant then checked by reads until rebuilt), by reason"
     );
     metrics::describe_gauge!(OUTBOX_PENDING, "Deliveries not yet delivered or dead");
     metrics::describe_gauge!(OUTBOX_LAG, "Age of the oldest pending delivery");

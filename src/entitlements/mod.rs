@@ -22,7 +22,7 @@ mod index;
 mod tenant_users;
 
 pub use index::{CheckRow, UserIndex};
-pub use tenant_users::{Budget, TenantUsers};
+pub use tenant_users::{Budget, DropReason, TenantUsers};
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -294,7 +294,7 @@ impl EntitlementCache {
         // Another process on the same SQLite file writes unheard: while one is there, checks
         // read users, as remembered for at most a TTL.
         if users.probe_due(self.ttl) && reads.other_process_attached() {
-            users.distrust(self.ttl * 2);
+            users.distrust(self.ttl * 2, DropReason::OtherProcess);
         }
         let Some(u) = users.lookup(db, reads, user).await? else {
             result.reason = "unknown_user".into();
@@ -384,7 +384,6 @@ impl EntitlementCache {
         match change {
             Change::Tenant => self.invalidate(tenant_id),
             Change::Users if origin == Some(instance()) => {}
-            Change::Users if tenant_id == "*" => self.distrust_users("*"),
             Change::Users => {
                 if let Some(users) = read(&self.users).get(tenant_id) {
                     users.expect_rows(origin.unwrap_or_default());
@@ -393,13 +392,11 @@ impl EntitlementCache {
         }
     }
 
-    /// Drops what checks know of a tenant's users (`*`: of every tenant), which are read
-    /// until an index is built again.
-    fn distrust_users(&self, tenant_id: &str) {
-        for users in read(&self.users).values() {
-            if tenant_id == "*" || users.tenant_id() == tenant_id {
-                users.distrust(tenant_users::QUIET);
-            }
+    /// Drops what checks know of a tenant's users, which are read until an index is built
+    /// again.
+    fn distrust_users(&self, tenant_id: &str, why: DropReason) {
+        if let Some(users) = read(&self.users).get(tenant_id) {
+            users.distrust(tenant_users::QUIET, why);
         }
     }
 
@@ -414,7 +411,7 @@ impl EntitlementCache {
         users.rows_arrived(&notice.origin);
         match notice.ids {
             None => {
-                users.distrust(tenant_users::QUIET);
+                users.distrust(tenant_users::QUIET, DropReason::TooManyIds);
                 None
             }
             Some(ids) if ids.is_empty() => None,
@@ -465,7 +462,7 @@ impl WriteGuard {
 impl Drop for WriteGuard {
     fn drop(&mut self) {
         if let Some(cache) = self.cache.take() {
-            cache.distrust_users(&self.tenant_id);
+            cache.distrust_users(&self.tenant_id, DropReason::WriteCancelled);
         }
     }
 }

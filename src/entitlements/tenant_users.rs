@@ -158,6 +158,42 @@ impl State {
     }
 }
 
+/// Why a tenant's check index was dropped: the `reason` of
+/// `seatbridge_check_index_drops_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Another instance's write was heard committing, and the ids of its users did not follow
+    /// within [`ROWS_WAIT`] (that instance may have died in between).
+    IdsNeverCame,
+    /// Another instance's write changed more users than one notification names.
+    TooManyIds,
+    /// More of other instances' writes awaited their ids than [`MAX_AWAITED`].
+    Backlog,
+    /// A request was cancelled between its write's commit and the update of the index.
+    WriteCancelled,
+    /// Another process has the SQLite file open, and its writes are not heard.
+    OtherProcess,
+    /// Re-reading written users failed.
+    ReadFailed,
+    /// Written users no longer fit the index.
+    OverBudget,
+}
+
+impl DropReason {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::IdsNeverCame => "ids_never_came",
+            DropReason::TooManyIds => "too_many_ids",
+            DropReason::Backlog => "backlog",
+            DropReason::WriteCancelled => "write_cancelled",
+            DropReason::OtherProcess => "other_process",
+            DropReason::ReadFailed => "read_failed",
+            DropReason::OverBudget => "over_budget",
+        }
+    }
+}
+
 /// One tenant's users, for checks.
 pub struct TenantUsers {
     tenant_id: String,
@@ -235,7 +271,7 @@ impl TenantUsers {
                     drop(st);
                     tracing::warn!(tenant = %self.tenant_id, "another instance's written users were not named in time; the check index is dropped");
                     // Clears what was awaited: the next turn finds no index.
-                    self.distrust(QUIET);
+                    self.distrust(QUIET, DropReason::IdsNeverCame);
                     continue;
                 }
                 let found = index.get(key);
@@ -316,7 +352,7 @@ impl TenantUsers {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, tenant = %self.tenant_id, "could not re-read written users; the check index is dropped");
-                self.drop_index(&mut st);
+                self.drop_index(&mut st, DropReason::ReadFailed);
                 return;
             }
         };
@@ -326,7 +362,7 @@ impl TenantUsers {
             let after = index.len();
             self.account(before, after);
             if !fits {
-                self.drop_index(&mut st);
+                self.drop_index(&mut st, DropReason::OverBudget);
             }
         }
         if let Some(pending) = st.building.as_mut() {
@@ -345,7 +381,7 @@ impl TenantUsers {
         }
         if st.awaiting.len() >= MAX_AWAITED {
             drop(st);
-            self.distrust(QUIET);
+            self.distrust(QUIET, DropReason::Backlog);
             return;
         }
         st.awaiting.push((origin.into(), Instant::now()));
@@ -360,9 +396,9 @@ impl TenantUsers {
         }
     }
 
-    /// A change this process cannot see the extent of may have happened, and more may follow
-    /// for `quiet`: the index is dropped, and not rebuilt before that.
-    pub fn distrust(&self, quiet: Duration) {
+    /// A change this process cannot see the extent of may have happened (`why`), and more may
+    /// follow for `quiet`: the index is dropped, and not rebuilt before that.
+    pub fn distrust(&self, quiet: Duration, why: DropReason) {
         let mut st = self.write();
         let now = Instant::now();
         st.generation += 1;
@@ -370,7 +406,7 @@ impl TenantUsers {
         st.awaiting.clear();
         st.foreign_at = Some(now);
         st.quiet_until = Some(now + quiet);
-        self.drop_index(&mut st);
+        self.drop_index(&mut st, why);
     }
 
     /// Records that the index went from `before` to `after` users, in the budget and the
@@ -380,9 +416,10 @@ impl TenantUsers {
         metrics::gauge!(crate::metrics::INDEXED_USERS, "tenant" => self.slug.clone()).set(after as f64);
     }
 
-    fn drop_index(&self, st: &mut State) {
+    fn drop_index(&self, st: &mut State, why: DropReason) {
         if let Some(index) = st.index.take() {
             self.account(index.len(), 0);
+            metrics::counter!(crate::metrics::INDEX_DROPS, "reason" => why.as_str()).increment(1);
         }
     }
 
@@ -529,7 +566,7 @@ mod tests {
         budget.account(0, index.len());
         users.write().index = Some(index);
         assert!(budget.fits(6) && !budget.fits(7));
-        users.distrust(QUIET);
+        users.distrust(QUIET, DropReason::TooManyIds);
         assert!(budget.fits(10), "a dropped index gives its users back");
         assert!(
             !users.read().may_build(Instant::now()),
@@ -560,7 +597,7 @@ mod tests {
         users.rows_arrived("b");
         assert!(!users.read().rows_overdue(later + ROWS_WAIT));
         users.expect_rows("a");
-        users.distrust(QUIET);
+        users.distrust(QUIET, DropReason::TooManyIds);
         assert!(
             !users.read().rows_overdue(later) && !users.is_indexed(),
             "dropped: nothing left to await"

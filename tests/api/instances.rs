@@ -89,3 +89,67 @@ async fn a_change_in_one_process_reaches_the_other_process_cache() {
         "the writing instance sees it at once"
     );
 }
+
+/// An instance heard committing a write of a tenant's users whose ids never follow (it died in
+/// between): the others keep answering from their index for a second, then drop it, count the
+/// drop, and read users until it is rebuilt. (PostgreSQL: SQLite has no such notifications.)
+#[tokio::test]
+async fn a_write_whose_users_are_never_named_drops_the_index_after_a_second() {
+    let app = TestApp::spawn_with(|c| {
+        c.service_token = Some("svc".into());
+        c.entitlement_ttl = std::time::Duration::from_secs(300);
+    })
+    .await;
+    if !app.config.database_url.starts_with("postgres") {
+        return;
+    }
+    let t = app.tenant("ghosted", "team", 5).await;
+    let (_, user) = t.create_user("dana", true).await;
+    let check = format!(
+        "{}/api/v1/entitlements/check?tenant=ghosted&user={}",
+        app.base,
+        user["id"].as_str().unwrap()
+    );
+    let allowed = || async {
+        let answer: serde_json::Value = app
+            .client
+            .get(&check)
+            .bearer_auth("svc")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["allowed"].clone()
+    };
+    assert_eq!(allowed().await, json!(true));
+    app.wait_for_index(&app.base, "ghosted", 1).await;
+
+    app.sql(&format!(
+        "SELECT pg_notify('seatbridge_entitlements', 'users:{}@an-instance-that-died')",
+        t.tenant_id
+    ))
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(allowed().await, json!(true));
+    let kept = TestApp::index_gauge("ghosted", 1);
+    assert!(
+        app.metrics().await.lines().any(|l| l == kept),
+        "dropped before the ids were due"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    assert_eq!(allowed().await, json!(true), "answered by a read");
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.lines().any(|l| l == TestApp::index_gauge("ghosted", 0)),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("seatbridge_check_index_drops_total{reason=\"ids_never_came\"}")),
+        "{metrics}"
+    );
+}
