@@ -550,8 +550,26 @@ mod tests {
         let budget = Arc::new(Budget::new(10));
         assert!(budget.fits(10) && !budget.fits(11));
         let users = TenantUsers::new("t", "t", 0, budget.clone());
+        users.install_for_test(index_of(4));
+        assert!(budget.fits(6) && !budget.fits(7));
+        users.distrust(QUIET, DropReason::OtherProcess);
+        assert!(budget.fits(10), "a dropped index gives its users back");
+        assert!(
+            !users.read().may_build(Instant::now()),
+            "not right after a change this process could not follow"
+        );
+        assert!(users.read().may_build(Instant::now() + QUIET));
+        let other = TenantUsers::new("t2", "t2", 0, budget.clone());
+        other.install_for_test(index_of(3));
+        assert!(budget.fits(7) && !budget.fits(8));
+        drop(other);
+        assert!(budget.fits(10), "so does a dropped owner");
+    }
+
+    /// An index of `n` users.
+    fn index_of(n: usize) -> UserIndex {
         let mut index = UserIndex::default();
-        for n in 0..4 {
+        for n in 0..n {
             index
                 .upsert(&CheckRow {
                     id: format!("id-{n}"),
@@ -563,21 +581,7 @@ mod tests {
                 })
                 .unwrap();
         }
-        budget.account(0, index.len());
-        users.write().index = Some(index);
-        assert!(budget.fits(6) && !budget.fits(7));
-        users.distrust(QUIET, DropReason::TooManyIds);
-        assert!(budget.fits(10), "a dropped index gives its users back");
-        assert!(
-            !users.read().may_build(Instant::now()),
-            "not right after another instance's write"
-        );
-        assert!(users.read().may_build(Instant::now() + QUIET));
-        budget.account(0, 3);
-        let other = TenantUsers::new("t2", "t2", 0, budget.clone());
-        other.write().index = Some(UserIndex::default());
-        drop(other);
-        assert!(budget.fits(7) && !budget.fits(8));
+        index
     }
 
     #[test]
@@ -585,7 +589,7 @@ mod tests {
         let users = TenantUsers::new("t", "t", 0, Arc::new(Budget::new(10)));
         users.expect_rows("a");
         assert!(users.read().awaiting.is_empty(), "nothing indexed: nothing to await");
-        users.write().index = Some(UserIndex::default());
+        users.install_for_test(UserIndex::default());
         users.expect_rows("a");
         users.expect_rows("b");
         let later = Instant::now() + ROWS_WAIT;
@@ -597,7 +601,7 @@ mod tests {
         users.rows_arrived("b");
         assert!(!users.read().rows_overdue(later + ROWS_WAIT));
         users.expect_rows("a");
-        users.distrust(QUIET, DropReason::TooManyIds);
+        users.distrust(QUIET, DropReason::IdsNeverCame);
         assert!(
             !users.read().rows_overdue(later) && !users.is_indexed(),
             "dropped: nothing left to await"
