@@ -57,16 +57,7 @@ async fn stripe(app: &TestApp, event: &Value) -> (u16, Value) {
 }
 
 async fn allowed(app: &TestApp, tenant: &str, user: &str) -> Value {
-    let url = format!("{}/api/v1/entitlements/check?tenant={tenant}&user={user}", app.base);
-    app.client
-        .get(url)
-        .bearer_auth("svc")
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()
+    app.check_at(&app.base, tenant, user).await
 }
 
 #[tokio::test]

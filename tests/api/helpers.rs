@@ -240,6 +240,20 @@ impl TestApp {
         resp.text().await.unwrap()
     }
 
+    /// The answer of the server at `base` to an entitlement check, asked with the service
+    /// token `svc`.
+    pub async fn check_at(&self, base: &str, tenant: &str, user: &str) -> Value {
+        self.client
+            .get(format!("{base}/api/v1/entitlements/check?tenant={tenant}&user={user}"))
+            .bearer_auth("svc")
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    }
+
     /// The line of the check index gauge of the server at `base` for a tenant holding `users`.
     pub fn index_gauge(slug: &str, users: usize) -> String {
         format!("seatbridge_check_index_users{{tenant=\"{slug}\"}} {users}")

@@ -45,11 +45,8 @@ async fn a_change_in_one_process_reaches_the_other_process_cache() {
     let (_, user) = t.create_user("carol", true).await;
     let id = user["id"].as_str().unwrap().to_string();
     let check = |base: String| {
-        let req = app
-            .client
-            .get(format!("{base}/api/v1/entitlements/check?tenant=synced&user={id}"))
-            .bearer_auth("svc");
-        async move { req.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+        let (app, id) = (&app, id.clone());
+        async move { app.check_at(&base, "synced", &id).await }
     };
     assert_eq!(
         check(other.base.clone()).await["allowed"],
@@ -105,24 +102,8 @@ async fn a_write_whose_users_are_never_named_drops_the_index_after_a_second() {
     }
     let t = app.tenant("ghosted", "team", 5).await;
     let (_, user) = t.create_user("dana", true).await;
-    let check = format!(
-        "{}/api/v1/entitlements/check?tenant=ghosted&user={}",
-        app.base,
-        user["id"].as_str().unwrap()
-    );
-    let allowed = || async {
-        let answer: serde_json::Value = app
-            .client
-            .get(&check)
-            .bearer_auth("svc")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        answer["allowed"].clone()
-    };
+    let id = user["id"].as_str().unwrap();
+    let allowed = || async { app.check_at(&app.base, "ghosted", id).await["allowed"].clone() };
     assert_eq!(allowed().await, json!(true));
     app.wait_for_index(&app.base, "ghosted", 1).await;
 
