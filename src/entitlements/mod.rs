@@ -119,17 +119,10 @@ impl RowsNotice {
     }
 }
 
-/// Tells the other instances which users of `tenant_id` a committed SCIM write of this process
-/// changed (see [`RowsNotice`]); PostgreSQL only.
-pub async fn notify_rows(db: &DatabaseConnection, tenant_id: &str, ids: &[String]) -> Result<(), StoreError> {
-    let mut b = store::sql::SqlBuilder::new(DbBackend::Postgres);
-    b.push("SELECT pg_notify('")
-        .push(CHANNEL)
-        .push("', ")
-        .bind(RowsNotice::payload(tenant_id, ids))
-        .push(")");
-    db.rows(b.build()).await?;
-    Ok(())
+/// Tells the other instances which users a committed SCIM write of this process changed
+/// (`payload` from [`RowsNotice::payload`]); PostgreSQL only.
+pub async fn notify_rows(db: &DatabaseConnection, payload: String) -> Result<(), StoreError> {
+    pg_notify(db, payload).await
 }
 
 /// This process's id in notifications: its own SCIM writes it follows exactly, and ignores
@@ -493,14 +486,20 @@ pub fn notification(change: Change, tenant_id: &str) -> (&'static str, String) {
 /// [`notify_change`] for a change of `change`'s scope.
 pub async fn notify(conn: &impl Writer, change: Change, tenant_id: &str) -> Result<(), StoreError> {
     if conn.backend() == DbBackend::Postgres {
-        let mut b = store::sql::SqlBuilder::new(DbBackend::Postgres);
-        b.push("SELECT pg_notify('")
-            .push(CHANNEL)
-            .push("', ")
-            .bind(change.payload(tenant_id))
-            .push(")");
-        conn.rows(b.build()).await?;
+        pg_notify(conn, change.payload(tenant_id)).await?;
     }
+    Ok(())
+}
+
+/// `NOTIFY` on [`CHANNEL`] with `payload` (PostgreSQL).
+async fn pg_notify(conn: &impl Reader, payload: String) -> Result<(), StoreError> {
+    let mut b = store::sql::SqlBuilder::new(DbBackend::Postgres);
+    b.push("SELECT pg_notify('")
+        .push(CHANNEL)
+        .push("', ")
+        .bind(payload)
+        .push(")");
+    conn.rows(b.build()).await?;
     Ok(())
 }
 

@@ -165,16 +165,20 @@ impl Signals {
         self.after_commit(tenant_id);
         let (cache, reads, tenant) = (self.entitlements.clone(), reads.clone(), tenant_id.to_string());
         let peers = self.peers.clone();
+        // Built before `ids` moves on (PostgreSQL only).
+        let notice = peers
+            .as_ref()
+            .map(|_| crate::entitlements::RowsNotice::payload(&tenant, &ids));
         let applied = tokio::spawn(async move {
             let tell = async {
-                if let Some(db) = &peers {
-                    if let Err(e) = crate::entitlements::notify_rows(db, &tenant, &ids).await {
+                if let Some((db, notice)) = peers.as_ref().zip(notice) {
+                    if let Err(e) = crate::entitlements::notify_rows(db, notice).await {
                         // The other instances drop the tenant's users when the ids do not come.
                         tracing::warn!(error = %e, tenant = %tenant, "could not tell other instances which users a write changed");
                     }
                 }
             };
-            tokio::join!(cache.users_written(&reads, &tenant, ids.clone()), tell);
+            tokio::join!(cache.users_written(&reads, &tenant, ids), tell);
         });
         if let Err(e) = applied.await {
             tracing::error!(error = %e, "updating the entitlement check's users failed");
