@@ -38,8 +38,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// OIDC login, sessions and JWT bearers of the admin side.
     pub admin: crate::admin::Admin,
-    /// Queues user creates per tenant and writes them in batches (PostgreSQL only).
-    pub batcher: Option<crate::provisioning::CreateBatcher>,
+    /// Queues user writes per tenant and writes them in batches (PostgreSQL only).
+    pub batcher: Option<crate::provisioning::WriteBatcher>,
     /// Per-token SCIM request budgets; `None` when unlimited.
     pub scim_limiter: Option<KeyedLimiter>,
     /// Admin budgets, per principal on `/api/v1` and per client IP on the login; `None` when
@@ -123,11 +123,11 @@ impl Application {
         let schemas = Arc::new(SchemaRegistry::builtin()?);
         let batcher = match db.get_database_backend() {
             sea_orm::DbBackend::Postgres => Some(
-                crate::provisioning::CreateBatcher::start(db.clone(), reads.clone(), schemas.clone(), signals.clone())
+                crate::provisioning::WriteBatcher::start(db.clone(), reads.clone(), schemas.clone(), signals.clone())
                     .map_err(|source| StartError::Thread {
-                        what: "create batches",
-                        source,
-                    })?,
+                    what: "write batches",
+                    source,
+                })?,
             ),
             _ => None,
         };

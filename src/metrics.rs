@@ -27,8 +27,8 @@ pub const LIST_PAGES: &str = "seatbridge_list_pages_total";
 pub const SQLITE_WRITES: &str = "seatbridge_sqlite_writes_total";
 pub const SQLITE_COMMITS: &str = "seatbridge_sqlite_commits_total";
 pub const SQLITE_CHECKPOINTS: &str = "seatbridge_sqlite_checkpoints_total";
-pub const CREATE_BATCHES: &str = "seatbridge_create_batches_total";
-pub const BATCHED_CREATES: &str = "seatbridge_batched_creates_total";
+pub const WRITE_BATCHES: &str = "seatbridge_write_batches_total";
+pub const BATCHED_WRITES: &str = "seatbridge_batched_writes_total";
 pub const INDEXED_USERS: &str = "seatbridge_check_index_users";
 pub const INDEX_DROPS: &str = "seatbridge_check_index_drops_total";
 
@@ -112,13 +112,13 @@ fn describe() {
         "Background WAL checkpoints (they copy committed pages into the database file)"
     );
     metrics::describe_counter!(
-        CREATE_BATCHES,
-        "Batches of queued user creates on PostgreSQL, by outcome (committed; single: one create, \
-         written alone; rolled_back: its creates then written one by one)"
+        WRITE_BATCHES,
+        "Batches of queued user writes (creates, PUTs, PATCHes) on PostgreSQL, by outcome \
+         (committed; single: one write, run alone; rolled_back: its writes then run one by one)"
     );
     metrics::describe_counter!(
-        BATCHED_CREATES,
-        "User creates written by those transactions (divided by the batches: creates per batch)"
+        BATCHED_WRITES,
+        "User writes carried by those batches (divided by the batches: writes per batch)"
     );
     metrics::describe_counter!(
         RATE_LIMITED,

@@ -32,7 +32,7 @@ impl Provisioning<'_> {
             }
             let after = json!({"displayName": row.display_name, "members": members.as_ref().map_or(0, Vec::len)});
                         let data = json!({"group": {"id": row.id, "displayName": row.display_name, "externalId": row.external_id}, "members": after["members"], "memberIds": member_ids(members.as_deref())});
-            events::emit(&w.tx, &tenant.id, types::GROUP_CREATED, data).await?;
+            w.emit(&tenant.id, types::GROUP_CREATED, data).await?;
             self.audit(&w, tenant, "scim.group.create", &format!("Group/{}", row.id), None, Some(after))
             .await?;
             Ok(row)
@@ -74,7 +74,7 @@ impl Provisioning<'_> {
             let after = json!({"displayName": doc.get("displayName"), "members": members.as_ref().map_or(0, Vec::len)});
             let before = json!({"displayName": row.display_name});
                         let data = json!({"group": {"id": id, "displayName": after["displayName"]}, "members": after["members"], "memberIds": member_ids(members.as_deref()), "replaced": true});
-            events::emit(&w.tx, &tenant.id, types::GROUP_UPDATED, data).await?;
+            w.emit(&tenant.id, types::GROUP_UPDATED, data).await?;
             self.audit(&w, tenant, "scim.group.replace", &format!("Group/{id}"), Some(before), Some(after))
             .await?;
             Ok(())
@@ -124,7 +124,7 @@ impl Provisioning<'_> {
                     json!({"displayName": new_row.display_name, "memberChanges": describe(&outcome.member_changes)});
                 let before = json!({"displayName": row.display_name});
                                 let data = json!({"group": {"id": id, "displayName": new_row.display_name}, "memberChanges": after["memberChanges"]});
-                events::emit(&w.tx, &tenant.id, types::GROUP_UPDATED, data).await?;
+                w.emit(&tenant.id, types::GROUP_UPDATED, data).await?;
                 self.audit(&w, tenant, "scim.group.patch", &format!("Group/{id}"), Some(before), Some(after))
                 .await?;
             }

@@ -11,7 +11,7 @@ mod groups;
 mod seats;
 mod users;
 
-pub use batch::CreateBatcher;
+pub use batch::WriteBatcher;
 
 use std::collections::HashMap;
 
@@ -97,6 +97,21 @@ pub enum Precondition<'a> {
     IfMatch(&'a str),
 }
 
+impl<'a> Precondition<'a> {
+    /// The `If-Match` header, kept for a write that runs later.
+    fn owned(self) -> Option<String> {
+        match self {
+            Precondition::None => None,
+            Precondition::IfMatch(header) => Some(header.to_string()),
+        }
+    }
+
+    /// A kept header (see [`Precondition::owned`]) as a precondition again.
+    fn kept(header: &'a Option<String>) -> Self {
+        header.as_deref().map_or(Precondition::None, Precondition::IfMatch)
+    }
+}
+
 /// Who is acting, recorded with every audit entry.
 #[derive(Debug, Clone)]
 pub struct Actor {
@@ -170,16 +185,19 @@ pub(crate) struct WriteTx {
     /// (the first with the write's context), then counted up by each create that takes a seat.
     /// Any other seat decision forgets them (updates move seats these would not see).
     seat_counts: std::sync::Mutex<HashMap<String, i64>>,
-    /// Creates whose rows, audit entries and events are written together when the transaction
-    /// ends (a batch, see [`CreateBatcher`]); `None`: each write runs at once.
+    /// New users, audit entries and events written together when the transaction ends (a
+    /// batch, see [`WriteBatcher`]), in the order they were made; `None`: each is written at
+    /// once. (Updates write their rows at once: later reads of the batch must see them.)
     deferred: Option<std::sync::Mutex<Vec<DeferredWrite>>>,
 }
 
-/// The writes of one user write held back by a [`WriteTx`] that defers them.
+/// Appended rows held back by a [`WriteTx`] that defers them: a user write's (its new user,
+/// audit entry and event), or an audit entry or event alone.
+#[derive(Default)]
 struct DeferredWrite {
     user: Option<store::users::NewUser>,
-    audit: store::entities::audit_entry::Model,
-    event: (&'static str, Value),
+    audit: Option<store::entities::audit_entry::Model>,
+    event: Option<(&'static str, Value)>,
 }
 
 impl DeferredWrite {
@@ -201,7 +219,42 @@ const DEFERRED_STATEMENT_BYTES: usize = 12 * 1024;
 impl WriteTx {
     /// Appends to the tenant's audit chain after the head this transaction knows.
     async fn audit(&self, tenant_id: &str, event: audit::Event<'_>) -> Result<(), StoreError> {
-        store::audit::insert(&self.tx, self.next_audit_entry(tenant_id, event)).await
+        let entry = self.next_audit_entry(tenant_id, event);
+        let write = DeferredWrite {
+            audit: Some(entry),
+            ..Default::default()
+        };
+        match self.defer(write) {
+            Some(DeferredWrite { audit: Some(entry), .. }) => store::audit::insert(&self.tx, entry).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Emits an event to the tenant's outbox (after what this transaction holds back).
+    async fn emit(&self, tenant_id: &str, event_type: &'static str, data: Value) -> Result<(), StoreError> {
+        let write = DeferredWrite {
+            event: Some((event_type, data)),
+            ..Default::default()
+        };
+        if let Some(DeferredWrite {
+            event: Some((event_type, data)),
+            ..
+        }) = self.defer(write)
+        {
+            events::emit(&self.tx, tenant_id, event_type, data).await?;
+        }
+        Ok(())
+    }
+
+    /// Holds `write` back when this transaction defers its appends, else gives it back.
+    fn defer(&self, write: DeferredWrite) -> Option<DeferredWrite> {
+        match &self.deferred {
+            Some(deferred) => {
+                lock(deferred).push(write);
+                None
+            }
+            None => Some(write),
+        }
     }
 
     /// The next entry of the tenant's audit chain, for the caller to insert in this
@@ -235,7 +288,8 @@ impl WriteTx {
         lock(&self.seat_counts).clear();
     }
 
-    /// Holds this transaction's create writes back until [`WriteTx::write_deferred`].
+    /// Holds this transaction's appends (new users, audit entries, events) back until
+    /// [`WriteTx::write_deferred`].
     fn defer_writes(&mut self) {
         self.deferred = Some(std::sync::Mutex::default());
     }
@@ -250,17 +304,17 @@ impl WriteTx {
         entry: store::entities::audit_entry::Model,
         event: (&'static str, Value),
     ) -> Result<(), StoreError> {
-        if let Some(deferred) = &self.deferred {
-            lock(deferred).push(DeferredWrite {
-                user: new,
-                audit: entry,
-                event,
-            });
+        let write = DeferredWrite {
+            user: new,
+            audit: Some(entry),
+            event: Some(event),
+        };
+        let Some(DeferredWrite { user, audit, event }) = self.defer(write) else {
             return Ok(());
-        }
-        let mut writes = new.map(store::users::NewUser::statements).unwrap_or_default();
-        writes.push(store::audit::insert_statement(entry));
-        events::emit_with_writes(&self.tx, tenant_id, &[event], writes).await?;
+        };
+        let mut writes = user.map(store::users::NewUser::statements).unwrap_or_default();
+        writes.extend(audit.map(store::audit::insert_statement));
+        events::emit_with_writes(&self.tx, tenant_id, event.as_slice(), writes).await?;
         Ok(())
     }
 
@@ -275,11 +329,13 @@ impl WriteTx {
             let (mut users, mut audit, mut events) = (Vec::new(), Vec::new(), Vec::new());
             for write in group {
                 users.extend(write.user);
-                audit.push(write.audit);
-                events.push(write.event);
+                audit.extend(write.audit);
+                events.extend(write.event);
             }
             let mut writes = store::users::NewUser::insert_many(users);
-            writes.push(store::audit::insert_many_statement(audit));
+            if !audit.is_empty() {
+                writes.push(store::audit::insert_many_statement(audit));
+            }
             events::emit_with_writes(&self.tx, tenant_id, &events, writes).await?;
         }
         Ok(())
@@ -323,7 +379,7 @@ pub struct Provisioning<'a> {
     /// Told about every committed change (other instances learn through NOTIFY).
     signals: Option<&'a Signals>,
     /// Where user creates queue to be written in batches (PostgreSQL servers).
-    batcher: Option<&'a CreateBatcher>,
+    batcher: Option<&'a WriteBatcher>,
 }
 
 impl<'a> Provisioning<'a> {
@@ -351,7 +407,7 @@ impl<'a> Provisioning<'a> {
     }
 
     /// Writes user creates through `batcher`, together with other creates of their tenant.
-    pub fn with_batcher(mut self, batcher: Option<&'a CreateBatcher>) -> Self {
+    pub fn with_batcher(mut self, batcher: Option<&'a WriteBatcher>) -> Self {
         self.batcher = batcher;
         self
     }

@@ -182,7 +182,8 @@ impl Provisioning<'_> {
         for id in &next {
             if let Some(row) = users::find(&w.tx, &tenant.id, id).await? {
                 let data = crate::events::user_data(&row, EntitlementReason::SeatAssigned.as_str());
-                crate::events::emit(&w.tx, &tenant.id, crate::events::types::USER_REPROVISIONED, data).await?;
+                w.emit(&tenant.id, crate::events::types::USER_REPROVISIONED, data)
+                    .await?;
             }
             let after =
                 json!({"entitled": true, "seatType": seat_type, "reason": EntitlementReason::SeatAssigned.as_str()});

@@ -6,7 +6,7 @@ use super::{check_precondition, parse_doc, stored_user, Precondition, Provisioni
 use crate::auth::Tenant;
 use crate::events::{self, types};
 use crate::scim::error::ScimError;
-use crate::scim::patch::{apply_patch, parse_patch_request};
+use crate::scim::patch::{apply_patch, parse_patch_request, PatchOperation};
 use crate::scim::resource::{check_immutable, check_schemas, normalize_resource};
 use crate::scim::schema::ResourceKind;
 use crate::store::entities::user;
@@ -24,55 +24,62 @@ const CREATE_ACTION: &str = "scim.user.create";
 /// index, and so may run as a point read (`store::PointReads`).
 const USER_KEYS: &[&str] = &["userName", "id"];
 
-impl Provisioning<'_> {
-    /// POST /Users. With a batcher (PostgreSQL), written together with the tenant's other
-    /// creates of the moment (see [`super::CreateBatcher`]).
-    pub async fn create_user(&self, tenant: &Tenant, body: &Value) -> Result<StoredResource, ScimError> {
-        let rt = self.rt(ResourceKind::User);
-        check_schemas(rt, body)?;
-        let doc = normalize_resource(rt, body)?;
-        match self.batcher {
-            Some(batcher) => batcher.create_user(tenant, self.actor.clone(), doc).await,
-            None => self.create_user_alone(tenant, &doc).await,
+/// A user write a [`super::WriteBatcher`] can carry, checked and parsed as far as it can be
+/// without the stored user.
+pub(crate) enum UserWrite {
+    /// POST /Users of a normalized document.
+    Create(Value),
+    /// PUT /Users/{id} of a normalized document.
+    Replace {
+        id: String,
+        doc: Value,
+        if_match: Option<String>,
+    },
+    /// PATCH /Users/{id}.
+    Patch {
+        id: String,
+        ops: Vec<PatchOperation>,
+        if_match: Option<String>,
+    },
+}
+
+impl UserWrite {
+    /// The audit action of the write (also recorded with its refusal).
+    pub(super) fn action(&self) -> &'static str {
+        match self {
+            UserWrite::Create(_) => CREATE_ACTION,
+            UserWrite::Replace { .. } => "scim.user.replace",
+            UserWrite::Patch { .. } => "scim.user.patch",
         }
     }
 
-    /// A create of the normalized `doc` in a transaction of its own.
-    pub(super) async fn create_user_alone(&self, tenant: &Tenant, doc: &Value) -> Result<StoredResource, ScimError> {
-        let w = self.begin_create(tenant, doc).await?;
-        let outcome = self.insert_user(&w, tenant, doc).await;
-        self.finish(w, tenant, CREATE_ACTION, &create_target(doc), outcome)
+    /// What the write's refusal names: the user it would have created, or the user it changes.
+    pub(super) fn target(&self) -> String {
+        match self {
+            UserWrite::Create(doc) => format!(
+                "User?userName={}",
+                doc.get("userName").and_then(Value::as_str).unwrap_or_default()
+            ),
+            UserWrite::Replace { id, .. } | UserWrite::Patch { id, .. } => format!("User/{id}"),
+        }
+    }
+
+    /// The lower-cased `userName` a create takes.
+    pub(super) fn created_name(&self) -> Option<String> {
+        match self {
+            UserWrite::Create(doc) => Some(users::user_name_norm(doc)),
+            _ => None,
+        }
+    }
+}
+
+impl Provisioning<'_> {
+    /// POST /Users.
+    pub async fn create_user(&self, tenant: &Tenant, body: &Value) -> Result<StoredResource, ScimError> {
+        let rt = self.rt(ResourceKind::User);
+        check_schemas(rt, body)?;
+        self.write(tenant, UserWrite::Create(normalize_resource(rt, body)?))
             .await
-    }
-
-    /// Opens the write of a create: the tenant's lock, with the count of the pool `doc`'s seat
-    /// comes from when no group maps it yet (see `decide_seat`).
-    pub(super) async fn begin_create(&self, tenant: &Tenant, doc: &Value) -> Result<WriteTx, ScimError> {
-        let seat_type = super::seats::requested_seat_type(doc);
-        let pool = seat_type.as_deref().unwrap_or(crate::license::DEFAULT_SEAT_TYPE);
-        self.begin_with_seats(tenant, Some(pool)).await
-    }
-
-    /// The create itself, in `w`: usage cap, gates, seat decision, the rows, the audit entry.
-    pub(super) async fn insert_user(
-        &self,
-        w: &WriteTx,
-        tenant: &Tenant,
-        doc: &Value,
-    ) -> Result<StoredResource, ScimError> {
-        self.charge_usage(w, tenant).await?;
-        let row = self.write_user(w, tenant, None, doc).await?;
-        Ok(stored_user(row, None))
-    }
-
-    /// A create the license refused in a batch: recorded as a refusal alone is.
-    pub(super) async fn refused_create(
-        &self,
-        tenant: &Tenant,
-        doc: &Value,
-        err: ScimError,
-    ) -> Result<StoredResource, ScimError> {
-        Err(self.refused(tenant, CREATE_ACTION, &create_target(doc), err).await)
     }
 
     /// PUT /Users/{id}.
@@ -86,17 +93,16 @@ impl Provisioning<'_> {
         let rt = self.rt(ResourceKind::User);
         check_schemas(rt, body)?;
         let doc = normalize_resource(rt, body)?;
-        let w = self.begin(tenant).await?;
-        let outcome = async {
-            let row = self.load_user(&w.tx, tenant, id).await?;
-            check_precondition(pre, row.version)?;
-            check_immutable(rt, &parse_doc(&row.doc), &doc)?;
-            let row = self.write_user(&w, tenant, Some(&row), &doc).await?;
-            Ok(stored_user(row, None))
-        }
-        .await;
-        self.finish(w, tenant, "scim.user.replace", &format!("User/{id}"), outcome)
-            .await
+        let if_match = pre.owned();
+        self.write(
+            tenant,
+            UserWrite::Replace {
+                id: id.to_string(),
+                doc,
+                if_match,
+            },
+        )
+        .await
     }
 
     /// PATCH /Users/{id}. A PATCH that changes nothing writes nothing (the version stays).
@@ -107,26 +113,87 @@ impl Provisioning<'_> {
         body: &Value,
         pre: Precondition<'_>,
     ) -> Result<StoredResource, ScimError> {
-        let rt = self.rt(ResourceKind::User);
         let ops = parse_patch_request(body)?;
-        let w = self.begin(tenant).await?;
-        let outcome = async {
-            let row = self.load_user(&w.tx, tenant, id).await?;
-            check_precondition(pre, row.version)?;
-            let old = parse_doc(&row.doc);
-            let mut doc = old.clone();
-            apply_patch(rt, &mut doc, &ops)?;
-            let doc = normalize_resource(rt, &doc)?;
-            check_immutable(rt, &old, &doc)?;
-            if doc == old {
-                return Ok(stored_user(row, None));
-            }
-            let row = self.write_user(&w, tenant, Some(&row), &doc).await?;
-            Ok(stored_user(row, None))
+        let if_match = pre.owned();
+        self.write(
+            tenant,
+            UserWrite::Patch {
+                id: id.to_string(),
+                ops,
+                if_match,
+            },
+        )
+        .await
+    }
+
+    /// Runs `op`: with a batcher (PostgreSQL), together with the tenant's other user writes of
+    /// the moment (see [`super::WriteBatcher`]), else alone.
+    async fn write(&self, tenant: &Tenant, op: UserWrite) -> Result<StoredResource, ScimError> {
+        match self.batcher {
+            Some(batcher) => batcher.write(tenant, self.actor.clone(), op).await,
+            None => self.write_alone(tenant, &op).await,
         }
-        .await;
-        self.finish(w, tenant, "scim.user.patch", &format!("User/{id}"), outcome)
-            .await
+    }
+
+    /// `op` in a transaction of its own.
+    pub(super) async fn write_alone(&self, tenant: &Tenant, op: &UserWrite) -> Result<StoredResource, ScimError> {
+        let w = self.begin_for(tenant, op).await?;
+        let outcome = self.write_in(&w, tenant, op).await;
+        self.finish(w, tenant, op.action(), &op.target(), outcome).await
+    }
+
+    /// Opens the write of `op`: the tenant's lock, with, for a create, the count of the pool its
+    /// seat comes from when no group maps it yet (see `decide_seat`).
+    pub(super) async fn begin_for(&self, tenant: &Tenant, op: &UserWrite) -> Result<WriteTx, ScimError> {
+        let UserWrite::Create(doc) = op else {
+            return self.begin(tenant).await;
+        };
+        let seat_type = super::seats::requested_seat_type(doc);
+        let pool = seat_type.as_deref().unwrap_or(crate::license::DEFAULT_SEAT_TYPE);
+        self.begin_with_seats(tenant, Some(pool)).await
+    }
+
+    /// `op` itself, in `w`.
+    pub(super) async fn write_in(
+        &self,
+        w: &WriteTx,
+        tenant: &Tenant,
+        op: &UserWrite,
+    ) -> Result<StoredResource, ScimError> {
+        let rt = self.rt(ResourceKind::User);
+        match op {
+            UserWrite::Create(doc) => {
+                self.charge_usage(w, tenant).await?;
+                let row = self.write_user(w, tenant, None, doc).await?;
+                Ok(stored_user(row, None))
+            }
+            UserWrite::Replace { id, doc, if_match } => {
+                let row = self.load_user(&w.tx, tenant, id).await?;
+                check_precondition(Precondition::kept(if_match), row.version)?;
+                check_immutable(rt, &parse_doc(&row.doc), doc)?;
+                let row = self.write_user(w, tenant, Some(&row), doc).await?;
+                Ok(stored_user(row, None))
+            }
+            UserWrite::Patch { id, ops, if_match } => {
+                let row = self.load_user(&w.tx, tenant, id).await?;
+                check_precondition(Precondition::kept(if_match), row.version)?;
+                let old = parse_doc(&row.doc);
+                let mut doc = old.clone();
+                apply_patch(rt, &mut doc, ops)?;
+                let doc = normalize_resource(rt, &doc)?;
+                check_immutable(rt, &old, &doc)?;
+                if doc == old {
+                    return Ok(stored_user(row, None));
+                }
+                let row = self.write_user(w, tenant, Some(&row), &doc).await?;
+                Ok(stored_user(row, None))
+            }
+        }
+    }
+
+    /// A write the license refused in a batch: recorded as a refusal alone is.
+    pub(super) async fn refused_write(&self, tenant: &Tenant, op: &UserWrite, err: ScimError) -> ScimError {
+        self.refused(tenant, op.action(), &op.target(), err).await
     }
 
     /// DELETE /Users/{id}: removes the user and its memberships; its seat goes to the next in line.
@@ -140,7 +207,7 @@ impl Provisioning<'_> {
             let mut data = events::user_data(&row, "deleted");
             data["access"] = json!(false);
             data["deleted"] = json!(true);
-            events::emit(&w.tx, &tenant.id, types::USER_DEPROVISIONED, data).await?;
+            w.emit(&tenant.id, types::USER_DEPROVISIONED, data).await?;
             self.audit(
                 &w,
                 tenant,
@@ -318,14 +385,6 @@ pub(super) fn user_name_in_use(doc: &Value) -> ScimError {
         "userName '{}' is already in use in this tenant",
         doc.get("userName").and_then(Value::as_str).unwrap_or_default()
     ))
-}
-
-/// What a create's refusal names: the user it would have created.
-fn create_target(doc: &Value) -> String {
-    format!(
-        "User?userName={}",
-        doc.get("userName").and_then(Value::as_str).unwrap_or_default()
-    )
 }
 
 fn user_not_found(id: &str) -> ScimError {

@@ -85,6 +85,12 @@ impl Tx {
         matches!(self.kind, TxKind::Direct(_))
     }
 
+    /// How many user writes this transaction has made so far (a batch asks whether a failed
+    /// write wrote anything before it failed).
+    pub fn touched_count(&self) -> usize {
+        self.touched.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
     /// The ids of the users written so far (each once), taken: what the entitlement index must
     /// re-read after the commit.
     pub fn touched_users(&self) -> Vec<String> {

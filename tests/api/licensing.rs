@@ -189,10 +189,10 @@ async fn creates_arriving_together_get_the_answers_they_would_get_alone() {
         assert!(transactions < 20, "{transactions} transactions for 20 creates");
         let metrics = app.metrics().await;
         assert!(
-            metrics.contains("seatbridge_create_batches_total{outcome=\"committed\"}"),
+            metrics.contains("seatbridge_write_batches_total{outcome=\"committed\"}"),
             "{metrics}"
         );
-        assert!(metrics.contains("seatbridge_batched_creates_total"), "{metrics}");
+        assert!(metrics.contains("seatbridge_batched_writes_total"), "{metrics}");
     }
 }
 
@@ -254,10 +254,200 @@ async fn a_create_failing_in_the_database_fails_alone() {
     if postgres {
         let metrics = app.metrics().await;
         assert!(
-            metrics.contains("seatbridge_create_batches_total{outcome=\"rolled_back\"}"),
+            metrics.contains("seatbridge_write_batches_total{outcome=\"rolled_back\"}"),
             "{metrics}"
         );
     }
+}
+
+/// How many PostgreSQL transactions last wrote the tenant's users (`xmin`): fewer than the
+/// writes proves writes were batched. `None` on SQLite.
+async fn user_transactions(app: &TestApp, tenant_id: &str, ids: &[String]) -> Option<i64> {
+    if !app.config.database_url.starts_with("postgres") {
+        return None;
+    }
+    let list = ids.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(", ");
+    let sql =
+        format!("SELECT count(DISTINCT xmin::text) FROM users WHERE tenant_id = '{tenant_id}' AND id IN ({list})");
+    let row = app
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql))
+        .await
+        .unwrap()
+        .unwrap();
+    Some(row.try_get_by_index(0).unwrap())
+}
+
+/// Users `prefix0…` of `t`, `n` of them, active or not; their ids.
+async fn users_named(t: &TenantClient<'_>, prefix: &str, n: usize, active: bool) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let (status, body) = t.create_user(&format!("{prefix}{i}"), active).await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_string());
+    }
+    ids
+}
+
+/// PATCHes and PUTs that arrive together (on PostgreSQL written in shared transactions, see
+/// `provisioning::batch`) each get the answer they would get alone: deactivations free seats,
+/// reactivations take them, a stale `If-Match`, an unknown id and a PATCH that cannot apply are
+/// refused without a write and without harming the rest; every write is in an intact audit
+/// chain and has its event, in order.
+#[tokio::test]
+async fn updates_arriving_together_get_the_answers_they_would_get_alone() {
+    let app = TestApp::spawn().await;
+    // Room for every reactivation even before any deactivation: the answers do not depend on
+    // the order the requests arrive in.
+    let t = app.tenant("movers", "team", 12).await;
+    let active = users_named(&t, "a", 6, true).await;
+    let inactive = users_named(&t, "b", 6, false).await;
+    let t = &t;
+    let patch = |id: &String, active: bool| {
+        let path = format!("/Users/{id}");
+        async move { t.patch(&path, okta_active(active)).await }
+    };
+    let stale = async {
+        let resp = app
+            .client
+            .patch(app.url(&format!("/Users/{}", active[3])))
+            .bearer_auth(&t.token)
+            .header("content-type", SCIM)
+            .header("If-Match", "W/\"99\"")
+            .body(okta_active(false).to_string())
+            .send()
+            .await
+            .unwrap();
+        parts(resp).await
+    };
+    let unknown = t.patch("/Users/no-such-user", okta_active(false));
+    let (a4, a5) = (format!("/Users/{}", active[4]), format!("/Users/{}", active[5]));
+    let unappliable = t.patch(&a4, TestApp::patch_body(json!([{"op":"remove","path":"userName"}])));
+    let renamed = t.put(
+        &a5,
+        json!({"schemas":[USER],"userName":"a5","displayName":"Moved","active":true}),
+    );
+    let requests = async {
+        let deactivations = futures_util::future::join_all(active[..3].iter().map(|id| patch(id, false)));
+        let reactivations = futures_util::future::join_all(inactive.iter().map(|id| patch(id, true)));
+        tokio::join!(deactivations, reactivations, stale, unknown, unappliable, renamed)
+    };
+    let (deactivations, reactivations, stale, unknown, unappliable, renamed) =
+        while_tenant_locked(&app, &t.tenant_id, requests).await;
+    for (status, body) in deactivations.iter().chain(&reactivations) {
+        assert_eq!(*status, 200, "{body}");
+    }
+    assert!(deactivations
+        .iter()
+        .all(|(_, u)| u["active"] == json!(false) && u[SEATBRIDGE]["entitled"] == json!(false)));
+    assert!(reactivations
+        .iter()
+        .all(|(_, u)| u["active"] == json!(true) && u[SEATBRIDGE]["entitled"] == json!(true)));
+    assert_eq!(stale.0, 412, "{}", stale.1);
+    assert_eq!(unknown.0, 404, "{}", unknown.1);
+    assert_eq!(unappliable.0, 400, "{}", unappliable.1);
+    assert_eq!(
+        (renamed.0, &renamed.1["displayName"]),
+        (200, &json!("Moved")),
+        "{}",
+        renamed.1
+    );
+    assert_eq!(t.entitled().await, 3 + 6);
+    let (_, a3) = t.get(&format!("/Users/{}", active[3])).await;
+    assert_eq!(
+        (&a3["active"], &a3["meta"]["version"]),
+        (&json!(true), &json!("W/\"1\"")),
+        "{a3}"
+    );
+
+    // 12 creates, 3 deactivations, 6 reactivations, 1 replace; the refused writes left nothing.
+    let check = seatbridge::audit::verify(&app.db, &t.tenant_id).await.unwrap();
+    assert_eq!((check.entries, check.broken_at.clone()), (22, None), "{check:?}");
+    let sql = format!(
+        "SELECT event_type FROM outbox_events WHERE tenant_id = '{}' ORDER BY id",
+        t.tenant_id
+    );
+    let backend = app.db.get_database_backend();
+    let types: Vec<String> = app
+        .db
+        .query_all_raw(sea_orm::Statement::from_string(backend, sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get_by_index(0).unwrap())
+        .collect();
+    let count = |ty: &str| types.iter().filter(|t| **t == ty).count();
+    assert_eq!(
+        (
+            count("user.deprovisioned"),
+            count("user.reprovisioned"),
+            count("user.updated")
+        ),
+        (3, 6, 1),
+        "{types:?}"
+    );
+
+    let written: Vec<String> = active[..3]
+        .iter()
+        .chain(&inactive)
+        .chain([&active[5]])
+        .cloned()
+        .collect();
+    if let Some(transactions) = user_transactions(&app, &t.tenant_id, &written).await {
+        assert!(transactions < 10, "{transactions} transactions for 10 updates");
+        let metrics = app.metrics().await;
+        assert!(
+            metrics.contains("seatbridge_write_batches_total{outcome=\"committed\"}"),
+            "{metrics}"
+        );
+    }
+}
+
+/// An update that fails in the database (a PUT taking another user's `userName`) answers 409
+/// and fails alone: on PostgreSQL its batch is rolled back and each of its writes runs again
+/// alone, so the others land once, with an intact audit chain.
+#[tokio::test]
+async fn an_update_failing_in_the_database_fails_alone() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("clash", "team", 100).await;
+    let ids = users_named(&t, "c", 10, true).await;
+    let t = &t;
+    let rename = |id: &String, name: &str| {
+        let (path, body) = (
+            format!("/Users/{id}"),
+            json!({"schemas":[USER],"userName":name,"active":true}),
+        );
+        async move { t.put(&path, body).await }
+    };
+    let requests = async {
+        let moves = futures_util::future::join_all(
+            ids[..9]
+                .iter()
+                .enumerate()
+                .map(|(i, id)| rename(id, &format!("moved{i}"))),
+        );
+        // Taken before the batch, and renamed by nothing in it.
+        tokio::join!(moves, rename(&ids[9], "C0"))
+    };
+    let (moves, clash) = while_tenant_locked(&app, &t.tenant_id, requests).await;
+    for (status, body) in &moves {
+        assert_eq!(*status, 200, "{body}");
+    }
+    // `c0` may have been renamed first: then the name was free.
+    let c0_moved_first = clash.0 == 200;
+    if !c0_moved_first {
+        assert_eq!(
+            (clash.0, &clash.1["scimType"]),
+            (409, &json!("uniqueness")),
+            "{}",
+            clash.1
+        );
+    }
+    let check = seatbridge::audit::verify(&app.db, &t.tenant_id).await.unwrap();
+    let expected = 10 + 9 + u64::from(c0_moved_first);
+    assert_eq!((check.entries, check.broken_at.clone()), (expected, None), "{check:?}");
+    let (_, list) = t.get("/Users?filter=userName%20sw%20%22moved%22").await;
+    assert_eq!(list["totalResults"], json!(9));
 }
 
 #[tokio::test]
