@@ -298,6 +298,11 @@ impl Inner {
         let mut taken = users::taken_user_names(&w.tx, tenant_id, &creating)
             .await
             .map_err(|e| e.to_string())?;
+        let updating: Vec<String> = batch
+            .iter()
+            .filter_map(|job| job.op.updated_id().map(str::to_string))
+            .collect();
+        w.prefetch(tenant_id, &updating).await.map_err(|e| e.to_string())?;
         // An update may have freed a name since it was read: past one, a create tries its name.
         let mut updated = false;
         let mut outcomes = Vec::with_capacity(batch.len());
@@ -313,7 +318,7 @@ impl Inner {
             match svc.write_in(w, &job.tenant, &job.op).instrument(job.span.clone()).await {
                 Ok(stored) => {
                     taken.extend(name);
-                    updated |= matches!(job.op, UserWrite::Replace { .. } | UserWrite::Patch { .. });
+                    updated |= job.op.updated_id().is_some();
                     outcomes.push(Outcome::Written(stored));
                 }
                 // Refused before it changed anything, and no statement failed (which would

@@ -185,6 +185,15 @@ pub(crate) struct WriteTx {
     /// (the first with the write's context), then counted up by each create that takes a seat.
     /// Any other seat decision forgets them (updates move seats these would not see).
     seat_counts: std::sync::Mutex<HashMap<String, i64>>,
+    /// Whether a user of the tenant may be waiting for a seat: read under the lock, and set by
+    /// any write of this transaction that leaves a user waiting. While false, a freed seat has
+    /// nobody to go to, and the pool need not be read.
+    anyone_waits: std::sync::atomic::AtomicBool,
+    /// Whether any group of the tenant maps seats, read under the lock (no write of this
+    /// transaction adds a mapping). While false, every user's mapped seat type is the default.
+    seat_mappings: bool,
+    /// Users read ahead for the writes of a batch (see [`WriteTx::prefetched`]).
+    prefetched: std::sync::Mutex<HashMap<String, user::Model>>,
     /// New users, audit entries and events written together when the transaction ends (a
     /// batch, see [`WriteBatcher`]), in the order they were made; `None`: each is written at
     /// once. (Updates write their rows at once: later reads of the batch must see them.)
@@ -264,6 +273,40 @@ impl WriteTx {
         let entry = audit::entry_after(tenant_id, head.take(), event);
         *head = Some((entry.seq, entry.hash.clone()));
         entry
+    }
+
+    /// Reads the users `ids` ahead, in one statement, for the writes of a batch to take.
+    async fn prefetch(&self, tenant_id: &str, ids: &[String]) -> Result<(), StoreError> {
+        if !ids.is_empty() {
+            *lock(&self.prefetched) = store::users::find_many(&self.tx, tenant_id, ids).await?;
+        }
+        Ok(())
+    }
+
+    /// The user `id` as read ahead, if this transaction has not written it since.
+    fn prefetched(&self, id: &str) -> Option<user::Model> {
+        let row = lock(&self.prefetched).remove(id)?;
+        (!self.tx.was_touched(id)).then_some(row)
+    }
+
+    /// May a user of the tenant be waiting for a seat (see [`WriteTx::anyone_waits`])?
+    fn anyone_waits(&self) -> bool {
+        self.anyone_waits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A write of this transaction left `row` as it is now.
+    fn user_written(&self, row: &user::Model) {
+        if store::users::is_waiting(row) {
+            self.anyone_waits.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The seat type `user_id` gets from its groups, or the default pool.
+    async fn mapped_seat_type(&self, tenant_id: &str, user_id: &str) -> Result<String, StoreError> {
+        if !self.seat_mappings {
+            return Ok(crate::license::DEFAULT_SEAT_TYPE.to_string());
+        }
+        crate::licensing::mapped_seat_type(&self.tx, tenant_id, user_id).await
     }
 
     /// The entitled count of `seat_type`, if this transaction knows it without a query.
@@ -438,7 +481,8 @@ impl<'a> Provisioning<'a> {
     /// [`Provisioning::begin`] that also reads how many users hold a seat of `seat_type`, for a
     /// create's seat decision. Two statements run under the lock: the license (which takes the
     /// lock, and on PostgreSQL sends the entitlement caches' notification, delivered only if the
-    /// write commits) and the write's context (audit head, pool count).
+    /// write commits) and the write's context (audit head, pool count, whether anyone waits or
+    /// any group maps seats).
     async fn begin_with_seats(&self, tenant: &Tenant, seat_type: Option<&str>) -> Result<WriteTx, ScimError> {
         let writer = self.writer_turn().await;
         let tx = store::write_tx::begin(self.db, self.reads).await?;
@@ -449,7 +493,7 @@ impl<'a> Provisioning<'a> {
                 code: "NO_LICENSE",
                 detail: "this tenant has no license; an operator must set one with `seatbridge license set`".into(),
             })?;
-        let (audit_head, in_pool) = tenants::write_context(&tx, &tenant.id, seat_type).await?;
+        let context = tenants::write_context(&tx, &tenant.id, seat_type).await?;
         let status = effective_status(&license, &plan, store::now());
         Ok(WriteTx {
             tx,
@@ -457,10 +501,13 @@ impl<'a> Provisioning<'a> {
             plan,
             status,
             writer,
-            audit_head: std::sync::Mutex::new(audit_head),
+            audit_head: std::sync::Mutex::new(context.audit_head),
+            anyone_waits: context.anyone_waits.into(),
+            prefetched: std::sync::Mutex::default(),
+            seat_mappings: context.seat_mappings,
             seat_counts: std::sync::Mutex::new(
                 seat_type
-                    .zip(in_pool)
+                    .zip(context.in_pool)
                     .map(|(t, n)| (t.to_string(), n))
                     .into_iter()
                     .collect(),

@@ -90,7 +90,7 @@ impl Provisioning<'_> {
         // The IdP's explicit choice, else the user's mapped groups, else the default pool.
         let seat_type = match (requested_seat_type(doc), existing) {
             (Some(explicit), _) => explicit,
-            (None, Some(e)) => crate::licensing::mapped_seat_type(&w.tx, &tenant.id, &e.id).await?,
+            (None, Some(e)) => w.mapped_seat_type(&tenant.id, &e.id).await?,
             (None, None) => DEFAULT_SEAT_TYPE.to_string(),
         };
         let state = |entitled: bool, reason: EntitlementReason| SeatState {
@@ -162,7 +162,7 @@ impl Provisioning<'_> {
     /// is active: in grace nobody new gets a seat).
     pub(super) async fn promote_waiting(&self, w: &WriteTx, tenant: &Tenant, seat_type: &str) -> Result<(), ScimError> {
         w.forget_seat_counts();
-        if w.status != LicenseStatus::Active {
+        if w.status != LicenseStatus::Active || !w.anyone_waits() {
             return Ok(());
         }
         let Ok(limit) = limit_of(&w.plan, &w.license, seat_type) else {

@@ -64,6 +64,14 @@ impl UserWrite {
         }
     }
 
+    /// The user an update changes.
+    pub(super) fn updated_id(&self) -> Option<&str> {
+        match self {
+            UserWrite::Create(_) => None,
+            UserWrite::Replace { id, .. } | UserWrite::Patch { id, .. } => Some(id),
+        }
+    }
+
     /// The lower-cased `userName` a create takes.
     pub(super) fn created_name(&self) -> Option<String> {
         match self {
@@ -168,14 +176,14 @@ impl Provisioning<'_> {
                 Ok(stored_user(row, None))
             }
             UserWrite::Replace { id, doc, if_match } => {
-                let row = self.load_user(&w.tx, tenant, id).await?;
+                let row = self.user_to_write(w, tenant, id).await?;
                 check_precondition(Precondition::kept(if_match), row.version)?;
                 check_immutable(rt, &parse_doc(&row.doc), doc)?;
                 let row = self.write_user(w, tenant, Some(&row), doc).await?;
                 Ok(stored_user(row, None))
             }
             UserWrite::Patch { id, ops, if_match } => {
-                let row = self.load_user(&w.tx, tenant, id).await?;
+                let row = self.user_to_write(w, tenant, id).await?;
                 check_precondition(Precondition::kept(if_match), row.version)?;
                 let old = parse_doc(&row.doc);
                 let mut doc = old.clone();
@@ -308,6 +316,7 @@ impl Provisioning<'_> {
                 None,
             ),
         };
+        w.user_written(&row);
         let action = if existing.is_some() {
             "scim.user.update"
         } else {
@@ -337,12 +346,20 @@ impl Provisioning<'_> {
         if crate::licensing::has_explicit_seat_type(&row.doc) {
             return Ok(());
         }
-        if crate::licensing::mapped_seat_type(&w.tx, &tenant.id, user_id).await? == row.seat_type {
+        if w.mapped_seat_type(&tenant.id, user_id).await? == row.seat_type {
             return Ok(());
         }
         self.write_user(w, tenant, Some(&row), &parse_doc(&row.doc))
             .await
             .map(|_| ())
+    }
+
+    /// The user `id` as an update in `w` starts from: read ahead by its batch, or read now.
+    async fn user_to_write(&self, w: &WriteTx, tenant: &Tenant, id: &str) -> Result<user::Model, ScimError> {
+        match w.prefetched(id) {
+            Some(row) => Ok(row),
+            None => self.load_user(&w.tx, tenant, id).await,
+        }
     }
 
     pub(super) async fn load_user(

@@ -344,8 +344,22 @@ pub async fn lock_and_read_license(
     }
 }
 
+/// What a provisioning write reads right after taking the tenant's lock (see [`write_context`]).
+#[derive(Debug, Clone, Default)]
+pub struct WriteContext {
+    /// The head of the tenant's audit chain (seq, hash); `None` before its first entry.
+    pub audit_head: Option<(i64, String)>,
+    /// The entitled users of the pool asked for.
+    pub in_pool: Option<i64>,
+    /// Does any user of the tenant wait for a seat (active, without one, not held by an admin)?
+    pub anyone_waits: bool,
+    /// Does any group of the tenant map its members to a seat type?
+    pub seat_mappings: bool,
+}
+
 /// What a provisioning write reads right after taking the tenant's lock, in one statement: the
-/// head of the tenant's audit chain (seq, hash) and, for `seat_type`, the pool's entitled users.
+/// head of the tenant's audit chain, for `seat_type` the pool's entitled users, and whether
+/// anyone waits for a seat or any group maps seats (so most writes can skip those lookups).
 /// It must follow the lock as a statement of its own: PostgreSQL evaluates a locking
 /// statement's columns in the snapshot it took before waiting for the lock, which would miss
 /// what the previous holder committed.
@@ -353,7 +367,7 @@ pub async fn write_context(
     conn: &impl Reader,
     tenant_id: &str,
     seat_type: Option<&str>,
-) -> Result<(Option<(i64, String)>, Option<i64>), StoreError> {
+) -> Result<WriteContext, StoreError> {
     let mut b = super::sql::SqlBuilder::new(conn.backend());
     b.push("SELECT ");
     // Scalar subqueries, each an index seek: a join with a derived table made SQLite
@@ -379,14 +393,25 @@ pub async fn write_context(
             b.push("CAST(NULL AS BIGINT)");
         }
     }
+    b.push(", CASE WHEN EXISTS (SELECT 1 FROM user_counts WHERE tenant_id = ")
+        .bind(tenant_id.to_string())
+        .push(" AND waiting > 0) THEN 1 ELSE 0 END");
+    b.push(", CASE WHEN EXISTS (SELECT 1 FROM seat_type_mappings WHERE tenant_id = ")
+        .bind(tenant_id.to_string())
+        .push(") THEN 1 ELSE 0 END");
     let Some(row) = conn.rows(b.build()).await?.into_iter().next() else {
-        return Ok((None, None));
+        return Ok(WriteContext::default());
     };
-    let head = match (row.get::<Option<i64>>(0)?, row.get::<Option<String>>(1)?) {
+    let audit_head = match (row.get::<Option<i64>>(0)?, row.get::<Option<String>>(1)?) {
         (Some(seq), Some(hash)) => Some((seq, hash)),
         _ => None,
     };
-    Ok((head, row.get::<Option<i64>>(2)?))
+    Ok(WriteContext {
+        audit_head,
+        in_pool: row.get::<Option<i64>>(2)?,
+        anyone_waits: row.get::<i32>(3)? != 0,
+        seat_mappings: row.get::<i32>(4)? != 0,
+    })
 }
 
 /// Reads the license and plan; with `lock_and_notify` (PostgreSQL), also locks the tenant's row

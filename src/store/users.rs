@@ -405,6 +405,12 @@ pub async fn set_entitlement(
     Ok(())
 }
 
+/// Is `row` waiting for a seat: active, not entitled, not held by an admin? (The predicate of
+/// [`oldest_waiting`] and of the `waiting` seat counter.)
+pub fn is_waiting(row: &user::Model) -> bool {
+    row.active && !row.entitled && row.entitlement_reason != crate::license::EntitlementReason::Manual.as_str()
+}
+
 /// The `limit` users of a pool who have waited longest for a seat (active, not entitled, not
 /// held by an admin).
 pub async fn oldest_waiting(
@@ -541,18 +547,18 @@ pub async fn move_to_pool_waiting(conn: &impl Writer, ids: &[String], seat_type:
 
 /// Users of a tenant by id, in batches.
 pub async fn find_many(
-    conn: &impl ConnectionTrait,
+    conn: &impl Reader,
     tenant_id: &str,
     ids: &[String],
 ) -> Result<HashMap<String, user::Model>, StoreError> {
+    use sea_orm::QueryTrait;
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
-        let rows = user::Entity::find()
+        let select = user::Entity::find()
             .filter(user::Column::TenantId.eq(tenant_id))
-            .filter(user::Column::Id.is_in(chunk.iter().cloned()))
-            .all(conn)
-            .await?;
-        out.extend(rows.into_iter().map(|r| (r.id.clone(), r)));
+            .filter(user::Column::Id.is_in(chunk.iter().cloned()));
+        let rows = conn.models::<user::Entity>(select.build(conn.backend()), false).await?;
+        out.extend(rows.into_iter().map(|(r, _)| (r.id.clone(), r)));
     }
     Ok(out)
 }

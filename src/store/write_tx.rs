@@ -91,6 +91,15 @@ impl Tx {
         self.touched.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
+    /// Has this transaction written the user `id` (since [`Tx::touched_users`] last took them)?
+    pub fn was_touched(&self, id: &str) -> bool {
+        self.touched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|t| t == id)
+    }
+
     /// The ids of the users written so far (each once), taken: what the entitlement index must
     /// re-read after the commit.
     pub fn touched_users(&self) -> Vec<String> {

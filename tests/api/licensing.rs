@@ -403,6 +403,99 @@ async fn updates_arriving_together_get_the_answers_they_would_get_alone() {
     }
 }
 
+/// A write of a batch that hands a freed seat to a waiting user comes before a later write of
+/// that user in the same batch, which starts from the user as the handover left it (not as the
+/// batch read it ahead): one more version, and its own event after the handover's.
+#[tokio::test]
+async fn a_later_write_in_a_batch_starts_from_the_seat_an_earlier_one_handed_over() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("handover", "team", 3).await;
+    let ids = users_named(&t, "h", 3, true).await;
+    let fewer = seatbridge::licensing::LicenseUpdate {
+        seats: Some(2),
+        policy: Some(seatbridge::license::Policy::DeactivateNewest),
+        ..Default::default()
+    };
+    seatbridge::licensing::update_license(&app.db, "handover", &fewer, "test", false)
+        .await
+        .unwrap();
+    let (_, waiting) = t.get(&format!("/Users/{}", ids[2])).await;
+    assert_eq!(waiting[SEATBRIDGE]["entitlementReason"], "seat_reduction", "{waiting}");
+    let version = |u: &serde_json::Value| -> i64 {
+        u["meta"]["version"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .parse()
+            .unwrap()
+    };
+    let before = version(&waiting);
+
+    // `h0`'s write waits for the lock alone; `h1`'s deactivation, then `h2`'s rename, queue
+    // behind it in that order and form the next batch.
+    let t = &t;
+    let after = |ms: u64, path: String, ops: serde_json::Value| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        t.patch(&path, TestApp::patch_body(ops)).await
+    };
+    let requests = async {
+        tokio::join!(
+            after(
+                0,
+                format!("/Users/{}", ids[0]),
+                json!([{"op":"replace","value":{"displayName":"Lead"}}])
+            ),
+            after(
+                300,
+                format!("/Users/{}", ids[1]),
+                json!([{"op":"replace","value":{"active":false}}])
+            ),
+            after(
+                600,
+                format!("/Users/{}", ids[2]),
+                json!([{"op":"replace","value":{"displayName":"Next"}}])
+            ),
+        )
+    };
+    let (lead, freed, renamed) = while_tenant_locked(&app, &t.tenant_id, requests).await;
+    assert_eq!((lead.0, freed.0), (200, 200), "{} {}", lead.1, freed.1);
+    assert_eq!(renamed.0, 200, "{}", renamed.1);
+    assert_eq!(renamed.1[SEATBRIDGE]["entitled"], json!(true), "{}", renamed.1);
+    assert_eq!(renamed.1["displayName"], "Next");
+    assert_eq!(
+        version(&renamed.1),
+        before + 2,
+        "the handover, then the rename: {}",
+        renamed.1
+    );
+
+    let sql = format!(
+        "SELECT event_type, payload FROM outbox_events WHERE tenant_id = '{}' ORDER BY id",
+        t.tenant_id
+    );
+    let backend = app.db.get_database_backend();
+    let of_h2: Vec<String> = app
+        .db
+        .query_all_raw(sea_orm::Statement::from_string(backend, sql))
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.try_get_by_index::<String>(1).unwrap().contains(&ids[2]))
+        .map(|r| r.try_get_by_index(0).unwrap())
+        .collect();
+    assert_eq!(
+        of_h2,
+        [
+            "user.provisioned",
+            "user.deprovisioned",
+            "user.reprovisioned",
+            "user.updated"
+        ],
+        "{of_h2:?}"
+    );
+}
+
 /// An update that fails in the database (a PUT taking another user's `userName`) answers 409
 /// and fails alone: on PostgreSQL its batch is rolled back and each of its writes runs again
 /// alone, so the others land once, with an intact audit chain.
