@@ -113,7 +113,7 @@ fn describe() {
     );
     metrics::describe_counter!(
         WRITE_BATCHES,
-        "Batches of queued user writes (creates, PUTs, PATCHes) on PostgreSQL, by outcome \
+        "Batches of queued user writes (creates, PUTs, PATCHes, DELETEs) on PostgreSQL, by outcome \
          (committed; single: one write, run alone; rolled_back: its writes then run one by one)"
     );
     metrics::describe_counter!(

@@ -3,12 +3,13 @@
 //! Every write holds its tenant's lock from the license read to the commit, so one tenant's
 //! writes run one after another; on PostgreSQL a create alone costs four statements and a WAL
 //! flush under that lock, a PATCH seven, which bounds a tenant's writes to about
-//! 1 / (n × round trip) (`bench/RESULTS.md`). User creates, PUTs and PATCHes queue here
-//! instead, and one task per tenant writes everything that queued while its previous batch ran
-//! in one transaction: the lock, the context read, a read of the `userName`s creates take and
-//! the commit once for the batch; the rows of its updates as each runs (later writes of the
-//! batch read them), and its new users, audit entries and events, in the order they were made,
-//! in multi-row inserts, a statement per 12 KiB of rows (`DEFERRED_STATEMENT_BYTES`).
+//! 1 / (n × round trip) (`bench/RESULTS.md`). User creates, PUTs, PATCHes and DELETEs queue
+//! here instead, and one task per tenant writes everything that queued while its previous batch
+//! ran in one transaction: the lock, the context read, a read of the `userName`s creates take,
+//! a read of the users the others change and the commit once for the batch; the rows of its
+//! updates and deletes as each runs (later writes of the batch read them), and its new users,
+//! audit entries and events, in the order they were made, in multi-row inserts, a statement per
+//! 12 KiB of rows (`DEFERRED_STATEMENT_BYTES`).
 //!
 //! Every write gets the answer it would have got alone. Writes are decided in arrival order,
 //! each against what the batch's earlier writes did. A refusal that comes before the write
@@ -300,7 +301,7 @@ impl Inner {
             .map_err(|e| e.to_string())?;
         let updating: Vec<String> = batch
             .iter()
-            .filter_map(|job| job.op.updated_id().map(str::to_string))
+            .filter_map(|job| job.op.existing_id().map(str::to_string))
             .collect();
         w.prefetch(tenant_id, &updating).await.map_err(|e| e.to_string())?;
         // An update may have freed a name since it was read: past one, a create tries its name.
@@ -318,7 +319,7 @@ impl Inner {
             match svc.write_in(w, &job.tenant, &job.op).instrument(job.span.clone()).await {
                 Ok(stored) => {
                     taken.extend(name);
-                    updated |= job.op.updated_id().is_some();
+                    updated |= job.op.existing_id().is_some();
                     outcomes.push(Outcome::Written(stored));
                 }
                 // Refused before it changed anything, and no statement failed (which would

@@ -41,6 +41,8 @@ pub(crate) enum UserWrite {
         ops: Vec<PatchOperation>,
         if_match: Option<String>,
     },
+    /// DELETE /Users/{id}.
+    Delete { id: String, if_match: Option<String> },
 }
 
 impl UserWrite {
@@ -50,6 +52,7 @@ impl UserWrite {
             UserWrite::Create(_) => CREATE_ACTION,
             UserWrite::Replace { .. } => "scim.user.replace",
             UserWrite::Patch { .. } => "scim.user.patch",
+            UserWrite::Delete { .. } => "scim.user.delete",
         }
     }
 
@@ -60,15 +63,17 @@ impl UserWrite {
                 "User?userName={}",
                 doc.get("userName").and_then(Value::as_str).unwrap_or_default()
             ),
-            UserWrite::Replace { id, .. } | UserWrite::Patch { id, .. } => format!("User/{id}"),
+            UserWrite::Replace { id, .. } | UserWrite::Patch { id, .. } | UserWrite::Delete { id, .. } => {
+                format!("User/{id}")
+            }
         }
     }
 
-    /// The user an update changes.
-    pub(super) fn updated_id(&self) -> Option<&str> {
+    /// The stored user the write changes or deletes.
+    pub(super) fn existing_id(&self) -> Option<&str> {
         match self {
             UserWrite::Create(_) => None,
-            UserWrite::Replace { id, .. } | UserWrite::Patch { id, .. } => Some(id),
+            UserWrite::Replace { id, .. } | UserWrite::Patch { id, .. } | UserWrite::Delete { id, .. } => Some(id),
         }
     }
 
@@ -196,7 +201,30 @@ impl Provisioning<'_> {
                 let row = self.write_user(w, tenant, Some(&row), &doc).await?;
                 Ok(stored_user(row, None))
             }
+            UserWrite::Delete { id, if_match } => {
+                self.check_users_allowed(w)?;
+                let row = self.user_to_write(w, tenant, id).await?;
+                check_precondition(Precondition::kept(if_match), row.version)?;
+                self.remove_user(w, tenant, &row).await?;
+                Ok(stored_user(row, None))
+            }
         }
+    }
+
+    /// Deletes `row`'s user and its memberships; its seat goes to the next in line.
+    async fn remove_user(&self, w: &WriteTx, tenant: &Tenant, row: &user::Model) -> Result<(), ScimError> {
+        users::delete(&w.tx, &tenant.id, &row.id).await?;
+        let mut data = events::user_data(row, "deleted");
+        data["access"] = json!(false);
+        data["deleted"] = json!(true);
+        w.emit(&tenant.id, types::USER_DEPROVISIONED, data).await?;
+        let target = format!("User/{}", row.id);
+        self.audit(w, tenant, "scim.user.delete", &target, Some(summary(row)), None)
+            .await?;
+        if row.entitled {
+            self.promote_waiting(w, tenant, &row.seat_type).await?;
+        }
+        Ok(())
     }
 
     /// A write the license refused in a batch: recorded as a refusal alone is.
@@ -206,33 +234,16 @@ impl Provisioning<'_> {
 
     /// DELETE /Users/{id}: removes the user and its memberships; its seat goes to the next in line.
     pub async fn delete_user(&self, tenant: &Tenant, id: &str, pre: Precondition<'_>) -> Result<(), ScimError> {
-        let w = self.begin(tenant).await?;
-        let outcome = async {
-            self.check_users_allowed(&w)?;
-            let row = self.load_user(&w.tx, tenant, id).await?;
-            check_precondition(pre, row.version)?;
-            users::delete(&w.tx, &tenant.id, id).await?;
-            let mut data = events::user_data(&row, "deleted");
-            data["access"] = json!(false);
-            data["deleted"] = json!(true);
-            w.emit(&tenant.id, types::USER_DEPROVISIONED, data).await?;
-            self.audit(
-                &w,
-                tenant,
-                "scim.user.delete",
-                &format!("User/{id}"),
-                Some(summary(&row)),
-                None,
-            )
-            .await?;
-            if row.entitled {
-                self.promote_waiting(&w, tenant, &row.seat_type).await?;
-            }
-            Ok(())
-        }
-        .await;
-        self.finish(w, tenant, "scim.user.delete", &format!("User/{id}"), outcome)
-            .await
+        let if_match = pre.owned();
+        self.write(
+            tenant,
+            UserWrite::Delete {
+                id: id.to_string(),
+                if_match,
+            },
+        )
+        .await
+        .map(|_| ())
     }
 
     /// GET /Users/{id}; `with_groups` loads the reverse `groups` attribute.

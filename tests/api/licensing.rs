@@ -289,9 +289,10 @@ async fn users_named(t: &TenantClient<'_>, prefix: &str, n: usize, active: bool)
     ids
 }
 
-/// PATCHes and PUTs that arrive together (on PostgreSQL written in shared transactions, see
-/// `provisioning::batch`) each get the answer they would get alone: deactivations free seats,
-/// reactivations take them, a stale `If-Match`, an unknown id and a PATCH that cannot apply are
+/// PATCHes, PUTs and DELETEs that arrive together (on PostgreSQL written in shared transactions,
+/// see `provisioning::batch`) each get the answer they would get alone: deactivations and
+/// deletes free seats, reactivations take them, a stale `If-Match`, an unknown id and a PATCH
+/// that cannot apply are
 /// refused without a write and without harming the rest; every write is in an intact audit
 /// chain and has its event, in order.
 #[tokio::test]
@@ -299,8 +300,8 @@ async fn updates_arriving_together_get_the_answers_they_would_get_alone() {
     let app = TestApp::spawn().await;
     // Room for every reactivation even before any deactivation: the answers do not depend on
     // the order the requests arrive in.
-    let t = app.tenant("movers", "team", 12).await;
-    let active = users_named(&t, "a", 6, true).await;
+    let t = app.tenant("movers", "team", 13).await;
+    let active = users_named(&t, "a", 7, true).await;
     let inactive = users_named(&t, "b", 6, false).await;
     let t = &t;
     let patch = |id: &String, active: bool| {
@@ -321,18 +322,31 @@ async fn updates_arriving_together_get_the_answers_they_would_get_alone() {
         parts(resp).await
     };
     let unknown = t.patch("/Users/no-such-user", okta_active(false));
-    let (a4, a5) = (format!("/Users/{}", active[4]), format!("/Users/{}", active[5]));
+    let (a4, a5, a6) = (
+        format!("/Users/{}", active[4]),
+        format!("/Users/{}", active[5]),
+        format!("/Users/{}", active[6]),
+    );
     let unappliable = t.patch(&a4, TestApp::patch_body(json!([{"op":"remove","path":"userName"}])));
     let renamed = t.put(
         &a5,
         json!({"schemas":[USER],"userName":"a5","displayName":"Moved","active":true}),
     );
+    let deleted = t.delete(&a6);
     let requests = async {
         let deactivations = futures_util::future::join_all(active[..3].iter().map(|id| patch(id, false)));
         let reactivations = futures_util::future::join_all(inactive.iter().map(|id| patch(id, true)));
-        tokio::join!(deactivations, reactivations, stale, unknown, unappliable, renamed)
+        tokio::join!(
+            deactivations,
+            reactivations,
+            stale,
+            unknown,
+            unappliable,
+            renamed,
+            deleted
+        )
     };
-    let (deactivations, reactivations, stale, unknown, unappliable, renamed) =
+    let (deactivations, reactivations, stale, unknown, unappliable, renamed, deleted) =
         while_tenant_locked(&app, &t.tenant_id, requests).await;
     for (status, body) in deactivations.iter().chain(&reactivations) {
         assert_eq!(*status, 200, "{body}");
@@ -352,6 +366,8 @@ async fn updates_arriving_together_get_the_answers_they_would_get_alone() {
         "{}",
         renamed.1
     );
+    assert_eq!(deleted, 204);
+    assert_eq!(t.get(&a6).await.0, 404);
     assert_eq!(t.entitled().await, 3 + 6);
     let (_, a3) = t.get(&format!("/Users/{}", active[3])).await;
     assert_eq!(
@@ -360,9 +376,10 @@ async fn updates_arriving_together_get_the_answers_they_would_get_alone() {
         "{a3}"
     );
 
-    // 12 creates, 3 deactivations, 6 reactivations, 1 replace; the refused writes left nothing.
+    // 13 creates, 3 deactivations, 6 reactivations, 1 replace, 1 delete; the refused writes
+    // left nothing.
     let check = seatbridge::audit::verify(&app.db, &t.tenant_id).await.unwrap();
-    assert_eq!((check.entries, check.broken_at.clone()), (22, None), "{check:?}");
+    assert_eq!((check.entries, check.broken_at.clone()), (24, None), "{check:?}");
     let sql = format!(
         "SELECT event_type FROM outbox_events WHERE tenant_id = '{}' ORDER BY id",
         t.tenant_id
@@ -383,7 +400,7 @@ async fn updates_arriving_together_get_the_answers_they_would_get_alone() {
             count("user.reprovisioned"),
             count("user.updated")
         ),
-        (3, 6, 1),
+        (3 + 1, 6, 1),
         "{types:?}"
     );
 
