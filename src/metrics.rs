@@ -27,6 +27,7 @@ pub const LIST_PAGES: &str = "seatbridge_list_pages_total";
 pub const SQLITE_WRITES: &str = "seatbridge_sqlite_writes_total";
 pub const SQLITE_COMMITS: &str = "seatbridge_sqlite_commits_total";
 pub const SQLITE_CHECKPOINTS: &str = "seatbridge_sqlite_checkpoints_total";
+pub const SQLITE_WRITE_HOLDS: &str = "seatbridge_sqlite_write_hold_seconds";
 pub const WRITE_BATCHES: &str = "seatbridge_write_batches_total";
 pub const BATCHED_WRITES: &str = "seatbridge_batched_writes_total";
 pub const INDEXED_USERS: &str = "seatbridge_check_index_users";
@@ -45,6 +46,7 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| {
             let installed = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(HTTP_SECONDS.into()), &BUCKETS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(SQLITE_WRITE_HOLDS.into()), &BUCKETS))
                 .and_then(PrometheusBuilder::install_recorder);
             match installed {
                 Ok(h) => {
@@ -111,9 +113,15 @@ fn describe() {
         SQLITE_CHECKPOINTS,
         "Background WAL checkpoints (they copy committed pages into the database file)"
     );
+    metrics::describe_histogram!(
+        SQLITE_WRITE_HOLDS,
+        metrics::Unit::Seconds,
+        "Writes held while the checkpointer copies the WAL between them, so that it restarts \
+         (past 4,000 WAL pages; each hold is two fsyncs)"
+    );
     metrics::describe_counter!(
         WRITE_BATCHES,
-        "Batches of queued user writes (creates, PUTs, PATCHes, DELETEs) on PostgreSQL, by outcome \
+        "Batches of queued SCIM writes (user creates, PUTs, PATCHes, DELETEs; group PATCHes) on PostgreSQL, by outcome \
          (committed; single: one write, run alone; rolled_back: its writes then run one by one)"
     );
     metrics::describe_counter!(

@@ -1,15 +1,16 @@
-//! User writes of one tenant on PostgreSQL, written together.
+//! SCIM writes of one tenant on PostgreSQL, written together.
 //!
 //! Every write holds its tenant's lock from the license read to the commit, so one tenant's
 //! writes run one after another; on PostgreSQL a create alone costs four statements and a WAL
 //! flush under that lock, a PATCH seven, which bounds a tenant's writes to about
-//! 1 / (n × round trip) (`bench/RESULTS.md`). User creates, PUTs, PATCHes and DELETEs queue
-//! here instead, and one task per tenant writes everything that queued while its previous batch
-//! ran in one transaction: the lock, the context read, a read of the `userName`s creates take,
-//! a read of the users the others change and the commit once for the batch; the rows of its
-//! updates and deletes as each runs (later writes of the batch read them), and its new users,
-//! audit entries and events, in the order they were made, in multi-row inserts, a statement per
-//! 12 KiB of rows (`DEFERRED_STATEMENT_BYTES`).
+//! 1 / (n × round trip) (`bench/RESULTS.md`). User creates, PUTs, PATCHes and DELETEs, and
+//! group PATCHes (how IdPs push memberships), queue here instead (see [`super::write::Write`]),
+//! and one task per tenant writes everything that queued while its previous batch ran in one
+//! transaction: the lock, the context read, a read of the `userName`s creates take, a read of
+//! the users the others change and the commit once for the batch; the rows of its updates and
+//! deletes as each runs (later writes of the batch read them), and its new users, audit entries
+//! and events, in the order they were made, in multi-row inserts, a statement per 12 KiB of
+//! rows (`DEFERRED_STATEMENT_BYTES`).
 //!
 //! Every write gets the answer it would have got alone. Writes are decided in arrival order,
 //! each against what the batch's earlier writes did. A refusal that comes before the write
@@ -27,7 +28,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-use super::users::UserWrite;
+use super::write::{UserWrite, Write};
 use super::{lock, Actor, Provisioning, StoredResource, WriteTx};
 use crate::auth::Tenant;
 use crate::events::Signals;
@@ -38,7 +39,7 @@ use crate::store::{users, PointReads};
 /// The most writes one transaction carries (a bound on the time the tenant's lock is held).
 const MAX_BATCH: usize = 64;
 
-/// Queues user writes per tenant and writes each tenant's queue in batches (PostgreSQL only:
+/// Queues SCIM writes per tenant and writes each tenant's queue in batches (PostgreSQL only:
 /// on SQLite, writes already share the writer's group commit).
 ///
 /// The writing runs on a thread of its own, not on an HTTP worker's: a worker that stops during
@@ -64,7 +65,7 @@ struct Inner {
 struct Job {
     tenant: Tenant,
     actor: Actor,
-    op: UserWrite,
+    op: Write,
     /// The request's span (tenant, request id), for what the batch logs about this write.
     span: tracing::Span,
     reply: oneshot::Sender<Result<StoredResource, ScimError>>,
@@ -112,12 +113,7 @@ impl WriteBatcher {
     }
 
     /// Runs `op` for `actor` in the tenant's next batch.
-    pub(super) async fn write(
-        &self,
-        tenant: &Tenant,
-        actor: Actor,
-        op: UserWrite,
-    ) -> Result<StoredResource, ScimError> {
+    pub(super) async fn write(&self, tenant: &Tenant, actor: Actor, op: Write) -> Result<StoredResource, ScimError> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             tenant: tenant.clone(),
@@ -301,30 +297,30 @@ impl Inner {
             .map_err(|e| e.to_string())?;
         let updating: Vec<String> = batch
             .iter()
-            .filter_map(|job| job.op.existing_id().map(str::to_string))
+            .filter_map(|job| job.op.existing_user().map(str::to_string))
             .collect();
         w.prefetch(tenant_id, &updating).await.map_err(|e| e.to_string())?;
         // An update may have freed a name since it was read: past one, a create tries its name.
         let mut updated = false;
         let mut outcomes = Vec::with_capacity(batch.len());
         for (job, name) in batch.iter().zip(names) {
-            if let (UserWrite::Create(doc), Some(name)) = (&job.op, &name) {
+            if let (Write::User(UserWrite::Create(doc)), Some(name)) = (&job.op, &name) {
                 if !updated && taken.contains(name) {
                     outcomes.push(Outcome::Refused(super::users::user_name_in_use(doc)));
                     continue;
                 }
             }
-            let wrote_before = w.tx.touched_count();
+            let changes_before = w.tx.changes();
             let svc = self.service(job.actor.clone());
             match svc.write_in(w, &job.tenant, &job.op).instrument(job.span.clone()).await {
                 Ok(stored) => {
                     taken.extend(name);
-                    updated |= job.op.existing_id().is_some();
+                    updated |= job.op.existing_user().is_some();
                     outcomes.push(Outcome::Written(stored));
                 }
                 // Refused before it changed anything, and no statement failed (which would
                 // abort the transaction on PostgreSQL): the batch goes on.
-                Err(err) if w.tx.touched_count() == wrote_before && !failed_in_database(&err) => {
+                Err(err) if w.tx.changes() == changes_before && !failed_in_database(&err) => {
                     outcomes.push(Outcome::Refused(err))
                 }
                 Err(err) => return Err(err.to_string()),

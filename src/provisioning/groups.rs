@@ -4,9 +4,9 @@ use serde_json::{json, Value};
 
 use super::{check_precondition, group_resource, parse_doc, Precondition, Provisioning, StoredResource, WriteTx};
 use crate::auth::Tenant;
-use crate::events::{self, types};
+use crate::events::types;
 use crate::scim::error::ScimError;
-use crate::scim::patch::{apply_patch, parse_patch_request, MemberChange, MemberRef};
+use crate::scim::patch::{apply_patch, parse_patch_request, MemberChange, MemberRef, PatchOperation};
 use crate::scim::resource::{check_immutable, check_schemas, normalize_resource};
 use crate::scim::schema::ResourceKind;
 use crate::store::entities::group;
@@ -15,6 +15,16 @@ use crate::store::{groups, seat_mappings, Reader, Tx};
 
 /// The plan feature every `/Groups` operation needs.
 const GROUPS_FEATURE: &str = "scim.groups";
+
+/// A group write a [`super::WriteBatcher`] can carry (see [`super::write::Write`]).
+pub(crate) enum GroupWrite {
+    /// PATCH /Groups/{id}: how IdPs push membership changes.
+    Patch {
+        id: String,
+        ops: Vec<PatchOperation>,
+        if_match: Option<String>,
+    },
+}
 
 impl Provisioning<'_> {
     /// POST /Groups.
@@ -93,46 +103,64 @@ impl Provisioning<'_> {
         body: &Value,
         pre: Precondition<'_>,
     ) -> Result<StoredResource, ScimError> {
-        let rt = self.rt(ResourceKind::Group);
         let ops = parse_patch_request(body)?;
-        let w = self.begin(tenant).await?;
-        let outcome = async {
-            let row = self.load_group_for_write(&w, tenant, id).await?;
-            check_precondition(pre, row.version)?;
-            let old = parse_doc(&row.doc);
-            let mut doc = old.clone();
-            let outcome = apply_patch(rt, &mut doc, &ops)?;
-            let doc = normalize_resource(rt, &doc)?;
-            check_immutable(rt, &old, &doc)?;
-            let affected = self
-                .mapped_members_affected(&w, tenant, &row.id, &outcome.member_changes)
-                .await?;
-            for change in &outcome.member_changes {
-                apply_member_change(&w.tx, tenant, &row.id, change).await?;
-            }
-            self.reseat_all(&w, tenant, &affected).await?;
-            let changed = doc != old || !outcome.member_changes.is_empty();
-            let new_row = if doc != old {
-                groups::update(&w.tx, &row, &doc).await?
-            } else if changed {
-                groups::touch(&w.tx, &row).await?
-            } else {
-                row.clone()
-            };
-            if changed {
-                let after =
-                    json!({"displayName": new_row.display_name, "memberChanges": describe(&outcome.member_changes)});
-                let before = json!({"displayName": row.display_name});
-                                let data = json!({"group": {"id": id, "displayName": new_row.display_name}, "memberChanges": after["memberChanges"]});
-                w.emit(&tenant.id, types::GROUP_UPDATED, data).await?;
-                self.audit(&w, tenant, "scim.group.patch", &format!("Group/{id}"), Some(before), Some(after))
-                .await?;
-            }
-            Ok(group_resource(&new_row, doc))
+        let if_match = pre.owned();
+        let op = GroupWrite::Patch {
+            id: id.to_string(),
+            ops,
+            if_match,
+        };
+        self.write(tenant, op).await
+    }
+
+    /// The group write `op` itself, in `w`.
+    pub(super) async fn group_write_in(
+        &self,
+        w: &WriteTx,
+        tenant: &Tenant,
+        op: &GroupWrite,
+    ) -> Result<StoredResource, ScimError> {
+        let GroupWrite::Patch { id, ops, if_match } = op;
+        let rt = self.rt(ResourceKind::Group);
+        let row = self.load_group_for_write(w, tenant, id).await?;
+        check_precondition(Precondition::kept(if_match), row.version)?;
+        let old = parse_doc(&row.doc);
+        let mut doc = old.clone();
+        let outcome = apply_patch(rt, &mut doc, ops)?;
+        let doc = normalize_resource(rt, &doc)?;
+        check_immutable(rt, &old, &doc)?;
+        let affected = self
+            .mapped_members_affected(w, tenant, &row.id, &outcome.member_changes)
+            .await?;
+        for change in &outcome.member_changes {
+            apply_member_change(&w.tx, tenant, &row.id, change).await?;
         }
-        .await;
-        self.finish(w, tenant, "scim.group.patch", &format!("Group/{id}"), outcome)
-            .await
+        self.reseat_all(w, tenant, &affected).await?;
+        let changed = doc != old || !outcome.member_changes.is_empty();
+        let new_row = if doc != old {
+            groups::update(&w.tx, &row, &doc).await?
+        } else if changed {
+            groups::touch(&w.tx, &row).await?
+        } else {
+            row.clone()
+        };
+        if changed {
+            let changes = describe(&outcome.member_changes);
+            let data = json!({"group": {"id": id, "displayName": new_row.display_name}, "memberChanges": changes});
+            w.emit(&tenant.id, types::GROUP_UPDATED, data).await?;
+            let after = json!({"displayName": new_row.display_name, "memberChanges": changes});
+            let before = json!({"displayName": row.display_name});
+            self.audit(
+                w,
+                tenant,
+                "scim.group.patch",
+                &format!("Group/{id}"),
+                Some(before),
+                Some(after),
+            )
+            .await?;
+        }
+        Ok(group_resource(&new_row, doc))
     }
 
     /// DELETE /Groups/{id}.
@@ -148,13 +176,8 @@ impl Provisioning<'_> {
             groups::delete(&w.tx, &tenant.id, id).await?;
             self.reseat_all(&w, tenant, &affected).await?;
             let before = json!({"displayName": row.display_name});
-            events::emit(
-                &w.tx,
-                &tenant.id,
-                types::GROUP_DELETED,
-                json!({"group": {"id": id, "displayName": row.display_name}}),
-            )
-            .await?;
+            let data = json!({"group": {"id": id, "displayName": row.display_name}});
+            w.emit(&tenant.id, types::GROUP_DELETED, data).await?;
             self.audit(
                 &w,
                 tenant,
@@ -211,7 +234,8 @@ impl Provisioning<'_> {
         group_id: &str,
         changes: &[MemberChange],
     ) -> Result<Vec<String>, ScimError> {
-        if seat_mappings::for_group(&w.tx, &tenant.id, group_id).await?.is_none() {
+        // Without a mapping in the tenant (read under the lock), no group maps seats.
+        if !w.seat_mappings || seat_mappings::for_group(&w.tx, &tenant.id, group_id).await?.is_none() {
             return Ok(Vec::new());
         }
         let mut ids = Vec::new();

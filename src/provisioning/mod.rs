@@ -10,6 +10,7 @@ mod batch;
 mod groups;
 mod seats;
 mod users;
+mod write;
 
 pub use batch::WriteBatcher;
 

@@ -2,11 +2,12 @@
 
 use serde_json::{json, Value};
 
+use super::write::UserWrite;
 use super::{check_precondition, parse_doc, stored_user, Precondition, Provisioning, StoredResource, WriteTx};
 use crate::auth::Tenant;
 use crate::events::{self, types};
 use crate::scim::error::ScimError;
-use crate::scim::patch::{apply_patch, parse_patch_request, PatchOperation};
+use crate::scim::patch::{apply_patch, parse_patch_request};
 use crate::scim::resource::{check_immutable, check_schemas, normalize_resource};
 use crate::scim::schema::ResourceKind;
 use crate::store::entities::user;
@@ -18,73 +19,11 @@ use crate::store::{user_counts, users, Reader, StoreError};
 const USERS_FEATURE: &str = "scim.users";
 
 /// The audit action of a create.
-const CREATE_ACTION: &str = "scim.user.create";
+pub(super) const CREATE_ACTION: &str = "scim.user.create";
 
 /// Attributes unique within a tenant: an `eq` filter on one reads at most one user, through an
 /// index, and so may run as a point read (`store::PointReads`).
 const USER_KEYS: &[&str] = &["userName", "id"];
-
-/// A user write a [`super::WriteBatcher`] can carry, checked and parsed as far as it can be
-/// without the stored user.
-pub(crate) enum UserWrite {
-    /// POST /Users of a normalized document.
-    Create(Value),
-    /// PUT /Users/{id} of a normalized document.
-    Replace {
-        id: String,
-        doc: Value,
-        if_match: Option<String>,
-    },
-    /// PATCH /Users/{id}.
-    Patch {
-        id: String,
-        ops: Vec<PatchOperation>,
-        if_match: Option<String>,
-    },
-    /// DELETE /Users/{id}.
-    Delete { id: String, if_match: Option<String> },
-}
-
-impl UserWrite {
-    /// The audit action of the write (also recorded with its refusal).
-    pub(super) fn action(&self) -> &'static str {
-        match self {
-            UserWrite::Create(_) => CREATE_ACTION,
-            UserWrite::Replace { .. } => "scim.user.replace",
-            UserWrite::Patch { .. } => "scim.user.patch",
-            UserWrite::Delete { .. } => "scim.user.delete",
-        }
-    }
-
-    /// What the write's refusal names: the user it would have created, or the user it changes.
-    pub(super) fn target(&self) -> String {
-        match self {
-            UserWrite::Create(doc) => format!(
-                "User?userName={}",
-                doc.get("userName").and_then(Value::as_str).unwrap_or_default()
-            ),
-            UserWrite::Replace { id, .. } | UserWrite::Patch { id, .. } | UserWrite::Delete { id, .. } => {
-                format!("User/{id}")
-            }
-        }
-    }
-
-    /// The stored user the write changes or deletes.
-    pub(super) fn existing_id(&self) -> Option<&str> {
-        match self {
-            UserWrite::Create(_) => None,
-            UserWrite::Replace { id, .. } | UserWrite::Patch { id, .. } | UserWrite::Delete { id, .. } => Some(id),
-        }
-    }
-
-    /// The lower-cased `userName` a create takes.
-    pub(super) fn created_name(&self) -> Option<String> {
-        match self {
-            UserWrite::Create(doc) => Some(users::user_name_norm(doc)),
-            _ => None,
-        }
-    }
-}
 
 impl Provisioning<'_> {
     /// POST /Users.
@@ -139,35 +78,8 @@ impl Provisioning<'_> {
         .await
     }
 
-    /// Runs `op`: with a batcher (PostgreSQL), together with the tenant's other user writes of
-    /// the moment (see [`super::WriteBatcher`]), else alone.
-    async fn write(&self, tenant: &Tenant, op: UserWrite) -> Result<StoredResource, ScimError> {
-        match self.batcher {
-            Some(batcher) => batcher.write(tenant, self.actor.clone(), op).await,
-            None => self.write_alone(tenant, &op).await,
-        }
-    }
-
-    /// `op` in a transaction of its own.
-    pub(super) async fn write_alone(&self, tenant: &Tenant, op: &UserWrite) -> Result<StoredResource, ScimError> {
-        let w = self.begin_for(tenant, op).await?;
-        let outcome = self.write_in(&w, tenant, op).await;
-        self.finish(w, tenant, op.action(), &op.target(), outcome).await
-    }
-
-    /// Opens the write of `op`: the tenant's lock, with, for a create, the count of the pool its
-    /// seat comes from when no group maps it yet (see `decide_seat`).
-    pub(super) async fn begin_for(&self, tenant: &Tenant, op: &UserWrite) -> Result<WriteTx, ScimError> {
-        let UserWrite::Create(doc) = op else {
-            return self.begin(tenant).await;
-        };
-        let seat_type = super::seats::requested_seat_type(doc);
-        let pool = seat_type.as_deref().unwrap_or(crate::license::DEFAULT_SEAT_TYPE);
-        self.begin_with_seats(tenant, Some(pool)).await
-    }
-
-    /// `op` itself, in `w`.
-    pub(super) async fn write_in(
+    /// The user write `op` itself, in `w`.
+    pub(super) async fn user_write_in(
         &self,
         w: &WriteTx,
         tenant: &Tenant,
@@ -225,11 +137,6 @@ impl Provisioning<'_> {
             self.promote_waiting(w, tenant, &row.seat_type).await?;
         }
         Ok(())
-    }
-
-    /// A write the license refused in a batch: recorded as a refusal alone is.
-    pub(super) async fn refused_write(&self, tenant: &Tenant, op: &UserWrite, err: ScimError) -> ScimError {
-        self.refused(tenant, op.action(), &op.target(), err).await
     }
 
     /// DELETE /Users/{id}: removes the user and its memberships; its seat goes to the next in line.

@@ -47,6 +47,8 @@ pub struct Tx {
     kind: TxKind,
     /// The users this transaction wrote, for the entitlement index to re-read once it commits.
     touched: Mutex<Vec<String>>,
+    /// Statements run through [`Writer::write`] so far.
+    writes: AtomicUsize,
 }
 
 enum TxKind {
@@ -68,6 +70,7 @@ pub async fn begin(db: &DatabaseConnection, reads: &PointReads) -> Result<Tx, St
     Ok(Tx {
         kind,
         touched: Mutex::default(),
+        writes: AtomicUsize::new(0),
     })
 }
 
@@ -85,10 +88,12 @@ impl Tx {
         matches!(self.kind, TxKind::Direct(_))
     }
 
-    /// How many user writes this transaction has made so far (a batch asks whether a failed
-    /// write wrote anything before it failed).
-    pub fn touched_count(&self) -> usize {
-        self.touched.lock().unwrap_or_else(PoisonError::into_inner).len()
+    /// A count that grows with every statement run through [`Writer::write`] and every user
+    /// written (a create's row may be held back): a batch asks whether a failed write changed
+    /// anything before it failed. Every store function that changes rows writes through
+    /// [`Writer::write`].
+    pub fn changes(&self) -> usize {
+        self.writes.load(Ordering::Relaxed) + self.touched.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
     /// Has this transaction written the user `id` (since [`Tx::touched_users`] last took them)?
@@ -161,6 +166,7 @@ impl Reader for Tx {
 #[async_trait::async_trait]
 impl Writer for Tx {
     async fn write(&self, stmt: Statement) -> Result<u64, StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
         match &self.kind {
             TxKind::Pool(tx) => tx.write(stmt).await,
             TxKind::Direct(tx) => tx
@@ -480,6 +486,7 @@ fn checkpoint(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
 /// [`spawn_checkpointer`]). Called from the checkpointer's own thread, never from the runtime.
 fn checkpoint_between_writes(writer: &tokio::sync::Mutex<WriterState>, counts: &[AtomicU64; 3]) {
     let mut state = writer.blocking_lock();
+    let held = std::time::Instant::now();
     if state.batch.is_some() {
         // Left open for writers queued behind the checkpointer: they begin the next one.
         if commit_open_batch(&mut state, counts).is_err() {
@@ -491,6 +498,7 @@ fn checkpoint_between_writes(writer: &tokio::sync::Mutex<WriterState>, counts: &
             tracing::warn!(error = %e, "WAL checkpoint between writes failed");
         }
     }
+    metrics::histogram!(crate::metrics::SQLITE_WRITE_HOLDS).record(held.elapsed().as_secs_f64());
 }
 
 fn execute(state: &WriterState, sql: &str) -> rusqlite::Result<()> {

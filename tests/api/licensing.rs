@@ -513,6 +513,101 @@ async fn a_later_write_in_a_batch_starts_from_the_seat_an_earlier_one_handed_ove
     );
 }
 
+/// Group PATCHes that arrive together (on PostgreSQL written in shared transactions) each get
+/// the answer they would get alone: each adds its member, one naming a member that does not
+/// exist is refused without harming the rest, and one that removes a member before failing on
+/// a missing one changes nothing (on PostgreSQL its batch rolls back and each PATCH runs again
+/// alone).
+#[tokio::test]
+async fn group_patches_arriving_together_get_the_answers_they_would_get_alone() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("crews", "team", 100).await;
+    let ids = users_named(&t, "g", 12, true).await;
+    let (status, group) = t
+        .post(
+            "/Groups",
+            json!({"schemas":[GROUP],"displayName":"Crew","members":[{"value": ids[0]}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+    let path = format!("/Groups/{}", group["id"].as_str().unwrap());
+    let t = &t;
+    let send = |ms: u64, ops: serde_json::Value| {
+        let path = path.clone();
+        async move {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            t.patch(&path, TestApp::patch_body(ops)).await
+        }
+    };
+    let add = |ms: u64, id: &str| send(ms, json!([{"op":"add","path":"members","value":[{"value": id}]}]));
+    let members = || async {
+        let (_, g) = t.get(&path).await;
+        let mut values: Vec<String> = g["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["value"].as_str().unwrap().to_string())
+            .collect();
+        values.sort();
+        values
+    };
+
+    // `g1` waits for the lock alone; the rest queue behind it and form one batch.
+    let requests = async {
+        let rest = futures_util::future::join_all(ids[2..11].iter().map(|id| add(300, id)));
+        tokio::join!(add(0, &ids[1]), rest, add(300, "no-such-user"))
+    };
+    let (lead, added, unknown) = while_tenant_locked(&app, &t.tenant_id, requests).await;
+    for (status, body) in added.iter().chain([&lead]) {
+        assert_eq!(*status, 204, "{body}");
+    }
+    assert_eq!(
+        (unknown.0, &unknown.1["scimType"]),
+        (400, &json!("invalidValue")),
+        "{}",
+        unknown.1
+    );
+    let mut expected: Vec<String> = ids[..11].to_vec();
+    expected.sort();
+    assert_eq!(members().await, expected);
+    if app.config.database_url.starts_with("postgres") {
+        let sql = format!(
+            "SELECT count(DISTINCT xmin::text) FROM group_members WHERE member_id IN ({})",
+            ids[2..11]
+                .iter()
+                .map(|id| format!("'{id}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let row = app
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql))
+            .await
+            .unwrap()
+            .unwrap();
+        let transactions: i64 = row.try_get_by_index(0).unwrap();
+        assert!(transactions < 9, "{transactions} transactions for 9 member adds");
+    }
+
+    // A PATCH that removes `g0`, then names a member that does not exist: nothing of it stays.
+    let remove_then_fail = json!([
+        {"op":"remove","path":format!("members[value eq \"{}\"]", ids[0])},
+        {"op":"add","path":"members","value":[{"value":"no-such-user"}]}
+    ]);
+    let requests = async { tokio::join!(add(0, &ids[1]), add(300, &ids[11]), send(300, remove_then_fail)) };
+    let (again, last, failed) = while_tenant_locked(&app, &t.tenant_id, requests).await;
+    assert_eq!((again.0, last.0), (204, 204), "{} {}", again.1, last.1);
+    assert_eq!(failed.0, 400, "{}", failed.1);
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(members().await, expected, "g0 is still a member");
+
+    // 12 user creates, the group's, 12 member adds (one of them `g1` again: still a PATCH of
+    // the group); nothing of the refused ones.
+    let check = seatbridge::audit::verify(&app.db, &t.tenant_id).await.unwrap();
+    assert_eq!((check.entries, check.broken_at.clone()), (25, None), "{check:?}");
+}
+
 /// An update that fails in the database (a PUT taking another user's `userName`) answers 409
 /// and fails alone: on PostgreSQL its batch is rolled back and each of its writes runs again
 /// alone, so the others land once, with an intact audit chain.

@@ -345,6 +345,14 @@ async fn the_wal_restarts_under_sustained_writes() {
     // About 16 KiB a user, four overflow pages: 3,000 users put over 12,000 pages in the WAL.
     let padding = "x".repeat(16_000);
     let wal = dir.path().join("writes.db-wal");
+    let holds = || {
+        let metrics = seatbridge::metrics::handle().expect("recorder").render();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("seatbridge_sqlite_write_hold_seconds_count "))
+            .map_or(0, |n| n.trim().parse::<u64>().unwrap())
+    };
+    let holds_before = holds();
     let mut largest = 0;
     for i in 0..3_000 {
         let tx = store::write_tx::begin(&db, &reads).await.unwrap();
@@ -358,6 +366,7 @@ async fn the_wal_restarts_under_sustained_writes() {
     }
     // The checkpointer restarts it past 4,000 pages; it grows a little more meanwhile.
     assert!(largest < 8_000 * 4_096, "the WAL grew to {} MiB", largest / (1 << 20));
+    assert!(holds() > holds_before, "each restart is counted in the hold histogram");
     let (total, _, _) = store::user_counts::totals(&db, &tenant.id).await.unwrap();
     assert_eq!(total, 3_000);
 }
