@@ -40,11 +40,14 @@ impl Provisioning<'_> {
             if let Some(members) = &members {
                 add_members(&w.tx, tenant, &row.id, members).await?;
             }
-            let after = json!({"displayName": row.display_name, "members": members.as_ref().map_or(0, Vec::len)});
-                        let data = json!({"group": {"id": row.id, "displayName": row.display_name, "externalId": row.external_id}, "members": after["members"], "memberIds": member_ids(members.as_deref())});
+            let count = members.as_ref().map_or(0, Vec::len);
+            let after = json!({"displayName": row.display_name, "members": count});
+            let group = json!({"id": row.id, "displayName": row.display_name, "externalId": row.external_id});
+            let data = json!({"group": group, "members": count, "memberIds": member_ids(members.as_deref())});
             w.emit(&tenant.id, types::GROUP_CREATED, data).await?;
-            self.audit(&w, tenant, "scim.group.create", &format!("Group/{}", row.id), None, Some(after))
-            .await?;
+            let target = format!("Group/{}", row.id);
+            self.audit(&w, tenant, "scim.group.create", &target, None, Some(after))
+                .await?;
             Ok(row)
         }
         .await;
@@ -81,12 +84,16 @@ impl Provisioning<'_> {
             }
             groups::update(&w.tx, &row, &doc).await?;
             self.reseat_all(&w, tenant, &affected).await?;
-            let after = json!({"displayName": doc.get("displayName"), "members": members.as_ref().map_or(0, Vec::len)});
+            let count = members.as_ref().map_or(0, Vec::len);
+            let after = json!({"displayName": doc.get("displayName"), "members": count});
             let before = json!({"displayName": row.display_name});
-                        let data = json!({"group": {"id": id, "displayName": after["displayName"]}, "members": after["members"], "memberIds": member_ids(members.as_deref()), "replaced": true});
+            let group = json!({"id": id, "displayName": after["displayName"]});
+            let ids = member_ids(members.as_deref());
+            let data = json!({"group": group, "members": count, "memberIds": ids, "replaced": true});
             w.emit(&tenant.id, types::GROUP_UPDATED, data).await?;
-            self.audit(&w, tenant, "scim.group.replace", &format!("Group/{id}"), Some(before), Some(after))
-            .await?;
+            let target = format!("Group/{id}");
+            self.audit(&w, tenant, "scim.group.replace", &target, Some(before), Some(after))
+                .await?;
             Ok(())
         }
         .await;

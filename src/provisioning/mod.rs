@@ -290,7 +290,7 @@ impl WriteTx {
         (!self.tx.was_touched(id)).then_some(row)
     }
 
-    /// May a user of the tenant be waiting for a seat (see [`WriteTx::anyone_waits`])?
+    /// May a user of the tenant be waiting for a seat (see the field of that name)?
     fn anyone_waits(&self) -> bool {
         self.anyone_waits.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -422,7 +422,7 @@ pub struct Provisioning<'a> {
     pub actor: Actor,
     /// Told about every committed change (other instances learn through NOTIFY).
     signals: Option<&'a Signals>,
-    /// Where user creates queue to be written in batches (PostgreSQL servers).
+    /// Where writes queue to be written in batches with the tenant's others (PostgreSQL).
     batcher: Option<&'a WriteBatcher>,
 }
 
@@ -450,7 +450,7 @@ impl<'a> Provisioning<'a> {
         self
     }
 
-    /// Writes user creates through `batcher`, together with other creates of their tenant.
+    /// Runs the writes `batcher` carries through it, together with other writes of their tenant.
     pub fn with_batcher(mut self, batcher: Option<&'a WriteBatcher>) -> Self {
         self.batcher = batcher;
         self

@@ -171,21 +171,13 @@ async fn creates_arriving_together_get_the_answers_they_would_get_alone() {
         "{check:?}"
     );
 
-    if app.config.database_url.starts_with("postgres") {
-        // The proof that creates were written together: fewer transactions than users.
-        let row = app
-            .db
-            .query_one_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Postgres,
-                format!(
-                    "SELECT count(DISTINCT xmin::text) FROM users WHERE tenant_id = '{}'",
-                    t.tenant_id
-                ),
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        let transactions: i64 = row.try_get_by_index(0).unwrap();
+    let created_ids: Vec<String> = results
+        .iter()
+        .filter(|(status, _)| *status == 201)
+        .map(|(_, u)| u["id"].as_str().unwrap().to_string())
+        .collect();
+    // The proof that creates were written together: fewer transactions than users.
+    if let Some(transactions) = writing_transactions(&app, "users", "id", &created_ids).await {
         assert!(transactions < 20, "{transactions} transactions for 20 creates");
         let metrics = app.metrics().await;
         assert!(
@@ -260,15 +252,15 @@ async fn a_create_failing_in_the_database_fails_alone() {
     }
 }
 
-/// How many PostgreSQL transactions last wrote the tenant's users (`xmin`): fewer than the
-/// writes proves writes were batched. `None` on SQLite.
-async fn user_transactions(app: &TestApp, tenant_id: &str, ids: &[String]) -> Option<i64> {
+/// How many PostgreSQL transactions last wrote the rows of `table` whose `column` is one of
+/// `ids` (their `xmin`): fewer than the writes proves they were written in batches. `None` on
+/// SQLite.
+async fn writing_transactions(app: &TestApp, table: &str, column: &str, ids: &[String]) -> Option<i64> {
     if !app.config.database_url.starts_with("postgres") {
         return None;
     }
     let list = ids.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(", ");
-    let sql =
-        format!("SELECT count(DISTINCT xmin::text) FROM users WHERE tenant_id = '{tenant_id}' AND id IN ({list})");
+    let sql = format!("SELECT count(DISTINCT xmin::text) FROM {table} WHERE {column} IN ({list})");
     let row = app
         .db
         .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql))
@@ -276,6 +268,19 @@ async fn user_transactions(app: &TestApp, tenant_id: &str, ids: &[String]) -> Op
         .unwrap()
         .unwrap();
     Some(row.try_get_by_index(0).unwrap())
+}
+
+/// The tenant's outbox, in order: (event type, payload).
+async fn outbox_events(app: &TestApp, tenant_id: &str) -> Vec<(String, String)> {
+    let sql = format!("SELECT event_type, payload FROM outbox_events WHERE tenant_id = '{tenant_id}' ORDER BY id");
+    let backend = app.db.get_database_backend();
+    app.db
+        .query_all_raw(sea_orm::Statement::from_string(backend, sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.try_get_by_index(0).unwrap(), r.try_get_by_index(1).unwrap()))
+        .collect()
 }
 
 /// Users `prefix0…` of `t`, `n` of them, active or not; their ids.
@@ -380,18 +385,10 @@ async fn updates_arriving_together_get_the_answers_they_would_get_alone() {
     // left nothing.
     let check = seatbridge::audit::verify(&app.db, &t.tenant_id).await.unwrap();
     assert_eq!((check.entries, check.broken_at.clone()), (24, None), "{check:?}");
-    let sql = format!(
-        "SELECT event_type FROM outbox_events WHERE tenant_id = '{}' ORDER BY id",
-        t.tenant_id
-    );
-    let backend = app.db.get_database_backend();
-    let types: Vec<String> = app
-        .db
-        .query_all_raw(sea_orm::Statement::from_string(backend, sql))
+    let types: Vec<String> = outbox_events(&app, &t.tenant_id)
         .await
-        .unwrap()
-        .iter()
-        .map(|r| r.try_get_by_index(0).unwrap())
+        .into_iter()
+        .map(|(ty, _)| ty)
         .collect();
     let count = |ty: &str| types.iter().filter(|t| **t == ty).count();
     assert_eq!(
@@ -410,7 +407,7 @@ async fn updates_arriving_together_get_the_answers_they_would_get_alone() {
         .chain([&active[5]])
         .cloned()
         .collect();
-    if let Some(transactions) = user_transactions(&app, &t.tenant_id, &written).await {
+    if let Some(transactions) = writing_transactions(&app, "users", "id", &written).await {
         assert!(transactions < 10, "{transactions} transactions for 10 updates");
         let metrics = app.metrics().await;
         assert!(
@@ -487,19 +484,11 @@ async fn a_later_write_in_a_batch_starts_from_the_seat_an_earlier_one_handed_ove
         renamed.1
     );
 
-    let sql = format!(
-        "SELECT event_type, payload FROM outbox_events WHERE tenant_id = '{}' ORDER BY id",
-        t.tenant_id
-    );
-    let backend = app.db.get_database_backend();
-    let of_h2: Vec<String> = app
-        .db
-        .query_all_raw(sea_orm::Statement::from_string(backend, sql))
+    let of_h2: Vec<String> = outbox_events(&app, &t.tenant_id)
         .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.try_get_by_index::<String>(1).unwrap().contains(&ids[2]))
-        .map(|r| r.try_get_by_index(0).unwrap())
+        .into_iter()
+        .filter(|(_, payload)| payload.contains(&ids[2]))
+        .map(|(ty, _)| ty)
         .collect();
     assert_eq!(
         of_h2,
@@ -570,22 +559,7 @@ async fn group_patches_arriving_together_get_the_answers_they_would_get_alone() 
     let mut expected: Vec<String> = ids[..11].to_vec();
     expected.sort();
     assert_eq!(members().await, expected);
-    if app.config.database_url.starts_with("postgres") {
-        let sql = format!(
-            "SELECT count(DISTINCT xmin::text) FROM group_members WHERE member_id IN ({})",
-            ids[2..11]
-                .iter()
-                .map(|id| format!("'{id}'"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let row = app
-            .db
-            .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql))
-            .await
-            .unwrap()
-            .unwrap();
-        let transactions: i64 = row.try_get_by_index(0).unwrap();
+    if let Some(transactions) = writing_transactions(&app, "group_members", "member_id", &ids[2..11]).await {
         assert!(transactions < 9, "{transactions} transactions for 9 member adds");
     }
 
