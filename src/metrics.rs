@@ -121,7 +121,7 @@ fn describe() {
     );
     metrics::describe_counter!(
         WRITE_BATCHES,
-        "Batches of queued SCIM writes (user creates, PUTs, PATCHes, DELETEs; group PATCHes) on PostgreSQL, by outcome \
+        "Batches of queued SCIM writes (creates, PUTs, PATCHes and DELETEs of users and groups) on PostgreSQL, by outcome \
          (committed; single: one write, run alone; rolled_back: its writes then run one by one)"
     );
     metrics::describe_counter!(

@@ -3,8 +3,8 @@
 //! Every write holds its tenant's lock from the license read to the commit, so one tenant's
 //! writes run one after another; on PostgreSQL a create alone costs four statements and a WAL
 //! flush under that lock, a PATCH seven, which bounds a tenant's writes to about
-//! 1 / (n × round trip) (`bench/RESULTS.md`). User creates, PUTs, PATCHes and DELETEs, and
-//! group PATCHes (how IdPs push memberships), queue here instead (see [`super::write::Write`]),
+//! 1 / (n × round trip) (`bench/RESULTS.md`). Every SCIM write of users and groups (creates,
+//! PUTs, PATCHes, DELETEs) queues here instead (see [`super::write::Write`]),
 //! and one task per tenant writes everything that queued while its previous batch ran in one
 //! transaction: the lock, the context read, a read of the `userName`s creates take, a read of
 //! the users the others change and the commit once for the batch; the rows of its updates and
@@ -138,7 +138,7 @@ impl WriteBatcher {
         if start_writer && self.start.send(tenant.id.clone()).is_err() {
             // The batch thread is gone (it panicked): this write, and any that queued behind
             // it meanwhile, are run here, alone.
-            tracing::error!("the write batch thread is gone; user writes run alone");
+            tracing::error!("the write batch thread is gone; SCIM writes run alone");
             let queued = lock(&self.inner.queues).remove(&tenant.id).unwrap_or_default();
             self.inner.write_alone(queued).await;
         }

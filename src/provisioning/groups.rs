@@ -18,12 +18,36 @@ const GROUPS_FEATURE: &str = "scim.groups";
 
 /// A group write a [`super::WriteBatcher`] can carry (see [`super::write::Write`]).
 pub(crate) enum GroupWrite {
+    /// POST /Groups of a normalized document, its members apart.
+    Create {
+        doc: Value,
+        members: Option<Vec<MemberRef>>,
+    },
+    /// PUT /Groups/{id}: attributes and the whole member list.
+    Replace {
+        id: String,
+        doc: Value,
+        members: Option<Vec<MemberRef>>,
+        if_match: Option<String>,
+    },
     /// PATCH /Groups/{id}: how IdPs push membership changes.
     Patch {
         id: String,
         ops: Vec<PatchOperation>,
         if_match: Option<String>,
     },
+    /// DELETE /Groups/{id}.
+    Delete { id: String, if_match: Option<String> },
+}
+
+impl GroupWrite {
+    /// The group the write changes or deletes; `None` for a create.
+    pub(super) fn existing_group(&self) -> Option<&str> {
+        match self {
+            GroupWrite::Create { .. } => None,
+            GroupWrite::Replace { id, .. } | GroupWrite::Patch { id, .. } | GroupWrite::Delete { id, .. } => Some(id),
+        }
+    }
 }
 
 impl Provisioning<'_> {
@@ -32,30 +56,12 @@ impl Provisioning<'_> {
         let rt = self.rt(ResourceKind::Group);
         check_schemas(rt, body)?;
         let (doc, members) = split_members(normalize_resource(rt, body)?)?;
-        let w = self.begin(tenant).await?;
-        let outcome = async {
-            super::seats::check_feature(&w.plan, GROUPS_FEATURE)?;
-            self.charge_usage(&w, tenant).await?;
-            let row = groups::insert(&w.tx, &tenant.id, &uuid::Uuid::now_v7().to_string(), &doc).await?;
-            if let Some(members) = &members {
-                add_members(&w.tx, tenant, &row.id, members).await?;
-            }
-            let count = members.as_ref().map_or(0, Vec::len);
-            let after = json!({"displayName": row.display_name, "members": count});
-            let group = json!({"id": row.id, "displayName": row.display_name, "externalId": row.external_id});
-            let data = json!({"group": group, "members": count, "memberIds": member_ids(members.as_deref())});
-            w.emit(&tenant.id, types::GROUP_CREATED, data).await?;
-            let target = format!("Group/{}", row.id);
-            self.audit(&w, tenant, "scim.group.create", &target, None, Some(after))
-                .await?;
-            Ok(row)
+        let with_members = members.is_some();
+        let created = self.write(tenant, GroupWrite::Create { doc, members }).await?;
+        if with_members {
+            return self.get_group(tenant, &created.id, true).await;
         }
-        .await;
-        let row = self.finish(w, tenant, "scim.group.create", "Group", outcome).await?;
-        if members.is_some() {
-            return self.get_group(tenant, &row.id, true).await;
-        }
-        Ok(group_resource(&row, doc))
+        Ok(created)
     }
 
     /// PUT /Groups/{id}: replaces attributes and the whole member list.
@@ -69,36 +75,13 @@ impl Provisioning<'_> {
         let rt = self.rt(ResourceKind::Group);
         check_schemas(rt, body)?;
         let (doc, members) = split_members(normalize_resource(rt, body)?)?;
-        let w = self.begin(tenant).await?;
-        let outcome = async {
-            let row = self.load_group_for_write(&w, tenant, id).await?;
-            check_precondition(pre, row.version)?;
-            check_immutable(rt, &parse_doc(&row.doc), &doc)?;
-            let change = MemberChange::ReplaceAll(members.clone().unwrap_or_default());
-            let affected = self
-                .mapped_members_affected(&w, tenant, &row.id, std::slice::from_ref(&change))
-                .await?;
-            groups::remove_all_members(&w.tx, &row.id).await?;
-            if let Some(members) = &members {
-                add_members(&w.tx, tenant, &row.id, members).await?;
-            }
-            groups::update(&w.tx, &row, &doc).await?;
-            self.reseat_all(&w, tenant, &affected).await?;
-            let count = members.as_ref().map_or(0, Vec::len);
-            let after = json!({"displayName": doc.get("displayName"), "members": count});
-            let before = json!({"displayName": row.display_name});
-            let group = json!({"id": id, "displayName": after["displayName"]});
-            let ids = member_ids(members.as_deref());
-            let data = json!({"group": group, "members": count, "memberIds": ids, "replaced": true});
-            w.emit(&tenant.id, types::GROUP_UPDATED, data).await?;
-            let target = format!("Group/{id}");
-            self.audit(&w, tenant, "scim.group.replace", &target, Some(before), Some(after))
-                .await?;
-            Ok(())
-        }
-        .await;
-        self.finish(w, tenant, "scim.group.replace", &format!("Group/{id}"), outcome)
-            .await?;
+        let op = GroupWrite::Replace {
+            id: id.to_string(),
+            doc,
+            members,
+            if_match: pre.owned(),
+        };
+        self.write(tenant, op).await?;
         self.get_group(tenant, id, true).await
     }
 
@@ -111,13 +94,21 @@ impl Provisioning<'_> {
         pre: Precondition<'_>,
     ) -> Result<StoredResource, ScimError> {
         let ops = parse_patch_request(body)?;
-        let if_match = pre.owned();
         let op = GroupWrite::Patch {
             id: id.to_string(),
             ops,
-            if_match,
+            if_match: pre.owned(),
         };
         self.write(tenant, op).await
+    }
+
+    /// DELETE /Groups/{id}.
+    pub async fn delete_group(&self, tenant: &Tenant, id: &str, pre: Precondition<'_>) -> Result<(), ScimError> {
+        let op = GroupWrite::Delete {
+            id: id.to_string(),
+            if_match: pre.owned(),
+        };
+        self.write(tenant, op).await.map(drop)
     }
 
     /// The group write `op` itself, in `w`.
@@ -127,7 +118,89 @@ impl Provisioning<'_> {
         tenant: &Tenant,
         op: &GroupWrite,
     ) -> Result<StoredResource, ScimError> {
-        let GroupWrite::Patch { id, ops, if_match } = op;
+        match op {
+            GroupWrite::Create { doc, members } => self.insert_group(w, tenant, doc, members.as_deref()).await,
+            GroupWrite::Replace {
+                id,
+                doc,
+                members,
+                if_match,
+            } => {
+                self.replace_group_in(w, tenant, id, doc, members.as_deref(), if_match)
+                    .await
+            }
+            GroupWrite::Patch { id, ops, if_match } => self.patch_group_in(w, tenant, id, ops, if_match).await,
+            GroupWrite::Delete { id, if_match } => self.delete_group_in(w, tenant, id, if_match).await,
+        }
+    }
+
+    async fn insert_group(
+        &self,
+        w: &WriteTx,
+        tenant: &Tenant,
+        doc: &Value,
+        members: Option<&[MemberRef]>,
+    ) -> Result<StoredResource, ScimError> {
+        super::seats::check_feature(&w.plan, GROUPS_FEATURE)?;
+        self.charge_usage(w, tenant).await?;
+        let row = groups::insert(&w.tx, &tenant.id, &uuid::Uuid::now_v7().to_string(), doc).await?;
+        if let Some(members) = members {
+            add_members(&w.tx, tenant, &row.id, members).await?;
+        }
+        let count = members.map_or(0, <[MemberRef]>::len);
+        let after = json!({"displayName": row.display_name, "members": count});
+        let group = json!({"id": row.id, "displayName": row.display_name, "externalId": row.external_id});
+        let data = json!({"group": group, "members": count, "memberIds": member_ids(members)});
+        w.emit(&tenant.id, types::GROUP_CREATED, data).await?;
+        let target = format!("Group/{}", row.id);
+        self.audit(w, tenant, "scim.group.create", &target, None, Some(after))
+            .await?;
+        Ok(group_resource(&row, doc.clone()))
+    }
+
+    async fn replace_group_in(
+        &self,
+        w: &WriteTx,
+        tenant: &Tenant,
+        id: &str,
+        doc: &Value,
+        members: Option<&[MemberRef]>,
+        if_match: &Option<String>,
+    ) -> Result<StoredResource, ScimError> {
+        let rt = self.rt(ResourceKind::Group);
+        let row = self.load_group_for_write(w, tenant, id).await?;
+        check_precondition(Precondition::kept(if_match), row.version)?;
+        check_immutable(rt, &parse_doc(&row.doc), doc)?;
+        let change = MemberChange::ReplaceAll(members.unwrap_or_default().to_vec());
+        let affected = self
+            .mapped_members_affected(w, tenant, &row.id, std::slice::from_ref(&change))
+            .await?;
+        groups::remove_all_members(&w.tx, &row.id).await?;
+        if let Some(members) = members {
+            add_members(&w.tx, tenant, &row.id, members).await?;
+        }
+        let new_row = groups::update(&w.tx, &row, doc).await?;
+        self.reseat_all(w, tenant, &affected).await?;
+        let count = members.map_or(0, <[MemberRef]>::len);
+        let after = json!({"displayName": doc.get("displayName"), "members": count});
+        let before = json!({"displayName": row.display_name});
+        let group = json!({"id": id, "displayName": after["displayName"]});
+        let data = json!({"group": group, "members": count, "memberIds": member_ids(members), "replaced": true});
+        w.emit(&tenant.id, types::GROUP_UPDATED, data).await?;
+        let target = format!("Group/{id}");
+        self.audit(w, tenant, "scim.group.replace", &target, Some(before), Some(after))
+            .await?;
+        Ok(group_resource(&new_row, doc.clone()))
+    }
+
+    async fn patch_group_in(
+        &self,
+        w: &WriteTx,
+        tenant: &Tenant,
+        id: &str,
+        ops: &[PatchOperation],
+        if_match: &Option<String>,
+    ) -> Result<StoredResource, ScimError> {
         let rt = self.rt(ResourceKind::Group);
         let row = self.load_group_for_write(w, tenant, id).await?;
         check_precondition(Precondition::kept(if_match), row.version)?;
@@ -157,48 +230,35 @@ impl Provisioning<'_> {
             w.emit(&tenant.id, types::GROUP_UPDATED, data).await?;
             let after = json!({"displayName": new_row.display_name, "memberChanges": changes});
             let before = json!({"displayName": row.display_name});
-            self.audit(
-                w,
-                tenant,
-                "scim.group.patch",
-                &format!("Group/{id}"),
-                Some(before),
-                Some(after),
-            )
-            .await?;
+            let target = format!("Group/{id}");
+            self.audit(w, tenant, "scim.group.patch", &target, Some(before), Some(after))
+                .await?;
         }
         Ok(group_resource(&new_row, doc))
     }
 
-    /// DELETE /Groups/{id}.
-    pub async fn delete_group(&self, tenant: &Tenant, id: &str, pre: Precondition<'_>) -> Result<(), ScimError> {
-        let w = self.begin(tenant).await?;
-        let outcome = async {
-            let row = self.load_group_for_write(&w, tenant, id).await?;
-            check_precondition(pre, row.version)?;
-            let affected = self
-                .mapped_members_affected(&w, tenant, &row.id, &[MemberChange::RemoveAll])
-                .await?;
-            seat_mappings::remove(&w.tx, &tenant.id, &row.id).await?;
-            groups::delete(&w.tx, &tenant.id, id).await?;
-            self.reseat_all(&w, tenant, &affected).await?;
-            let before = json!({"displayName": row.display_name});
-            let data = json!({"group": {"id": id, "displayName": row.display_name}});
-            w.emit(&tenant.id, types::GROUP_DELETED, data).await?;
-            self.audit(
-                &w,
-                tenant,
-                "scim.group.delete",
-                &format!("Group/{id}"),
-                Some(before),
-                None,
-            )
+    async fn delete_group_in(
+        &self,
+        w: &WriteTx,
+        tenant: &Tenant,
+        id: &str,
+        if_match: &Option<String>,
+    ) -> Result<StoredResource, ScimError> {
+        let row = self.load_group_for_write(w, tenant, id).await?;
+        check_precondition(Precondition::kept(if_match), row.version)?;
+        let affected = self
+            .mapped_members_affected(w, tenant, &row.id, &[MemberChange::RemoveAll])
             .await?;
-            Ok(())
-        }
-        .await;
-        self.finish(w, tenant, "scim.group.delete", &format!("Group/{id}"), outcome)
-            .await
+        seat_mappings::remove(&w.tx, &tenant.id, &row.id).await?;
+        groups::delete(&w.tx, &tenant.id, id).await?;
+        self.reseat_all(w, tenant, &affected).await?;
+        let before = json!({"displayName": row.display_name});
+        let data = json!({"group": {"id": id, "displayName": row.display_name}});
+        w.emit(&tenant.id, types::GROUP_DELETED, data).await?;
+        let target = format!("Group/{id}");
+        self.audit(w, tenant, "scim.group.delete", &target, Some(before), None)
+            .await?;
+        Ok(group_resource(&row, parse_doc(&row.doc)))
     }
 
     /// GET /Groups/{id}; `with_members` loads the member list.

@@ -57,12 +57,15 @@ impl Write {
             Write::User(UserWrite::Replace { .. }) => "scim.user.replace",
             Write::User(UserWrite::Patch { .. }) => "scim.user.patch",
             Write::User(UserWrite::Delete { .. }) => "scim.user.delete",
+            Write::Group(GroupWrite::Create { .. }) => "scim.group.create",
+            Write::Group(GroupWrite::Replace { .. }) => "scim.group.replace",
             Write::Group(GroupWrite::Patch { .. }) => "scim.group.patch",
+            Write::Group(GroupWrite::Delete { .. }) => "scim.group.delete",
         }
     }
 
-    /// What the write's refusal names: the user it would have created, or the resource it
-    /// changes.
+    /// What the write's refusal names: the user it would have created, the resource it
+    /// changes, or `Group` for a group create.
     pub(super) fn target(&self) -> String {
         match self {
             Write::User(UserWrite::Create(doc)) => format!(
@@ -72,7 +75,10 @@ impl Write {
             Write::User(UserWrite::Replace { id, .. } | UserWrite::Patch { id, .. } | UserWrite::Delete { id, .. }) => {
                 format!("User/{id}")
             }
-            Write::Group(GroupWrite::Patch { id, .. }) => format!("Group/{id}"),
+            Write::Group(op) => match op.existing_group() {
+                Some(id) => format!("Group/{id}"),
+                None => "Group".to_string(),
+            },
         }
     }
 

@@ -582,6 +582,123 @@ async fn group_patches_arriving_together_get_the_answers_they_would_get_alone() 
     assert_eq!((check.entries, check.broken_at.clone()), (25, None), "{check:?}");
 }
 
+/// Group creates, PUTs and DELETEs that arrive together (on PostgreSQL written in shared
+/// transactions) each get the answer they would get alone: the creates and the replace land with
+/// their members, the delete takes its group's memberships, a stale `If-Match` and an unknown id
+/// are refused without harming the rest; a create naming a member that does not exist is
+/// refused after its group row was written, so its batch rolls back and every write runs
+/// again alone, landing once.
+#[tokio::test]
+async fn group_writes_arriving_together_get_the_answers_they_would_get_alone() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("squads", "team", 100).await;
+    let ids = users_named(&t, "s", 4, true).await;
+    let t = &t;
+    let group = |name: &str, members: &[&String]| {
+        let members: Vec<_> = members.iter().map(|id| json!({"value": id})).collect();
+        json!({"schemas":[GROUP],"displayName":name,"members":members})
+    };
+    let (_, kept) = t.post("/Groups", group("Kept", &[&ids[0]])).await;
+    let (_, gone) = t.post("/Groups", group("Gone", &[&ids[0], &ids[1]])).await;
+    let (_, guarded) = t.post("/Groups", group("Guarded", &[])).await;
+    let path = |g: &serde_json::Value| format!("/Groups/{}", g["id"].as_str().unwrap());
+    let (kept_path, gone_path, guarded_path) = (path(&kept), path(&gone), path(&guarded));
+    let stale_put = async {
+        let resp = app
+            .client
+            .put(app.url(&guarded_path))
+            .bearer_auth(&t.token)
+            .header("content-type", SCIM)
+            .header("If-Match", "W/\"99\"")
+            .body(group("Renamed", &[]).to_string())
+            .send()
+            .await
+            .unwrap();
+        parts(resp).await
+    };
+
+    let creates = |prefix: &'static str| {
+        let groups: Vec<_> = (0..6).map(|i| group(&format!("{prefix}{i}"), &[&ids[i % 4]])).collect();
+        futures_util::future::join_all(groups.into_iter().map(|g| t.post("/Groups", g)))
+    };
+    let requests = async {
+        tokio::join!(
+            creates("New"),
+            t.put(&kept_path, group("Kept again", &[&ids[2], &ids[3]])),
+            t.delete(&gone_path),
+            t.delete("/Groups/no-such-group"),
+            stale_put
+        )
+    };
+    let (created, replaced, deleted, unknown, stale) = while_tenant_locked(&app, &t.tenant_id, requests).await;
+    for (status, body) in &created {
+        assert_eq!(*status, 201, "{body}");
+        assert_eq!(body["members"].as_array().map(Vec::len), Some(1), "{body}");
+    }
+    assert_eq!(replaced.0, 200, "{}", replaced.1);
+    let mut members: Vec<&str> = replaced.1["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
+    members.sort();
+    let mut want = vec![ids[2].as_str(), ids[3].as_str()];
+    want.sort();
+    assert_eq!((members, &replaced.1["displayName"]), (want, &json!("Kept again")));
+    assert_eq!((deleted, unknown), (204, 404));
+    assert_eq!(t.get(&gone_path).await.0, 404);
+    assert_eq!(stale.0, 412, "{}", stale.1);
+    assert_eq!(t.get(&guarded_path).await.1["displayName"], json!("Guarded"));
+    // `s1` left "Gone" with its delete, and is in "New1" and "New5".
+    let (_, s1) = t.get(&format!("/Users/{}", ids[1])).await;
+    assert_eq!(s1["groups"].as_array().map(Vec::len), Some(2), "{s1}");
+    let new_names: Vec<String> = (0..6).map(|i| format!("New{i}")).collect();
+    if let Some(transactions) = writing_transactions(&app, "groups", "display_name", &new_names).await {
+        assert!(transactions < 6, "{transactions} transactions for 6 group creates");
+    }
+
+    // Again, with a create that names no user: refused after its group row was written.
+    let (status, gone) = t.post("/Groups", group("Gone", &[&ids[0]])).await;
+    assert_eq!(status, 201, "{gone}");
+    let gone_path = path(&gone);
+    let bad = json!({"schemas":[GROUP],"displayName":"Bad","members":[{"value":"nobody"}]});
+    let requests = async { tokio::join!(creates("Newer"), t.delete(&gone_path), t.post("/Groups", bad)) };
+    let (created, deleted, bad) = while_tenant_locked(&app, &t.tenant_id, requests).await;
+    assert!(created.iter().all(|(s, _)| *s == 201), "{created:?}");
+    assert_eq!(deleted, 204);
+    assert_eq!((bad.0, &bad.1["scimType"]), (400, &json!("invalidValue")), "{}", bad.1);
+    let (_, all) = t.get("/Groups?count=100").await;
+    let names: Vec<&str> = all["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["displayName"].as_str().unwrap())
+        .collect();
+    assert_eq!(all["totalResults"], json!(2 + 6 + 6), "{names:?}");
+    assert!(!names.contains(&"Bad") && !names.contains(&"Gone"), "{names:?}");
+
+    // 4 users, 3 groups, 6 creates, a replace, a delete, a create, 6 creates, a delete; the
+    // refused writes left nothing.
+    let check = seatbridge::audit::verify(&app.db, &t.tenant_id).await.unwrap();
+    assert_eq!(
+        (check.entries, check.broken_at.clone()),
+        (4 + 3 + 6 + 2 + 1 + 6 + 1, None),
+        "{check:?}"
+    );
+    let types: Vec<String> = outbox_events(&app, &t.tenant_id)
+        .await
+        .into_iter()
+        .map(|(ty, _)| ty)
+        .collect();
+    let count = |ty: &str| types.iter().filter(|t| **t == ty).count();
+    assert_eq!(
+        (count("group.created"), count("group.updated"), count("group.deleted")),
+        (3 + 6 + 1 + 6, 1, 2),
+        "{types:?}"
+    );
+}
+
 /// An update that fails in the database (a PUT taking another user's `userName`) answers 409
 /// and fails alone: on PostgreSQL its batch is rolled back and each of its writes runs again
 /// alone, so the others land once, with an intact audit chain.
