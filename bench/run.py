@@ -429,7 +429,9 @@ def bench_seatbridge(binary, backend, size, args, results):
             log(f"{backend} {size:,} {label}: {r}")
             settle(sb.base)
         sb.server.stop()
-        if backend == "postgres":
+        if args.keep_db:
+            log(f"kept {sb.db_url} (token {sb.token})")
+        elif backend == "postgres":
             psql(pg_url(), f"DROP DATABASE IF EXISTS {sb.db_name} WITH (FORCE)")
         results.append(row)
 
@@ -553,6 +555,8 @@ def main():
     p.add_argument("--cold-starts", type=int, default=5)
     p.add_argument("--walk-seconds", type=int, default=120,
                    help="longest time the full-import walk may take before it stops")
+    p.add_argument("--keep-db", action="store_true",
+                   help="leave each seeded database in place (to profile against it); its URL and token are logged")
     p.add_argument("--out", default=str(BENCH / "results" / "latest"))
     args = p.parse_args()
     args.only = [m for m in args.only.split(",") if m]

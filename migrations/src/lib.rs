@@ -12,6 +12,7 @@ mod m20261125_000006_add_listing_indexes;
 mod m20261125_000007_create_user_counts;
 mod m20261125_000008_add_waiting_index;
 mod m20261127_000009_add_entitlement_epoch;
+mod m20261207_000010_index_memberships_by_tenant;
 
 /// Runs every migration in order.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000007_create_user_counts::Migration),
             Box::new(m20261125_000008_add_waiting_index::Migration),
             Box::new(m20261127_000009_add_entitlement_epoch::Migration),
+            Box::new(m20261207_000010_index_memberships_by_tenant::Migration),
         ]
     }
 }

@@ -322,7 +322,7 @@ impl<'a> FilterLowering<'a> {
                 b.push("group_members m WHERE m.group_id = r.id AND ");
             }
             Elements::UserGroupRows => {
-                b.push("group_members m JOIN groups g ON g.id = m.group_id WHERE m.member_id = r.id AND ");
+                b.push("group_members m JOIN groups g ON g.id = m.group_id WHERE m.tenant_id = r.tenant_id AND m.member_id = r.id AND ");
             }
             Elements::Json => {
                 let mut segments: Vec<&str> = Vec::with_capacity(2);

@@ -82,7 +82,7 @@ pub async fn seat_type_of_user(
          WHERE s.tenant_id = ",
     )
     .bind(tenant_id.to_string())
-    .push(" AND m.member_id = ")
+    .push(" AND m.tenant_id = s.tenant_id AND m.member_id = ")
     .bind(user_id.to_string())
     .push(" ORDER BY s.priority DESC, s.seat_type LIMIT 1");
     Ok(super::strings(conn, b.build()).await?.into_iter().next())

@@ -257,6 +257,46 @@ pub fn parse_member_of(json: Option<&str>) -> Result<Vec<GroupRef>, DbErr> {
         .collect())
 }
 
+/// The direct groups of the tenant's users whose ids lie from `first` to `last`, by user id,
+/// each list in [`parse_member_of`]'s order: one range scan of the memberships' `(tenant_id,
+/// member_id)` index. A page of users listed in id order without a filter is exactly the
+/// tenant's users in that range; [`member_of_sql`] beside each of its rows costs PostgreSQL an
+/// index probe per user, more than the page itself (`bench/RESULTS.md`).
+pub async fn groups_of_id_range(
+    conn: &impl Reader,
+    tenant_id: &str,
+    first: &str,
+    last: &str,
+) -> Result<HashMap<String, Vec<GroupRef>>, StoreError> {
+    let mut b = SqlBuilder::new(conn.backend());
+    b.push(
+        "SELECT m.member_id, g.display_name_norm, g.id, g.display_name FROM group_members m \
+         JOIN groups g ON g.id = m.group_id WHERE m.tenant_id = ",
+    )
+    .bind(tenant_id.to_string())
+    .push(" AND m.member_id >= ")
+    .bind(first.to_string())
+    .push(" AND m.member_id <= ")
+    .bind(last.to_string())
+    .push(" AND m.member_type = 'User'");
+    let mut by_user: HashMap<String, Vec<(String, String, String)>> = HashMap::new();
+    for row in conn.rows(b.build()).await? {
+        let group = (row.get(1)?, row.get(2)?, row.get(3)?);
+        by_user.entry(row.get(0)?).or_default().push(group);
+    }
+    Ok(by_user
+        .into_iter()
+        .map(|(user, mut groups)| {
+            groups.sort();
+            let refs = groups
+                .into_iter()
+                .map(|(_, id, display_name)| GroupRef { id, display_name })
+                .collect();
+            (user, refs)
+        })
+        .collect())
+}
+
 /// A user and its direct groups, in one statement (see [`member_of_sql`]).
 pub async fn find_with_groups(
     conn: &impl Reader,

@@ -315,6 +315,62 @@ async fn a_users_groups_read_the_same_by_id_and_in_lists() {
     assert_scim_error(status, &body, 404, None);
 }
 
+/// Unfiltered pages in id order read their users' groups for the whole page at once (the range
+/// of its ids): every user of every page, in either order and however the page starts, gets
+/// what GET by id gives, a user in no group none.
+#[tokio::test]
+async fn unfiltered_pages_give_each_user_the_groups_a_get_gives() {
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(app.create_user(&format!("p{i}")).await);
+    }
+    // A group whose id lies among the users' ids, itself a member of another group.
+    let inner = app.create_group("inner", &[&ids[0]]).await;
+    for i in 3..8 {
+        ids.push(app.create_user(&format!("p{i}")).await);
+    }
+    app.create_group("Outer", &[&ids[3], &inner, &ids[0]]).await;
+    app.create_group("b-side", &[&ids[7], &ids[3], &ids[1]]).await;
+    let mut by_id = std::collections::HashMap::new();
+    for id in &ids {
+        let (_, user) = app.get(&format!("/Users/{id}")).await;
+        by_id.insert(id.clone(), user.get("groups").cloned());
+    }
+    assert!(by_id.values().filter(|g| g.is_some()).count() == 4, "{by_id:?}");
+
+    for query in [
+        "count=100",
+        "count=3",
+        "count=3&startIndex=4",
+        "count=3&startIndex=7",
+        "count=3&startIndex=2&sortOrder=descending",
+        "count=100&sortOrder=descending",
+    ] {
+        let (status, page) = app.get(&format!("/Users?{query}")).await;
+        assert_eq!(status, 200, "{page}");
+        let listed = page["Resources"].as_array().unwrap();
+        assert!(!listed.is_empty(), "{query}: {page}");
+        for user in listed {
+            let id = user["id"].as_str().unwrap();
+            let want = by_id.get(id).cloned().flatten();
+            assert_eq!(user.get("groups").cloned(), want, "{query}: {user}");
+        }
+    }
+    // Continuing a walk (after the first page's last id) reads the same.
+    let (_, first) = app.get("/Users?count=4").await;
+    let (_, second) = app.get("/Users?count=4&startIndex=5").await;
+    for user in first["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["Resources"].as_array().unwrap())
+    {
+        let want = by_id.get(user["id"].as_str().unwrap()).cloned().flatten();
+        assert_eq!(user.get("groups").cloned(), want, "{user}");
+    }
+}
+
 /// `totalResults` of a filtered list comes from the page when the page ends the list, and from
 /// a count otherwise; every position must give the same total.
 #[tokio::test]
