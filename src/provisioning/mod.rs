@@ -145,8 +145,8 @@ impl From<StoreError> for ScimError {
                 ScimError::Uniqueness("a resource with this unique attribute already exists".into())
             }
             StoreError::Unavailable(msg) => {
-                tracing::warn!(error = %msg, "database busy");
-                ScimError::Unavailable("the database is busy; retry the request".into())
+                tracing::warn!(error = %msg, "database busy or unreachable");
+                ScimError::Unavailable("the database is busy or unreachable; retry the request".into())
             }
             StoreError::Db(e) => {
                 tracing::error!(error = %e, "database error");

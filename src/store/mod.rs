@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqlErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, RuntimeErr,
+    SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use migration::{Migrator, MigratorTrait};
@@ -58,12 +58,33 @@ impl From<DbErr> for StoreError {
         // PostgreSQL's `statement_timeout` cancels with "canceling statement due to statement
         // timeout" (SQLSTATE 57014): the database is overloaded or the query too costly, not broken.
         if matches!(err, DbErr::ConnectionAcquire(_))
+            || connection_lost(&err)
             || text.contains("database is locked")
             || text.contains("statement timeout")
         {
             return StoreError::Unavailable(text);
         }
         StoreError::Db(err)
+    }
+}
+
+/// Whether `err` says the connection to the database was lost (a restart, a failover, a network
+/// fault, a terminated backend): the request did not fail on its own account and may be
+/// retried. The pool replaces the connection.
+fn connection_lost(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error;
+    let (DbErr::Conn(RuntimeErr::SqlxError(e))
+    | DbErr::Exec(RuntimeErr::SqlxError(e))
+    | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return matches!(err, DbErr::Conn(_));
+    };
+    match &**e {
+        Error::Io(_) | Error::Tls(_) | Error::PoolClosed | Error::PoolTimedOut | Error::WorkerCrashed => true,
+        // Class 57P, operator intervention: the server is shutting down or not yet accepting
+        // connections (57P01 is what every backend's client gets on a restart).
+        Error::Database(db) => db.code().is_some_and(|code| code.starts_with("57P")),
+        _ => false,
     }
 }
 

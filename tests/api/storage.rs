@@ -445,3 +445,61 @@ async fn a_statement_past_the_timeout_is_cancelled_but_migrations_are_not_limite
     let migrations = store::migration_connection(&db).await.unwrap();
     assert_eq!(timeout_of(&migrations).await, "0");
 }
+
+/// When PostgreSQL drops the server's connections (a restart, a failover, a terminated backend),
+/// a request on a dropped connection answers 503 (retry), never 500, and the pool replaces the
+/// connection: the requests after it succeed. The pool pings a connection only after 500 ms
+/// idle, so connections just used are handed out dropped.
+#[tokio::test]
+async fn requests_on_connections_the_database_dropped_answer_503_and_the_pool_recovers() {
+    let app = TestApp::spawn().await;
+    if app.db.get_database_backend() != DbBackend::Postgres {
+        return;
+    }
+    let t = app.tenant("dropped", "team", 10).await;
+    let (_, user) = t.create_user("kept", true).await;
+    let path = format!("/Users/{}", user["id"].as_str().unwrap());
+    let t = &t;
+    let burst = || futures_util::future::join_all((0..16).map(|_| t.get(&path)));
+    // Open as many pool connections as a burst of reads needs.
+    assert!(burst().await.iter().all(|(s, _)| *s == 200));
+
+    let killed = app
+        .db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        ))
+        .await
+        .unwrap();
+    assert!(killed.len() > 1, "the server had no connections to drop");
+
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.extend(burst().await.into_iter().map(|(s, body)| {
+            if s == 503 {
+                assert_eq!(body["status"], json!("503"), "{body}");
+            }
+            s
+        }));
+        statuses.push(
+            t.patch(
+                &path,
+                TestApp::patch_body(json!([{"op":"replace","value":{"displayName":"Kept"}}])),
+            )
+            .await
+            .0,
+        );
+    }
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+    // Every dropped connection failed one request at most; then the pool had replaced it.
+    let (last, body) = t.get(&path).await;
+    assert_eq!(last, 200, "{body}");
+    let after = burst().await;
+    assert!(
+        after.iter().all(|(s, _)| *s == 200),
+        "{:?}",
+        after.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+}
