@@ -2,7 +2,8 @@
 """The load harness behind bench/run.sh (bench/RESULTS.md says how to read its output).
 
 Seeds seatbridge with N users (SQL straight into the database: seeding is not what is measured),
-starts the release binary, and drives each scenario with wrk; then does the same for the peers
+starts the release binary, and drives each scenario with wrk, recording req/s, latency, RSS and
+the CPU time per request of the server (and of PostgreSQL); then does the same for the peers
 (scim2-server, SCIMMY, a bare actix-web handler) on the same machine in the same run. Writes a
 JSON file and a Markdown report; nothing here decides pass or fail.
 """
@@ -135,14 +136,69 @@ def parse_latency(text):
     return round(float(m.group(1)) * UNITS[m.group(2)], 3) if m else None
 
 
-def run_wrk(base, env, args):
+def cpu_ticks(pids):
+    """utime + stime, in clock ticks, of each of `pids` that is still running."""
+    ticks = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks[pid] = int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return ticks
+
+
+def process_tree(pid):
+    """`pid` and its descendants (a peer may run under a wrapper)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, []))
+    return tree
+
+
+def postgres_pids():
+    out = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def cpu_ms_per_request(before, after, requests):
+    """CPU time the processes of `after` spent between the two readings, per request, in ms. A
+    process started in between counts from zero (a pool's new database connection)."""
+    if not requests:
+        return None
+    ticks = sum(t - before.get(pid, 0) for pid, t in after.items())
+    return round(ticks * 1000 / os.sysconf("SC_CLK_TCK") / requests, 3)
+
+
+def run_wrk(base, env, args, pid=None, database=False):
+    """Loads `base` with wrk. With the server's `pid`, also the CPU time per request of the
+    server and (with `database`) of every PostgreSQL process, from /proc: steadier than req/s
+    on a shared machine, whose speed moves within minutes."""
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency",
            "-s", str(BENCH / "wrk.lua"), base]
+    server = process_tree(pid) if pid else []
+    before = cpu_ticks(server), cpu_ticks(postgres_pids()) if database else {}
     out = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout
+    after = cpu_ticks(server), cpu_ticks(postgres_pids()) if database else {}
     result = {"rps": None, "p50_ms": None, "p99_ms": None, "non_2xx": 0, "socket_errors": 0}
+    requests = None
     for line in out.splitlines():
         line = line.strip()
-        if line.startswith("Requests/sec:"):
+        if " requests in " in line:
+            requests = int(line.split()[0])
+        elif line.startswith("Requests/sec:"):
             result["rps"] = round(float(line.split()[1]))
         elif line.startswith("50%"):
             result["p50_ms"] = parse_latency(line.split()[1])
@@ -152,6 +208,10 @@ def run_wrk(base, env, args):
             result["non_2xx"] = int(line.split(":")[1])
         elif line.startswith("Socket errors:"):
             result["socket_errors"] = sum(int(x) for x in re.findall(r"\d+", line))
+    if pid:
+        result["cpu_ms"] = cpu_ms_per_request(before[0], after[0], requests)
+    if database:
+        result["db_cpu_ms"] = cpu_ms_per_request(before[1], after[1], requests)
     return result
 
 
@@ -421,7 +481,7 @@ def bench_seatbridge(binary, backend, size, args, results):
                 r = run_walk(sb.base, sb.token, size, args.walk_seconds)
             else:
                 index_s = wait_for_check_index(sb.base, size + 1) if mode == "check" else None
-                r = run_wrk(sb.base, sb.wrk_env(mode), args)
+                r = run_wrk(sb.base, sb.wrk_env(mode), args, pid, backend == "postgres")
                 if index_s is not None:
                     r["index_build_s"] = index_s
             r["rss_mb"], r["peak_rss_mb"] = rss_mb(pid)
@@ -477,7 +537,7 @@ def bench_peer(name, cmd, cwd, prefix, token, ready_path, size, args, results):
                 env = {"MODE": mode, "N": str(size), "TOKEN": token or "", "PREFIX": prefix, "TAG": name}
                 if ids:
                     env["IDS"] = str(ids_file)
-                r = run_wrk(base, env, args)
+                r = run_wrk(base, env, args, server.proc.pid)
                 r["rss_mb"], r["peak_rss_mb"] = rss_mb(server.proc.pid)
                 row["scenarios"][mode] = r
                 log(f"{name} {mode}: {r}")
@@ -502,13 +562,14 @@ def markdown(results, args):
     lines = [f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()} "
              f"({os.cpu_count()} cores); wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
              "load generator on the same cores.", ""]
-    lines += ["| server | db | users | scenario | req/s | p50 ms | p99 ms | non-2xx | RSS MiB |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| server | db | users | scenario | req/s | p50 ms | p99 ms | non-2xx | RSS MiB "
+              "| CPU ms/req server | CPU ms/req PostgreSQL |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in results:
         for mode, r in row["scenarios"].items():
             lines.append(f"| {row['server']} | {row['backend']} | {row['users']:,} | {label(row, mode)} | "
                          f"{r['rps']:,} | {r['p50_ms']} | {r['p99_ms']} | {r['non_2xx'] + r['socket_errors']} | "
-                         f"{r['rss_mb']} |")
+                         f"{r['rss_mb']} | {r.get('cpu_ms', '')} | {r.get('db_cpu_ms', '')} |")
     lines += ["", "| server | db | users | cold start to ready (median) | idle RSS MiB |", "|---|---|---|---|---|"]
     for row in results:
         lines.append(f"| {row['server']} | {row['backend']} | {row['users']:,} | {row['cold_start_ms']} ms | "
