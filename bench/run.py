@@ -9,6 +9,7 @@ JSON file and a Markdown report; nothing here decides pass or fail.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -455,7 +456,11 @@ def psql(url, sql):
 
 
 def bench_seatbridge(binary, backend, size, args, results):
-    with tempfile.TemporaryDirectory(prefix=f"sb-bench-{backend}-") as work:
+    # With --keep-db the work directory (an SQLite database, the license keys) stays too.
+    prefix = f"sb-bench-{backend}-"
+    work_dir = contextlib.nullcontext(tempfile.mkdtemp(prefix=prefix)) if args.keep_db \
+        else tempfile.TemporaryDirectory(prefix=prefix)
+    with work_dir as work:
         sb = Seatbridge(binary, backend, size, work)
         sb.seed()
         starts = []

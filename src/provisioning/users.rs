@@ -192,11 +192,8 @@ impl Provisioning<'_> {
         };
         let in_range = match (groups_by_range, rows.first(), rows.last()) {
             (true, Some((first, _)), Some((last, _))) => {
-                let (low, high) = if first.id <= last.id {
-                    (first, last)
-                } else {
-                    (last, first)
-                };
+                // In the database's order of ids (its collation), which the page followed.
+                let (low, high) = if q.descending { (last, first) } else { (first, last) };
                 Some(users::groups_of_id_range(self.reads, &tenant.id, &low.id, &high.id).await?)
             }
             _ => None,
