@@ -304,7 +304,6 @@ impl Provisioning<'_> {
             .ok_or_else(|| user_not_found(id))
     }
 
-    /// Renders listed users; `groups` (read in the page's statement) when asked for.
     /// Listed users, each with its groups when they were read: beside the row (`member_of`), or
     /// for the whole page (`in_range`, by user id; a user not in it is in no group).
     fn render_listed(

@@ -248,13 +248,18 @@ pub fn member_of_sql(backend: DbBackend) -> &'static str {
 
 /// The groups [`member_of_sql`] read, ordered by display name (case-insensitively), then id.
 pub fn parse_member_of(json: Option<&str>) -> Result<Vec<GroupRef>, DbErr> {
-    let mut rows: Vec<(String, String, Option<String>)> = serde_json::from_str(json.unwrap_or("[]"))
+    let rows: Vec<(String, String, Option<String>)> = serde_json::from_str(json.unwrap_or("[]"))
         .map_err(|e| DbErr::Type(format!("a user's groups are not a list of [id, displayName, key]: {e}")))?;
+    Ok(in_display_order(rows))
+}
+
+/// `[id, displayName, sort key]` rows as a user's groups: by display name (case-insensitively),
+/// then id, the order GET and lists both give.
+fn in_display_order(mut rows: Vec<(String, String, Option<String>)>) -> Vec<GroupRef> {
     rows.sort_by(|a, b| (&a.2, &a.0).cmp(&(&b.2, &b.0)));
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(|(id, display_name, _)| GroupRef { id, display_name })
-        .collect())
+        .collect()
 }
 
 /// The direct groups of the tenant's users whose ids lie from `first` to `last`, by user id,
@@ -270,7 +275,7 @@ pub async fn groups_of_id_range(
 ) -> Result<HashMap<String, Vec<GroupRef>>, StoreError> {
     let mut b = SqlBuilder::new(conn.backend());
     b.push(
-        "SELECT m.member_id, g.display_name_norm, g.id, g.display_name FROM group_members m \
+        "SELECT m.member_id, g.id, g.display_name, g.display_name_norm FROM group_members m \
          JOIN groups g ON g.id = m.group_id WHERE m.tenant_id = ",
     )
     .bind(tenant_id.to_string())
@@ -279,21 +284,14 @@ pub async fn groups_of_id_range(
     .push(" AND m.member_id <= ")
     .bind(last.to_string())
     .push(" AND m.member_type = 'User'");
-    let mut by_user: HashMap<String, Vec<(String, String, String)>> = HashMap::new();
+    let mut by_user: HashMap<String, Vec<(String, String, Option<String>)>> = HashMap::new();
     for row in conn.rows(b.build()).await? {
-        let group = (row.get(1)?, row.get(2)?, row.get(3)?);
+        let group = (row.get(1)?, row.get(2)?, Some(row.get(3)?));
         by_user.entry(row.get(0)?).or_default().push(group);
     }
     Ok(by_user
         .into_iter()
-        .map(|(user, mut groups)| {
-            groups.sort();
-            let refs = groups
-                .into_iter()
-                .map(|(_, id, display_name)| GroupRef { id, display_name })
-                .collect();
-            (user, refs)
-        })
+        .map(|(user, groups)| (user, in_display_order(groups)))
         .collect())
 }
 
