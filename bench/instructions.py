@@ -55,7 +55,7 @@ def send(conn, token, mode, i, size):
         raise RuntimeError(f"{mode} answered {resp.status}")
 
 
-def count(binary, mode, backend, requests, size, warmup):
+def count(binary, mode, backend, requests, size, warmup, keep=None):
     with tempfile.TemporaryDirectory(prefix="sb-instr-") as work:
         sb = bench.Seatbridge(binary, backend, size, work)
         sb.seed()
@@ -79,6 +79,10 @@ def count(binary, mode, backend, requests, size, warmup):
         sb.server.stop()
         if backend == "postgres":
             bench.psql(bench.pg_url(), f"DROP DATABASE IF EXISTS {sb.db_name} WITH (FORCE)")
+        if keep:
+            os.makedirs(keep, exist_ok=True)
+            for path in glob.glob(out + "*"):
+                shutil.copy(path, keep)
         total = 0
         for path in glob.glob(out + "*"):
             with open(path) as f:
@@ -94,11 +98,12 @@ def main():
     p.add_argument("--requests", type=int, default=1000)
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--users", type=int, default=1000)
+    p.add_argument("--keep", metavar="DIR", help="copy the callgrind output here, for callgrind_annotate")
     args = p.parse_args()
     if not shutil.which("valgrind"):
         sys.exit("valgrind is not installed: apt-get install valgrind")
     for binary in args.binary:
-        n = count(binary, args.mode, args.backend, args.requests, args.users, args.warmup)
+        n = count(binary, args.mode, args.backend, args.requests, args.users, args.warmup, args.keep)
         print(f"{binary}: {args.mode} on {args.backend}: {n:,.0f} instructions per request "
               f"({args.requests} requests)", flush=True)
 

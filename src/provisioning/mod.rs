@@ -53,7 +53,54 @@ pub enum Document {
 
 /// What the server adds to a stored document, by attribute name, in order. A handful of
 /// entries with fixed names: a list, where a map's hashing showed in the profile of a GET.
-pub type Added = Vec<(&'static str, Value)>;
+pub type Added = Vec<(&'static str, Addition)>;
+
+/// An attribute the server adds to a stored user document, kept typed until it is written:
+/// building `serde_json::Value` maps for it (an `IndexMap` insert and a SipHash per key) and
+/// dropping them again cost a fifth of a list page's instructions (callgrind, `bench/RESULTS.md`).
+/// [`Addition::to_value`] is its JSON, for the tree path; `scim::render` writes the same bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Addition {
+    /// A user's direct groups (`groups`): each `{"value", "display", "type": "direct"}`.
+    Groups(Vec<store::users::GroupRef>),
+    /// The license verdict, in the seatbridge extension block.
+    Verdict(Verdict),
+}
+
+/// A user's license verdict as its seatbridge extension block shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// `seatPool`: the pool the user is in.
+    pub seat_pool: String,
+    pub entitled: bool,
+    /// `entitlementReason`.
+    pub reason: String,
+    /// `entitlementUpdated`, when the verdict last changed.
+    pub updated: Option<DateTime<Utc>>,
+}
+
+impl Addition {
+    /// The attribute's JSON.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Addition::Groups(groups) => groups
+                .iter()
+                .map(|g| json!({"value": g.id, "display": g.display_name, "type": "direct"}))
+                .collect(),
+            Addition::Verdict(v) => {
+                let mut verdict = json!({
+                    "seatPool": v.seat_pool,
+                    "entitled": v.entitled,
+                    "entitlementReason": v.reason,
+                });
+                if let Some(t) = &v.updated {
+                    verdict["entitlementUpdated"] = json!(format_datetime(t));
+                }
+                verdict
+            }
+        }
+    }
+}
 
 impl Document {
     /// The document as a tree, the added attributes merged in by [`merge_attribute`].
@@ -81,11 +128,11 @@ pub fn merge_attribute(stored: &mut Value, added: Value) {
 
 fn merge_added(doc: &mut Value, added: Added) {
     let Value::Object(obj) = doc else { return };
-    for (key, value) in added {
+    for (key, addition) in added {
         match obj.get_mut(key) {
-            Some(stored) => merge_attribute(stored, value),
+            Some(stored) => merge_attribute(stored, addition.to_value()),
             None => {
-                obj.insert(key.to_string(), value);
+                obj.insert(key.to_string(), addition.to_value());
             }
         }
     }
@@ -679,7 +726,7 @@ fn parse_doc(text: &str) -> Value {
 }
 
 /// A user as SCIM shows it: its stored text, left unparsed, and what the server adds to it.
-fn stored_user(row: user::Model, groups: Option<Vec<Value>>) -> StoredResource {
+fn stored_user(row: user::Model, groups: Option<Vec<store::users::GroupRef>>) -> StoredResource {
     let added = user_added(&row, groups);
     StoredResource {
         id: row.id,
@@ -695,20 +742,18 @@ fn stored_user(row: user::Model, groups: Option<Vec<Value>>) -> StoredResource {
 /// it). The verdict merges into the stored block, which keeps `seatType`, what the IdP asked
 /// for; `seatPool` is the pool the user is actually in (asked for, from a mapped group, or the
 /// default).
-fn user_added(row: &user::Model, groups: Option<Vec<Value>>) -> Added {
+fn user_added(row: &user::Model, groups: Option<Vec<store::users::GroupRef>>) -> Added {
     let mut added = Added::with_capacity(2);
     if let Some(g) = groups.filter(|g| !g.is_empty()) {
-        added.push(("groups", Value::Array(g)));
+        added.push(("groups", Addition::Groups(g)));
     }
-    let mut verdict = json!({
-        "seatPool": row.seat_type,
-        "entitled": row.entitled,
-        "entitlementReason": row.entitlement_reason,
-    });
-    if let Some(t) = &row.entitlement_updated {
-        verdict["entitlementUpdated"] = json!(format_datetime(t));
-    }
-    added.push((SEATBRIDGE_USER_SCHEMA, verdict));
+    let verdict = Verdict {
+        seat_pool: row.seat_type.clone(),
+        entitled: row.entitled,
+        reason: row.entitlement_reason.clone(),
+        updated: row.entitlement_updated,
+    };
+    added.push((SEATBRIDGE_USER_SCHEMA, Addition::Verdict(verdict)));
     added
 }
 

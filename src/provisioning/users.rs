@@ -165,7 +165,7 @@ impl Provisioning<'_> {
         let (row, groups) = users::find_with_groups(self.reads, &tenant.id, id)
             .await?
             .ok_or_else(|| user_not_found(id))?;
-        Ok(stored_user(row, Some(group_values(groups))))
+        Ok(stored_user(row, Some(groups)))
     }
 
     /// GET /Users with filter, sort and pagination.
@@ -313,8 +313,8 @@ impl Provisioning<'_> {
         rows.into_iter()
             .map(|(row, member_of)| {
                 let groups = match (&mut in_range, member_of) {
-                    (Some(by_user), _) => Some(group_values(by_user.remove(&row.id).unwrap_or_default())),
-                    (None, Some(json)) => Some(group_values(users::parse_member_of(Some(&json))?)),
+                    (Some(by_user), _) => Some(by_user.remove(&row.id).unwrap_or_default()),
+                    (None, Some(json)) => Some(users::parse_member_of(Some(&json))?),
                     (None, None) => None,
                 };
                 Ok(stored_user(row, groups))
@@ -345,13 +345,6 @@ fn user_not_found(id: &str) -> ScimError {
 }
 
 /// The reverse `groups` attribute of a user.
-fn group_values(groups: Vec<users::GroupRef>) -> Vec<Value> {
-    groups
-        .into_iter()
-        .map(|g| json!({"value": g.id, "display": g.display_name, "type": "direct"}))
-        .collect()
-}
-
 fn has_access(row: &user::Model) -> bool {
     events::has_access(row)
 }

@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod error;
 pub mod filter;
 pub mod http;
+pub mod json_out;
 pub mod list;
 pub mod patch;
 pub mod projection;

@@ -15,10 +15,11 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::json_out::{is_plain, write_datetime, write_str, write_value};
 use super::projection::Projection;
-use super::resource::{etag, format_datetime, render, ResourceMeta};
+use super::resource::{render, ResourceMeta};
 use super::schema::{AttributeDef, ResourceTypeDef, Returned, LIST_RESPONSE_SCHEMA};
-use crate::provisioning::{merge_attribute, Added, Document, StoredResource};
+use crate::provisioning::{merge_attribute, Added, Addition, Document, StoredResource};
 
 /// Renders a stored resource as a tree: `$ref`s, `meta`, then the projection.
 pub fn render_stored(rt: &ResourceTypeDef, stored: StoredResource, base: &str, projection: &Projection) -> Value {
@@ -91,7 +92,7 @@ fn write_resource(
         }
         out.truncate(start);
     }
-    write_json(out, &render_stored(rt, stored, base, projection));
+    write_value(out, &render_stored(rt, stored, base, projection));
 }
 
 fn meta_of(rt: &ResourceTypeDef, stored: &StoredResource, base: &str) -> ResourceMeta {
@@ -125,51 +126,87 @@ fn write_from_text(
     }
     let present = |id: &str| added_to(id).is_some() || members.iter().any(|(k, _)| *k == id);
     out.extend_from_slice(b"{\"schemas\":[");
-    write_json(out, &rt.core.id);
+    write_str(out, &rt.core.id);
     for ext in rt.extensions.iter().filter(|e| present(&e.id)) {
         out.push(b',');
-        write_json(out, &ext.id);
+        write_str(out, &ext.id);
     }
     out.extend_from_slice(b"],\"id\":");
-    write_json(out, &meta.id);
+    write_str(out, &meta.id);
     for (key, raw) in &members {
         out.push(b',');
-        write_json(out, key);
+        write_str(out, key);
         out.push(b':');
         match added_to(key) {
             Some(over) => {
                 let mut value = serde_json::from_str(raw.get()).ok()?;
-                merge_attribute(&mut value, over.clone());
+                merge_attribute(&mut value, over.to_value());
                 write_attribute(out, key, &value, base);
             }
             None if is_ref_list(key) => write_ref_list(out, key, &serde_json::from_str(raw.get()).ok()?, base),
             None => out.extend_from_slice(raw.get().as_bytes()),
         }
     }
-    for (key, value) in added.iter().filter(|(k, _)| !members.iter().any(|(m, _)| m == k)) {
+    for (key, addition) in added.iter().filter(|(k, _)| !members.iter().any(|(m, _)| m == k)) {
         out.push(b',');
-        write_json(out, key);
+        write_str(out, key);
         out.push(b':');
-        write_attribute(out, key, value, base);
+        write_addition(out, addition, base);
     }
     write_meta(out, rt, meta);
     out.push(b'}');
     Some(())
 }
 
+/// Writes what the tree path makes of an addition: [`Addition::to_value`], with `$ref`s.
+fn write_addition(out: &mut Vec<u8>, addition: &Addition, base: &str) {
+    match addition {
+        Addition::Groups(groups) => {
+            out.push(b'[');
+            for (i, g) in groups.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"value\":");
+                write_str(out, &g.id);
+                out.extend_from_slice(b",\"display\":");
+                write_str(out, &g.display_name);
+                out.extend_from_slice(b",\"type\":\"direct\",\"$ref\":");
+                write_ref(out, base, ("Groups", &g.id));
+                out.push(b'}');
+            }
+            out.push(b']');
+        }
+        Addition::Verdict(v) => {
+            out.extend_from_slice(b"{\"seatPool\":");
+            write_str(out, &v.seat_pool);
+            out.extend_from_slice(if v.entitled {
+                b",\"entitled\":true,\"entitlementReason\":"
+            } else {
+                b",\"entitled\":false,\"entitlementReason\":"
+            });
+            write_str(out, &v.reason);
+            if let Some(t) = &v.updated {
+                out.extend_from_slice(b",\"entitlementUpdated\":");
+                write_datetime(out, t);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
 /// `,"meta":{…}` with the members and order [`render`] gives it.
 fn write_meta(out: &mut Vec<u8>, rt: &ResourceTypeDef, meta: &ResourceMeta) {
     out.extend_from_slice(b",\"meta\":{\"resourceType\":");
-    write_json(out, rt.kind.name());
+    write_str(out, rt.kind.name());
     out.extend_from_slice(b",\"created\":");
-    write_json(out, &format_datetime(&meta.created));
+    write_datetime(out, &meta.created);
     out.extend_from_slice(b",\"lastModified\":");
-    write_json(out, &format_datetime(&meta.last_modified));
+    write_datetime(out, &meta.last_modified);
     out.extend_from_slice(b",\"location\":");
-    write_json(out, &meta.location);
-    out.extend_from_slice(b",\"version\":");
-    write_json(out, &etag(meta.version));
-    out.push(b'}');
+    write_str(out, &meta.location);
+    // The entity tag `W/"7"` as a JSON string (`etag` with its quotes escaped).
+    let _ = write!(out, ",\"version\":\"W/\\\"{}\\\"\"}}", meta.version);
 }
 
 /// Would the default projection keep this stored attribute exactly as it is?
@@ -207,7 +244,7 @@ fn write_attribute(out: &mut Vec<u8>, key: &str, value: &Value, base: &str) {
     if is_ref_list(key) {
         write_ref_list(out, key, value, base);
     } else {
-        write_json(out, value);
+        write_value(out, value);
     }
 }
 
@@ -216,7 +253,7 @@ fn write_attribute(out: &mut Vec<u8>, key: &str, value: &Value, base: &str) {
 /// into each element's map cost a list page 5 % of its instructions (callgrind).
 fn write_ref_list(out: &mut Vec<u8>, attr: &str, value: &Value, base: &str) {
     let Some(items) = value.as_array() else {
-        write_json(out, value);
+        write_value(out, value);
         return;
     };
     out.push(b'[');
@@ -224,38 +261,48 @@ fn write_ref_list(out: &mut Vec<u8>, attr: &str, value: &Value, base: &str) {
         if i > 0 {
             out.push(b',');
         }
-        let (Some(fields), Some(href)) = (item.as_object(), ref_of(item, attr, base)) else {
-            write_json(out, item);
+        let (Some(fields), Some(target)) = (item.as_object(), ref_target(item, attr)) else {
+            write_value(out, item);
             continue;
         };
         out.push(b'{');
+        let mut has_ref = false;
         for (j, (k, v)) in fields.iter().enumerate() {
             if j > 0 {
                 out.push(b',');
             }
-            write_json(out, k);
+            write_str(out, k);
             out.push(b':');
             if k == "$ref" {
-                write_json(out, &href);
+                has_ref = true;
+                write_ref(out, base, target);
             } else {
-                write_json(out, v);
+                write_value(out, v);
             }
         }
-        if !fields.contains_key("$ref") {
+        if !has_ref {
             if !fields.is_empty() {
                 out.push(b',');
             }
             out.extend_from_slice(b"\"$ref\":");
-            write_json(out, &href);
+            write_ref(out, base, target);
         }
         out.push(b'}');
     }
     out.push(b']');
 }
 
-/// Serializing a `Value` or a `str` into a `Vec` cannot fail.
-fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    let _ = serde_json::to_writer(out, value);
+/// Writes the `$ref` [`ref_of`] makes, as a JSON string, without building it first.
+fn write_ref(out: &mut Vec<u8>, base: &str, (endpoint, id): (&str, &str)) {
+    if !(is_plain(base) && is_plain(id)) {
+        write_str(out, &format!("{base}/{endpoint}/{id}"));
+        return;
+    }
+    out.push(b'"');
+    for part in [base, "/", endpoint, "/", id] {
+        out.extend_from_slice(part.as_bytes());
+    }
+    out.push(b'"');
 }
 
 /// Fills `$ref` of group members / user groups from the element's id and type.
@@ -278,13 +325,21 @@ fn add_ref_values(items: &mut Value, attr: &str, base: &str) {
 
 /// The `$ref` of a member or group element: from its id and type (`None` without an id).
 fn ref_of(item: &Value, attr: &str, base: &str) -> Option<String> {
-    let id = item.get("value").and_then(Value::as_str)?;
-    let endpoint = match item.get("type").and_then(Value::as_str) {
-        Some("Group") | Some("direct") if attr == "groups" => "Groups",
+    ref_target(item, attr).map(|(endpoint, id)| format!("{base}/{endpoint}/{id}"))
+}
+
+/// The endpoint and id a member or group element refers to (`None` without an id). The
+/// element's few members are searched in order: cheaper than hashing each key (`IndexMap`).
+fn ref_target<'a>(item: &'a Value, attr: &str) -> Option<(&'static str, &'a str)> {
+    let fields = item.as_object()?;
+    let field = |name: &str| fields.iter().find(|(k, _)| *k == name).and_then(|(_, v)| v.as_str());
+    let id = field("value")?;
+    let endpoint = match field("type") {
+        Some("direct") if attr == "groups" => "Groups",
         Some("Group") => "Groups",
         _ => "Users",
     };
-    Some(format!("{base}/{endpoint}/{id}"))
+    Some((endpoint, id))
 }
 
 /// The members of a JSON object, in order, each value left as its JSON text. Keys must be
@@ -312,21 +367,28 @@ impl<'de> Deserialize<'de> for Members<'de> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::provisioning::Verdict;
     use crate::scim::schema::{ResourceKind, SchemaRegistry, ENTERPRISE_USER_SCHEMA, SEATBRIDGE_USER_SCHEMA};
+    use crate::store::users::GroupRef;
     use chrono::{TimeZone, Utc};
     use serde_json::json;
 
     const BASE: &str = "https://sb.example/scim/v2/t";
 
+    /// `added`, given as the JSON the tree path shows, as typed additions.
     fn stored(text: &str, added: Value) -> StoredResource {
         let added = added
             .as_object()
             .unwrap()
             .iter()
-            .map(|(k, v)| (&*k.clone().leak(), v.clone()))
+            .map(|(k, v)| {
+                let addition = addition(k, v);
+                assert_eq!(&addition.to_value(), v, "the test's {k} is not what the server adds");
+                (&*k.clone().leak(), addition)
+            })
             .collect();
         StoredResource {
             id: "0193-id".into(),
@@ -337,6 +399,33 @@ mod tests {
             created: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
             last_modified: Utc.with_ymd_and_hms(2026, 2, 3, 4, 5, 6).unwrap(),
             version: 7,
+        }
+    }
+
+    fn addition(key: &str, v: &Value) -> Addition {
+        let text = |v: &Value| v.as_str().unwrap().to_string();
+        match key {
+            "groups" => Addition::Groups(
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|g| GroupRef {
+                        id: text(&g["value"]),
+                        display_name: text(&g["display"]),
+                    })
+                    .collect(),
+            ),
+            SEATBRIDGE_USER_SCHEMA => Addition::Verdict(Verdict {
+                seat_pool: text(&v["seatPool"]),
+                entitled: v["entitled"].as_bool().unwrap(),
+                reason: text(&v["entitlementReason"]),
+                updated: v.get("entitlementUpdated").map(|t| {
+                    chrono::DateTime::parse_from_rfc3339(t.as_str().unwrap())
+                        .unwrap()
+                        .with_timezone(&Utc)
+                }),
+            }),
+            other => panic!("the server adds no {other}"),
         }
     }
 
@@ -372,6 +461,13 @@ mod tests {
             (
                 json!({"userName": "bo", "active": false, "externalId": "x-1"}),
                 verdict(),
+            ),
+            (
+                json!({"userName": "cy"}),
+                json!({"groups": [{"value": "g1", "display": "Eng \"core\"\n", "type": "direct"},
+                                  {"value": "g2", "display": "Ops", "type": "direct"}],
+                       SEATBRIDGE_USER_SCHEMA: {"seatPool": "standard", "entitled": false, "entitlementReason": "inactive",
+                                                "entitlementUpdated": "2026-03-04T05:06:07.089Z"}}),
             ),
             (
                 json!({"userName": "quote\"slash\\ \u{e9}\u{1F600}\n", "displayName": "</script>"}),

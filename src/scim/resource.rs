@@ -5,7 +5,10 @@
 //! schema spells them, extension attributes under their schema URN, values type-checked, and
 //! nothing the client may not write (`id`, `meta`, read-only attributes, `password`).
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
+
+/// RFC 3339 with millisecond precision and `Z`, the form used in `meta` and in stored documents.
+pub use super::json_out::format_datetime;
 use serde_json::{Map, Value};
 use validator::ValidateEmail;
 
@@ -330,11 +333,6 @@ pub fn parse_bool(value: &Value) -> Option<bool> {
 
 fn type_error(path: &str, expected: &str) -> ScimError {
     ScimError::InvalidValue(format!("attribute '{path}' must be {expected}"))
-}
-
-/// RFC 3339 with millisecond precision and `Z`, the form used in `meta` and in stored documents.
-pub fn format_datetime(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Refuses a change to any attribute whose mutability is `immutable` once it has a value

@@ -13,6 +13,7 @@ pub mod filter_sql;
 pub mod groups;
 pub mod listing;
 pub mod page_cursors;
+mod pg_rows;
 pub mod point_reads;
 pub mod read_snapshots;
 pub mod seat_mappings;
