@@ -312,9 +312,11 @@ pub struct ServeArgs {
     /// Admin requests per principal (or logins per client IP) allowed in a burst above the rate.
     #[arg(long, env = "SEATBRIDGE_ADMIN_BURST", default_value_t = 200)]
     pub admin_burst: u32,
-    /// Connections in the database pool.
-    #[arg(long, env = "SEATBRIDGE_DB_MAX_CONNECTIONS", default_value_t = 16)]
-    pub db_max_connections: u32,
+    /// Connections in the database pool. Default: 16 on PostgreSQL; on SQLite twice the CPU
+    /// cores (reads by key and writes have connections of their own there; see
+    /// `store::default_pool_size`).
+    #[arg(long, env = "SEATBRIDGE_DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<u32>,
     /// SQLite only: page cache of each pooled connection, in KiB. The kernel caches the file
     /// once for all connections; a larger value multiplies memory by the pool size.
     #[arg(long, env = "SEATBRIDGE_SQLITE_CACHE_KIB", default_value_t = crate::config::DEFAULT_SQLITE_CACHE_KIB)]
@@ -572,7 +574,7 @@ async fn serve(database_url: String, args: ServeArgs) -> Result<(), CliError> {
         per_second: args.admin_rate,
         burst: args.admin_burst.max(1),
     });
-    config.db_max_connections = args.db_max_connections.max(1);
+    config.db_max_connections = args.db_max_connections.map(|n| n.max(1));
     config.sqlite_cache_kib = args.sqlite_cache_kib;
     config.check_index_users = args.check_index_users;
     config.db_statement_timeout = std::time::Duration::from_secs(args.db_statement_timeout_secs);

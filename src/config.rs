@@ -125,7 +125,8 @@ pub struct Config {
     /// the request's scheme and host are used.
     pub public_url: Option<String>,
     pub log_format: LogFormat,
-    pub db_max_connections: u32,
+    /// Pool size; `None`: [`crate::store::default_pool_size`] for the database.
+    pub db_max_connections: Option<u32>,
     pub db_busy_timeout: Duration,
     /// PostgreSQL only: the longest one statement may run (see [`DbSettings::statement_timeout`]).
     pub db_statement_timeout: Duration,
@@ -177,7 +178,7 @@ impl Default for Config {
             database_url: DEFAULT_DATABASE_URL.into(),
             public_url: None,
             log_format: LogFormat::Text,
-            db_max_connections: 16,
+            db_max_connections: None,
             db_busy_timeout: Duration::from_secs(5),
             db_statement_timeout: Duration::from_secs(DEFAULT_DB_STATEMENT_TIMEOUT_SECS),
             sqlite_cache_kib: DEFAULT_SQLITE_CACHE_KIB,
@@ -207,7 +208,9 @@ impl Config {
     pub fn db_settings(&self) -> DbSettings {
         DbSettings {
             url: self.database_url.clone(),
-            max_connections: self.db_max_connections,
+            max_connections: self
+                .db_max_connections
+                .unwrap_or_else(|| crate::store::default_pool_size(&self.database_url)),
             busy_timeout: self.db_busy_timeout,
             sqlite_cache_kib: self.sqlite_cache_kib,
             statement_timeout: self.db_statement_timeout,

@@ -107,6 +107,22 @@ pub struct DbSettings {
     pub statement_timeout: Duration,
 }
 
+/// The pool size when none is configured: 16 on PostgreSQL. On SQLite the pool serves only
+/// what may scan (filters without a key, counts, deep pages, the admin side): reads by key run
+/// on each worker thread's own connection and writes on one writer connection. Each pooled
+/// connection is a thread of its own, with its own page cache and, under load, its own malloc
+/// arena; past two per core they add memory, not throughput (100,000 users, `bench/RESULTS.md`:
+/// 16 connections 54–55 MiB after the deep-page scenario, 4 connections 42–43 MiB, at the same
+/// or better rates).
+pub fn default_pool_size(url: &str) -> u32 {
+    if url.starts_with("sqlite:") {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        u32::try_from(cores * 2).unwrap_or(u32::MAX).clamp(4, 16)
+    } else {
+        16
+    }
+}
+
 /// Opens a pool. SQLite gets WAL, `synchronous=NORMAL` (durable at checkpoints, safe in WAL), a
 /// busy timeout so concurrent writers queue instead of failing, and a per-connection page cache
 /// of `sqlite_cache_kib`.
@@ -293,4 +309,16 @@ pub fn now() -> chrono::DateTime<chrono::Utc> {
 /// `fmt::Formatter`, a call per token; this writes into the buffer directly.)
 pub fn doc_text(doc: &serde_json::Value) -> String {
     serde_json::to_string(doc).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_pools_follow_the_cores_and_postgres_pools_keep_sixteen() {
+        assert_eq!(default_pool_size("postgres://db/seatbridge"), 16);
+        let sqlite = default_pool_size("sqlite://seatbridge.db?mode=rwc");
+        assert!((4..=16).contains(&sqlite) && sqlite.is_multiple_of(2), "{sqlite}");
+    }
 }

@@ -13,7 +13,7 @@ use crate::helpers::*;
 async fn every_sqlite_connection_gets_the_configured_page_cache() {
     let app = TestApp::spawn_with(|c| {
         c.sqlite_cache_kib = 300;
-        c.db_max_connections = 3;
+        c.db_max_connections = Some(3);
     })
     .await;
     if app.db.get_database_backend() != DbBackend::Sqlite {
