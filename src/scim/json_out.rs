@@ -2,7 +2,7 @@
 //! with nothing to escape, and timestamps.
 //!
 //! `serde_json` escapes a string byte by byte through a lookup table, and chrono formats a
-//! timestamp through its general formatter: together 8–13 % of the instructions of a
+//! timestamp through its general formatter: together 7–13 % of the instructions of a
 //! `GET /Users/{id}` and of a list page (callgrind, `bench/RESULTS.md`). The output is the same
 //! bytes (unit tests compare the two, timestamps over random instants).
 
