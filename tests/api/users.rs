@@ -166,6 +166,33 @@ async fn pages_are_stable_and_sortable() {
     assert_eq!(capped["itemsPerPage"], json!(5));
 }
 
+/// Every page, in either order, is its slice of the whole list, groups included, whether it
+/// continues a walk or not.
+#[tokio::test]
+async fn every_page_is_its_slice_of_the_whole_list_in_either_order() {
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for i in 1..=7 {
+        ids.push(app.create_user(&format!("p{i}")).await);
+    }
+    app.create_group("odd", &[&ids[0], &ids[2], &ids[4], &ids[6]]).await;
+    for order in ["", "&sortOrder=descending"] {
+        let (_, all) = app.get(&format!("/Users?count=100{order}")).await;
+        let all = all["Resources"].as_array().unwrap().clone();
+        assert_eq!(all.len(), 7, "{order}");
+        // From the last page back (each page a jump), then forward (a walk).
+        for start in (1..=8usize).rev().chain([1, 4, 7]) {
+            let (status, page) = app.get(&format!("/Users?startIndex={start}&count=3{order}")).await;
+            assert_eq!(status, 200);
+            let want: Vec<&Value> = all.iter().skip(start - 1).take(3).collect();
+            let got: Vec<&Value> = page["Resources"].as_array().unwrap().iter().collect();
+            assert_eq!(got, want, "startIndex={start}{order}");
+            assert_eq!(page["totalResults"], json!(7));
+            assert_eq!(page["itemsPerPage"], json!(want.len()));
+        }
+    }
+}
+
 /// An IdP walks a list with startIndex 1, 3, 5, …; a user deleted from a page already served
 /// must not make the walk skip the next user, as `OFFSET` would (rows shift left by one).
 #[tokio::test]
