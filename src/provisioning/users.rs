@@ -344,7 +344,6 @@ fn user_not_found(id: &str) -> ScimError {
     ScimError::NotFound(format!("User '{id}' not found"))
 }
 
-/// The reverse `groups` attribute of a user.
 fn has_access(row: &user::Model) -> bool {
     events::has_access(row)
 }

@@ -571,7 +571,7 @@ fn parse_utc_timestamp(text: &str) -> Option<DateTime<Utc>> {
         nanos = number(end + 1, end + 1 + digits)? * 10u32.pow(9 - digits as u32);
         end += 1 + digits;
     }
-    if !matches!(&b[end..], b"" | b"Z" | b"+00:00") {
+    if !matches!(b.get(end..), Some(b"" | b"Z" | b"+00:00")) {
         return None;
     }
     let date = chrono::NaiveDate::from_ymd_opt(i32::try_from(number(0, 4)?).ok()?, number(5, 7)?, number(8, 10)?)?;
@@ -653,6 +653,8 @@ mod tests {
             "2026-11-26 06:24",
             "2026-11-26T06:24:51.Z",
             "2026-11-26T06:24:51.1234567890Z",
+            "2026-11-26T06:24:5",
+            "2026-11-26T06:24:",
             "+2026-11-26T06:24:51Z",
         ] {
             assert_eq!(parse_utc_timestamp(text), None, "{text}");
@@ -661,6 +663,20 @@ mod tests {
             parse_timestamp("2026-11-26T07:24:51.215+01:00").unwrap(),
             parse_timestamp("2026-11-26T06:24:51.215Z").unwrap()
         );
+    }
+
+    proptest::proptest! {
+        /// Never panics, and what it reads is what chrono reads from the same text.
+        #[test]
+        fn any_text_reads_as_chrono_reads_it_or_not_at_all(text in "[0-9]{4}-[0-1][0-9]-[0-3][0-9][T ][0-2][0-9]:[0-6][0-9]:[0-6][0-9](\\.[0-9]{0,10})?(Z|\\+00:00|\\+01:00)?|[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9:.]{0,18}|.{0,30}") {
+            if let Some(t) = parse_utc_timestamp(&text) {
+                let chrono = DateTime::parse_from_rfc3339(&text.replacen(' ', "T", 1))
+                    .map(|t| t.with_timezone(&Utc))
+                    .or_else(|_| NaiveDateTime::parse_from_str(&text, "%F %T%.f").map(|t| t.and_utc()))
+                    .or_else(|_| NaiveDateTime::parse_from_str(&text, "%FT%T%.f").map(|t| t.and_utc()));
+                proptest::prop_assert_eq!(Ok(t), chrono, "{}", text);
+            }
+        }
     }
 
     #[test]
