@@ -86,29 +86,25 @@ fn push_datetime(out: &mut Vec<u8>, t: &DateTime<Utc>) {
         out.extend_from_slice(t.to_rfc3339_opts(SecondsFormat::Millis, true).as_bytes());
         return;
     }
-    let digits = |out: &mut Vec<u8>, n: u32, width: usize| {
+    // Each field with its width and the character after it: `2026-12-08T01:37:00.123Z`.
+    let fields = [
+        (year.unsigned_abs(), 4, b'-'),
+        (t.month(), 2, b'-'),
+        (t.day(), 2, b'T'),
+        (t.hour(), 2, b':'),
+        (t.minute(), 2, b':'),
+        (t.second(), 2, b'.'),
+        (nanos / 1_000_000, 3, b'Z'),
+    ];
+    for (mut n, width, after) in fields {
         let mut buf = [b'0'; 4];
-        let mut n = n;
         for slot in buf[..width].iter_mut().rev() {
             *slot = b'0' + (n % 10) as u8;
             n /= 10;
         }
         out.extend_from_slice(&buf[..width]);
-    };
-    digits(out, year.unsigned_abs(), 4);
-    out.push(b'-');
-    digits(out, t.month(), 2);
-    out.push(b'-');
-    digits(out, t.day(), 2);
-    out.push(b'T');
-    digits(out, t.hour(), 2);
-    out.push(b':');
-    digits(out, t.minute(), 2);
-    out.push(b':');
-    digits(out, t.second(), 2);
-    out.push(b'.');
-    digits(out, nanos / 1_000_000, 3);
-    out.push(b'Z');
+        out.push(after);
+    }
 }
 
 #[cfg(test)]
